@@ -1,0 +1,1 @@
+"""Reference apps (vision, speech, health). Each app is a subpackage exposing ``APP`` (see ``sdk.apps``)."""

@@ -1,0 +1,42 @@
+"""Shared test policy.
+
+With ``CI=true`` a skip is only allowed for missing hardware: the reason must start with
+``hardware:`` (use ``skip_hardware``). Any other skip (a missing package or tool) fails the test,
+because CI installs every dependency.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def skip_hardware(what: str) -> None:
+    """Skip because the machine lacks ``what`` (a camera, a sound card, a GPU)."""
+    pytest.skip(f"hardware: no {what} on this machine")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+        if "hardware:" not in reason:
+            report.outcome = "failed"
+            report.longrepr = f"skipped in CI for a reason other than missing hardware: {reason}"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (the reference data sets); skips outside CI when absent."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path}")
+    return path
