@@ -1,0 +1,129 @@
+"""Make precision variants of an fp32 ONNX model: fp16 (onnxconverter-common, fp32 I/O kept) and
+int8 QDQ (ONNX Runtime ``quantize_static`` with a calibration reader), plus a helper that writes a
+whole model folder with its manifest.
+
+    make_fp16("m.fp32.onnx", "m.fp16.onnx")
+    make_int8("m.fp32.onnx", "m.int8.onnx", calibration=[x0, x1, ...])   # float arrays, model input shape
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.errors import ModelError
+from sdk.models.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def _load(path: str | Path) -> Any:
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"{path}: not a readable ONNX model ({e})") from None
+
+
+def make_fp16(src: str | Path, dst: str | Path) -> Path:
+    """fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``)."""
+    import onnx
+    from onnxconverter_common import float16
+
+    model = float16.convert_float_to_float16(_load(src), keep_io_types=True)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+    return dst
+
+
+class _Reader:
+    """A ``CalibrationDataReader`` over float arrays for the model's single input."""
+
+    def __init__(self, name: str, arrays: Iterable[np.ndarray]) -> None:
+        self._it = iter({name: np.asarray(a, np.float32)} for a in arrays)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def make_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray] | None = None, *,
+              per_channel: bool = True, samples: int = 16, seed: int = 0) -> Path:
+    """int8 QDQ (int8 weights, per channel; int8 activations, MinMax calibration) via ``quantize_static``.
+
+    ``calibration``: float arrays of the model input's shape; default ``samples`` uniform 0..1
+    arrays (fine for tests; calibrate real models on real data)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    model = _load(src)
+    inp = model.graph.input[0]
+    shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+    if calibration is None:
+        rng = np.random.default_rng(seed)
+        calibration = [rng.random(shape, dtype=np.float32) for _ in range(samples)]
+    reader = _Reader(inp.name, calibration)
+    CalibrationDataReader.register(_Reader)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+                            calibrate_method=CalibrationMethod.MinMax, **_tmp_kw(tmp))
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"{src}: int8 quantization failed ({e})") from None
+    return dst
+
+
+def _tmp_kw(tmp: str) -> dict[str, Any]:
+    import inspect
+
+    from onnxruntime.quantization import quantize_static
+
+    return {"calibration_data_reader_tmp": tmp} if "calibration_data_reader_tmp" in inspect.signature(
+        quantize_static).parameters else {}
+
+
+def make_model_folder(folder: str | Path, fp32: str | Path, name: str, *, tiers: Sequence[str] = ("fp32", "int8"),
+                      calibration: Iterable[np.ndarray] | None = None, labels: Sequence[str] = (),
+                      layout: str = "NCHW") -> Manifest:
+    """Write ``folder`` with ``model.<tier>.onnx`` for each tier (``fp32``, ``fp16``, ``int8``) and a
+    ``manifest.json`` for the onnxruntime backend (add other backends' variants with ``add_variant``)."""
+    import shutil
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = _load(fp32)
+    inp, out = model.graph.input[0], model.graph.output
+    shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
+    m = Manifest(name=name, labels=list(labels),
+                 input={"name": inp.name, "shape": shape, "layout": layout, "dtype": "float32"},
+                 output={"decoder": "softmax", "names": [o.name for o in out]})
+    calib = list(calibration) if calibration is not None else None
+    for tier in tiers:
+        file = folder / f"model.{tier}.onnx"
+        if tier == "fp32":
+            if Path(fp32).resolve() != file.resolve():
+                shutil.copyfile(fp32, file)
+        elif tier == "fp16":
+            make_fp16(fp32, file)
+        elif tier == "int8":
+            make_int8(fp32, file, calib)
+        else:
+            raise ModelError(f"make_model_folder: cannot make tier {tier!r} (fp32, fp16, int8)")
+        m.add_variant(tier, file.name, "onnxruntime", folder=folder)
+    m.save(folder)
+    return m
