@@ -1,0 +1,395 @@
+"""``Pipeline``: source → stages → sinks, each in its own thread, joined by bounded queues.
+
+Threads: one reads the source, one per ``Stage``, one writes every sink. Each stage has exactly
+one worker and every queue is FIFO, so items leave in source order (drops remove items, they
+never reorder them). Shutdown:
+
+* source end: an ``END`` marker follows the last item; each thread drains its queue, passes the
+  marker on and exits.
+* ``stop()`` (any thread), Ctrl-C (SIGINT while ``run()`` runs in the main thread), a
+  ``StopPipeline`` raised by a stage or sink, or a stage error with ``on_error="stop"``: every
+  queue is closed at once, items still queued are counted as ``discarded``.
+
+In every case the threads are joined and the source and sinks closed before ``run()``/``join()``
+return; an error is then raised as ``PipelineError`` naming its stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdk.errors import ConfigError, EmberError, PipelineError
+from sdk.events import EventBus, default_bus
+from sdk.pipeline.queues import END, StageQueue, resolve_policy
+from sdk.pipeline.stats import PipelineStats, RateMeter, RollingWindow, stage_latencies
+from sdk.sources.base import Item, Source
+
+log = logging.getLogger(__name__)
+
+SOURCE_GRACE_S = 1.0  # after stop(), how long a source blocked in a read gets before it is closed
+
+
+class StopPipeline(Exception):
+    """Raise from a stage or sink to end the pipeline cleanly (stop reason ``"stop"``, no error)."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step ``fn(value) -> value``; the first stage receives ``item.data``.
+
+    ``policy``/``queue_size`` override the pipeline's for this stage's input queue.
+    """
+
+    name: str
+    fn: Callable[[Any], Any]
+    policy: str | None = None
+    queue_size: int | None = None
+
+
+@dataclass(eq=False)
+class Packet:
+    """What flows through the pipeline and reaches the sinks."""
+
+    item: Item
+    value: Any
+    timings: dict[str, float] = field(default_factory=dict)  # stage name -> ms
+    latency_ms: float = float("nan")  # source timestamp -> handed to the sinks
+
+
+def sink_name(sink: Any) -> str:
+    return "sink:" + str(getattr(sink, "name", None) or type(sink).__name__)
+
+
+class Pipeline:
+    """Run ``source`` through ``stages`` into ``sinks``; see the module docstring for the threads.
+
+    ``source``: a Source or a URI for ``open_source``. ``policy``: ``auto`` (``drop_oldest`` when
+    ``source.meta["live"]``, else ``block``), ``block`` or ``drop_oldest``. ``on_error``: ``stop``
+    (raise ``PipelineError`` from ``run``) or ``skip`` (drop the item, count it in
+    ``stats().errors``). Every error is also published as a ``pipeline.error`` event on ``bus``
+    (default: ``sdk.events.default_bus``; with ``skip`` at most one per stage per second).
+    """
+
+    def __init__(self, source: Source | str, stages: Sequence[Stage] = (), sinks: Sequence[Any] = (),
+                 policy: str = "auto", queue_size: int = 8, on_error: str = "stop",
+                 bus: EventBus | None = None, name: str = "pipeline", stats_window: int = 512) -> None:
+        if isinstance(source, str):
+            from sdk.sources.registry import open_source
+
+            source = open_source(source)
+        if on_error not in ("stop", "skip"):
+            raise ConfigError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names) or any(n == "source" or n.startswith("sink:") for n in names):
+            raise ConfigError(f"stage names must be unique and not 'source' or 'sink:*': {names}")
+        self.source = source
+        self.stages = list(stages)
+        self.sinks = list(sinks)
+        self.on_error = on_error
+        self.bus = bus if bus is not None else default_bus
+        self.name = name
+        live = bool(source.meta.get("live", False))
+        resolve_policy(policy, live)  # validates
+        self._queues = [StageQueue(s.name, s.queue_size or queue_size, resolve_policy(s.policy or policy, live))
+                        for s in self.stages]
+        self._queues.append(StageQueue("sinks", queue_size, resolve_policy(policy, live)))
+        self._windows = {s.name: RollingWindow(stats_window) for s in self.stages}
+        self._windows["sinks"] = RollingWindow(stats_window)
+        self._latency = RollingWindow(stats_window)
+        self._rate = RateMeter()
+        self._errors: dict[str, int] = {}
+        self._last_event: dict[str, float] = {}
+        self._items_in = 0
+        self._items_out = 0
+        self._discarded = 0  # items in a thread's hands when StopPipeline was raised
+        self._threads: list[threading.Thread] = []
+        self._stop_reason: str | None = None
+        self._failure: tuple[str, BaseException] | None = None
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._t_start = self._t_end = 0.0
+        self._started = self._finished = False
+        self._opened: list[Any] = []
+
+    # ----------------------------------------------------------------- control
+    def start(self) -> Pipeline:
+        """Open the source and sinks, then start the threads; returns at once."""
+        if self._started:
+            raise PipelineError("pipeline", "already started; a Pipeline runs once, make a new one")
+        self._started = True
+        self._open_all()
+        self._t_start = time.monotonic()
+        targets: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [("source", self._source_loop, ())]
+        for i, stage in enumerate(self.stages):
+            targets.append((stage.name, self._stage_loop, (stage, self._queues[i], self._queues[i + 1])))
+        targets.append(("sinks", self._sink_loop, ()))
+        for tname, fn, args in targets:
+            t = threading.Thread(target=fn, args=args, name=f"{self.name}:{tname}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def stop(self, reason: str = "stop") -> None:
+        """Ask the pipeline to stop now (safe from any thread or a signal handler); returns at once."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._abort.set()
+        for q in self._queues:
+            q.close()
+
+    def join(self, timeout: float | None = None) -> PipelineStats:
+        """Wait for the end, join the threads, close source and sinks; raise ``PipelineError`` on failure.
+
+        With ``timeout`` (s), returns the current stats if still running then.
+        """
+        if not self._started:
+            raise PipelineError("pipeline", "join() before start(); use run() or start() first")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self._threads[1:]:  # stages and sinks end promptly once the queues close
+            while t.is_alive():
+                if deadline is not None and time.monotonic() >= deadline:
+                    return self.stats()
+                t.join(0.1)
+        self._join_source()
+        return self._finish()
+
+    def run(self, on_stats: Callable[[PipelineStats], None] | None = None,
+            stats_every: float = 5.0) -> PipelineStats:
+        """``start()`` then block until the source ends, ``stop()``, Ctrl-C or an error.
+
+        In the main thread SIGINT stops the pipeline cleanly (stop reason ``interrupt``) instead of
+        raising ``KeyboardInterrupt``. ``on_stats`` is called with ``stats()`` every ``stats_every``
+        seconds from the calling thread.
+        """
+        previous = self._install_sigint()
+        try:
+            self.start()
+            try:
+                self._wait(on_stats, stats_every)
+            except BaseException:  # on_stats failed: still shut down cleanly, then re-raise
+                self.stop()
+                with contextlib.suppress(PipelineError):
+                    self.join()
+                raise
+            return self.join()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _wait(self, on_stats: Callable[[PipelineStats], None] | None, stats_every: float) -> None:
+        next_report = time.monotonic() + stats_every
+        while any(t.is_alive() for t in self._threads[1:]):
+            self._threads[-1].join(0.05)  # short waits so SIGINT is handled promptly
+            if on_stats is not None and time.monotonic() >= next_report:
+                next_report += stats_every
+                on_stats(self.stats())
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._finished
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.join()
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> PipelineStats:
+        """A consistent-enough snapshot, cheap to take from any thread at any time."""
+        now = time.monotonic()
+        end = self._t_end if self._finished else now
+        elapsed = max(end - self._t_start, 0.0) if self._started else 0.0
+        p50, p95 = self._latency.percentiles(50, 95)
+        return PipelineStats(
+            running=self.running, stop_reason=self._stop_reason if self._finished else None,
+            elapsed_s=elapsed, items_in=self._items_in, items_out=self._items_out,
+            fps=self._rate.rate(now) if not self._finished else self._rate.rate(self._t_end),
+            fps_overall=self._items_out / elapsed if elapsed > 0 else 0.0,
+            latency_p50_ms=p50, latency_p95_ms=p95,
+            stages=stage_latencies(self._windows.items()),
+            dropped={q.name: q.dropped for q in self._queues},
+            errors=dict(self._errors), discarded=self._discarded + sum(q.discarded for q in self._queues),
+            queue_depths={q.name: len(q) for q in self._queues},
+            policies={q.name: q.policy for q in self._queues},
+            source=_source_stats(self.source),
+        )
+
+    # ---------------------------------------------------------------- threads
+    def _source_loop(self) -> None:
+        put = self._queues[0].put
+        abort = self._abort
+        try:
+            for item in self.source:
+                self._items_in += 1
+                if not put(Packet(item, item.data)) or abort.is_set():
+                    break
+        except Exception as e:  # noqa: BLE001 - reported with the stage name
+            if not abort.is_set():  # errors after stop() come from closing a blocked source
+                self._fail("source", e, None, fatal=True)
+        finally:
+            put(END)
+
+    def _stage_loop(self, stage: Stage, qin: StageQueue, qout: StageQueue) -> None:
+        get, put, fn, name = qin.get, qout.put, stage.fn, stage.name
+        add = self._windows[name].add
+        clock = time.perf_counter
+        while True:
+            pkt = get()
+            if pkt is END:
+                put(END)
+                return
+            t0 = clock()
+            try:
+                pkt.value = fn(pkt.value)
+            except Exception as e:  # noqa: BLE001 - reported with the stage name
+                if self._fail(name, e, pkt):
+                    continue
+                put(END)
+                return
+            ms = (clock() - t0) * 1000.0
+            pkt.timings[name] = ms
+            add(ms)
+            put(pkt)
+
+    def _sink_loop(self) -> None:
+        get = self._queues[-1].get
+        sinks = [(sink_name(s), s) for s in self.sinks]
+        add_sink, add_latency, mark = self._windows["sinks"].add, self._latency.add, self._rate.mark
+        clock, monotonic = time.perf_counter, time.monotonic
+        while True:
+            pkt = get()
+            if pkt is END:
+                return
+            now = monotonic()
+            pkt.latency_ms = (now - pkt.item.timestamp) * 1000.0
+            t0 = clock()
+            ok = True
+            for name, sink in sinks:
+                try:
+                    sink.write(pkt)
+                except Exception as e:  # noqa: BLE001 - reported with the sink name
+                    ok = False
+                    if not self._fail(name, e, pkt):
+                        return
+                    break
+            if ok:
+                add_sink((clock() - t0) * 1000.0)
+                add_latency(pkt.latency_ms)
+                mark(now)
+                self._items_out += 1
+
+    # ---------------------------------------------------------------- helpers
+    def _fail(self, stage: str, exc: BaseException, pkt: Packet | None, fatal: bool = False) -> bool:
+        """Count and report an error; True when the item is skipped and the thread goes on."""
+        if isinstance(exc, StopPipeline):
+            self._count_discard(pkt)
+            self.stop("stop")
+            return False
+        self._errors[stage] = self._errors.get(stage, 0) + 1
+        skip = self.on_error == "skip" and not fatal
+        seq = pkt.item.seq if pkt is not None else None
+        now = time.monotonic()
+        if not skip or now - self._last_event.get(stage, -1e9) >= 1.0:
+            self._last_event[stage] = now
+            self.bus.publish("pipeline.error", pipeline=self.name, stage=stage, error=type(exc).__name__,
+                             message=str(exc), seq=seq, action="skip" if skip else "stop",
+                             count=self._errors[stage])
+        if skip:
+            log.debug("%s: stage %r failed on item %s, skipped: %r", self.name, stage, seq, exc)
+            return True
+        log.error("%s: stage %r failed on item %s: %r", self.name, stage, seq, exc)
+        with self._lock:
+            if self._failure is None:
+                self._failure = (stage, exc)
+        self.stop("error")
+        return False
+
+    def _count_discard(self, pkt: Packet | None) -> None:
+        if pkt is not None:
+            with self._lock:
+                self._discarded += 1
+
+    def _open_all(self) -> None:
+        try:
+            self.source.open()
+            self._opened.append(self.source)
+            for sink in self.sinks:
+                try:
+                    sink.open()
+                except EmberError:
+                    raise
+                except Exception as e:
+                    raise PipelineError(sink_name(sink), f"cannot open: {type(e).__name__}: {e}") from e
+                self._opened.append(sink)
+        except BaseException:
+            self._close_all()
+            self._finished = True
+            raise
+
+    def _close_all(self) -> list[tuple[str, BaseException]]:
+        problems = []
+        for obj in reversed(self._opened):
+            try:
+                obj.close()
+            except Exception as e:  # noqa: BLE001 - every sink still gets closed
+                label = "source" if obj is self.source else sink_name(obj)
+                log.error("%s: closing %s failed: %r", self.name, label, e)
+                self.bus.publish("pipeline.error", pipeline=self.name, stage=label, error=type(e).__name__,
+                                 message=str(e), seq=None, action="close", count=1)
+                problems.append((label, e))
+        self._opened.clear()
+        return problems
+
+    def _join_source(self) -> None:
+        t = self._threads[0]
+        t.join(SOURCE_GRACE_S if self._abort.is_set() else None)
+        if t.is_alive():  # blocked in a read: closing the source unblocks it
+            try:
+                self.source.close()
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: closing the blocked source failed: %r", self.name, e)
+            t.join(2.0)
+            if t.is_alive():
+                log.warning("%s: the source thread is still blocked after close(); left as daemon",
+                            self.name)
+
+    def _finish(self) -> PipelineStats:
+        if not self._finished:
+            self._t_end = time.monotonic()
+            with self._lock:
+                if self._stop_reason is None:
+                    self._stop_reason = "end"
+            problems = self._close_all()
+            self._finished = True
+            if self._failure is None and problems:
+                self._failure = problems[0]
+        stats = self.stats()
+        if self._failure is not None:
+            stage, exc = self._failure
+            raise PipelineError(stage, f"{type(exc).__name__}: {exc}") from exc
+        return stats
+
+    def _install_sigint(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            log.warning("%s: interrupted, stopping", self.name)
+            self.stop("interrupt")
+
+        return signal.signal(signal.SIGINT, on_sigint)
+
+
+def _source_stats(source: Any) -> dict[str, Any]:
+    stats = getattr(source, "stats", None)
+    return stats.as_dict() if hasattr(stats, "as_dict") else {}
