@@ -35,6 +35,7 @@ class SourceStats:
     reconnects: int = 0
     overflows: int = 0
     gaps: int = 0
+    malformed: int = 0  # input records that could not be parsed and were skipped (serial lines)
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -56,7 +57,7 @@ class Source(Protocol):
 
     def __iter__(self) -> Iterator[Item]: ...
 
-    def __enter__(self) -> Source: ...
+    def __enter__(self) -> Source: ...  # noqa: PYI034
 
     def __exit__(self, *exc: object) -> None: ...
 
@@ -97,7 +98,7 @@ class BaseSource:
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    def __enter__(self) -> BaseSource:
+    def __enter__(self) -> BaseSource:  # noqa: PYI034
         self.open()
         return self
 

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import urlsplit
 
 from sdk.errors import SourceError
 from sdk.sources.base import Source
+from sdk.sources.uri import parse_uri
 
 # scheme -> "module:factory"; the factory is called as factory(uri, **opts).
-_SCHEMES: dict[str, str] = {}
+_SCHEMES: dict[str, str] = {
+    "file": "sdk.sources.files:open_file",
+    "v4l2": "sdk.sources.camera:open_camera",
+    "csi": "sdk.sources.camera:open_camera",
+    "rtsp": "sdk.sources.camera:open_camera",
+    "rtsps": "sdk.sources.camera:open_camera",
+    "http": "sdk.sources.camera:open_camera",
+    "https": "sdk.sources.camera:open_camera",
+    "mic": "sdk.sources.audio:open_mic",
+    "serial": "sdk.sources.sensors:open_serial",
+    "csv": "sdk.sources.sensors:open_csv",
+    "wfdb": "sdk.sources.sensors:open_wfdb",
+    "synthetic": "sdk.sources.synthetic:open_synthetic",
+}
 
 
 def register_scheme(scheme: str, target: str) -> None:
@@ -40,9 +53,4 @@ def open_source(uri: str, **opts: Any) -> Source:
 
 
 def _scheme_of(uri: str) -> str:
-    if uri.isdigit():
-        return "v4l2"
-    parts = urlsplit(uri)
-    if not parts.scheme or len(parts.scheme) == 1:  # a bare path (or a Windows drive letter)
-        return "file"
-    return parts.scheme.lower()
+    return parse_uri(uri).scheme
