@@ -71,7 +71,7 @@ class OnnxInfer:
         opts.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             raise ModelError(f"{path}: ONNX Runtime cannot load it: {e}") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

@@ -4,8 +4,8 @@ Threads: one reads the source, one per ``Stage``, one writes every sink. Each st
 one worker and every queue is FIFO, so items leave in source order (drops remove items, they
 never reorder them). Shutdown:
 
-* source end: an ``END`` marker follows the last item; each thread drains its queue, passes the
-  marker on and exits.
+* source end (or a source error): an ``END`` marker follows the last item; each thread drains its
+  queue, passes the marker on and exits.
 * ``stop()`` (any thread), Ctrl-C (SIGINT while ``run()`` runs in the main thread), a
   ``StopPipeline`` raised by a stage or sink, or a stage error with ``on_error="stop"``: every
   queue is closed at once, items still queued are counted as ``discarded``.
@@ -196,7 +196,7 @@ class Pipeline:
     def running(self) -> bool:
         return self._started and not self._finished
 
-    def __enter__(self) -> Pipeline:
+    def __enter__(self) -> Pipeline:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -295,7 +295,8 @@ class Pipeline:
             self._count_discard(pkt)
             self.stop("stop")
             return False
-        self._errors[stage] = self._errors.get(stage, 0) + 1
+        if pkt is not None:  # a failed item (a source error is not an item: it ends the input)
+            self._errors[stage] = self._errors.get(stage, 0) + 1
         skip = self.on_error == "skip" and not fatal
         seq = pkt.item.seq if pkt is not None else None
         now = time.monotonic()
@@ -303,15 +304,20 @@ class Pipeline:
             self._last_event[stage] = now
             self.bus.publish("pipeline.error", pipeline=self.name, stage=stage, error=type(exc).__name__,
                              message=str(exc), seq=seq, action="skip" if skip else "stop",
-                             count=self._errors[stage])
+                             count=self._errors.get(stage, 1))
+            if skip:
+                log.warning("%s: stage %r failed on item %s, skipped (counted; at most one such log "
+                            "a second): %r", self.name, stage, seq, exc)
         if skip:
-            log.debug("%s: stage %r failed on item %s, skipped: %r", self.name, stage, seq, exc)
             return True
         log.error("%s: stage %r failed on item %s: %r", self.name, stage, seq, exc)
         with self._lock:
             if self._failure is None:
                 self._failure = (stage, exc)
-        self.stop("error")
+            if self._stop_reason is None and stage == "source":
+                self._stop_reason = "error"
+        if stage != "source":  # a source error lets the items already read drain to the sinks
+            self.stop("error")
         return False
 
     def _count_discard(self, pkt: Packet | None) -> None:
@@ -376,6 +382,8 @@ class Pipeline:
         stats = self.stats()
         if self._failure is not None:
             stage, exc = self._failure
+            if isinstance(exc, PipelineError) and exc.stage == stage:
+                raise exc
             raise PipelineError(stage, f"{type(exc).__name__}: {exc}") from exc
         return stats
 

@@ -12,7 +12,7 @@ from sdk.errors import PipelineError
 def as_bgr_frame(data: Any, label: str) -> np.ndarray:
     """A writable H×W×3 uint8 copy of ``data`` (gray and BGRA are converted); clear error otherwise."""
     arr = np.asarray(data)
-    if arr.ndim == 2:
+    if arr.ndim == 2 and arr.dtype == np.uint8:  # gray; a 2-D float block is audio/sensor samples
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[:, :, :3]
@@ -28,8 +28,12 @@ def as_bgr_frame(data: Any, label: str) -> np.ndarray:
 
 
 def describe_value(value: Any, max_len: int = 60) -> str:
-    """Short text for a result: dicts as ``k=v``, score vectors as ``#argmax p=max``."""
-    if isinstance(value, dict):
+    """Short text for a result: ``label score`` for a classification dict, other dicts as ``k=v``,
+    score vectors as ``#argmax p=max``."""
+    if isinstance(value, dict) and "label" in value:  # a classification result (see classify.TopK)
+        score = value.get("score")
+        text = f"{value['label']}" + (f" {float(score):.2f}" if score is not None else "")
+    elif isinstance(value, dict):
         text = " ".join(f"{k}={_short(v)}" for k, v in value.items())
     elif isinstance(value, (np.ndarray, list, tuple)) and np.size(value) > 1:
         arr = np.asarray(value, dtype=np.float64).ravel() if _numeric(value) else None

@@ -32,8 +32,19 @@ class StageQueue:
     and items left inside are counted in ``discarded``.
     """
 
-    __slots__ = ("name", "maxsize", "policy", "dropped", "discarded", "_items", "_lock",
-                 "_not_empty", "_not_full", "_closed", "_drop")
+    __slots__ = (
+        "_closed",
+        "_drop",
+        "_items",
+        "_lock",
+        "_not_empty",
+        "_not_full",
+        "discarded",
+        "dropped",
+        "maxsize",
+        "name",
+        "policy",
+    )
 
     def __init__(self, name: str, maxsize: int, policy: str) -> None:
         if maxsize < 1:

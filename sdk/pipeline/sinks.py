@@ -49,7 +49,7 @@ class BaseSink:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> BaseSink:
+    def __enter__(self) -> BaseSink:  # noqa: PYI034
         self.open()
         return self
 
