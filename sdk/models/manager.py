@@ -180,7 +180,7 @@ class ModelManager:
                     lv.close()
             self._retiring = None
 
-    def __enter__(self) -> ModelManager:
+    def __enter__(self) -> ModelManager:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

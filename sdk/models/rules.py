@@ -76,7 +76,7 @@ class Expression:
     def __call__(self, values: Mapping[str, Any]) -> bool:
         return self._eval(self._tree, values) is True
 
-    def _eval(self, node: ast.AST, v: Mapping[str, Any]) -> Any:  # noqa: PLR0911 - one branch per node type
+    def _eval(self, node: ast.AST, v: Mapping[str, Any]) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
