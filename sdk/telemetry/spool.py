@@ -1,0 +1,252 @@
+"""The store-and-forward spool: every outgoing message is committed here before it is sent and
+deleted only when the broker acknowledges it.
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit is durable when ``put`` returns, a crash or
+SIGKILL at any moment leaves the last committed state (the WAL is replayed on open), deletes by id
+(acks arrive per message) are cheap, and readers (``ember fleet report --spool``) can open it while a
+device writes. The message id is ``INTEGER PRIMARY KEY AUTOINCREMENT``, so it is never reused and
+serves as the persistent, monotonically increasing sequence number. Each row carries a CRC-32 of its
+payload; ``verify()`` checks them and SQLite's own structure.
+
+Bounded by ``max_bytes`` of payload. When full, the oldest ``telemetry`` rows go first (counted);
+if only ``drift``/``event`` rows remain, policy ``drop_oldest`` deletes the oldest of those (counted
+as ``lost_critical`` and reported), policy ``refuse`` rejects the new message (counted as ``refused``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdk.errors import TelemetryError
+
+CRITICAL = ("drift", "event")
+COUNTERS = ("dropped_telemetry", "lost_critical", "refused", "disk_full", "denied", "corrupt")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+  kind TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """One spooled message; ``id`` is its sequence number."""
+
+    id: int
+    topic: str
+    kind: str
+    qos: int
+    payload: bytes
+    created: float
+
+
+class Spool:
+    """A bounded, crash-safe FIFO of MQTT messages (thread-safe; one writing process per file)."""
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 64 * 1024 * 1024,
+                 full_policy: str = "drop_oldest") -> None:
+        self.path = Path(path)
+        self.max_bytes = int(max_bytes)
+        self.full_policy = full_policy
+        self._lock = threading.RLock()
+        self._db = _connect(self.path)
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT COALESCE(SUM(length(payload)), 0), COUNT(*) FROM messages").fetchone()
+            self.bytes, self.count = int(row[0]), int(row[1])
+            seq = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+            self._next_id = (int(seq[0]) if seq else 0) + 1
+            self.counters = {name: 0 for name in COUNTERS}
+            self.counters.update(dict(self._db.execute("SELECT name, value FROM counters").fetchall()))
+
+    def put(self, topic: str, kind: str, body: dict[str, Any], qos: int = 1) -> int | None:
+        """Commit one message; ``body`` gets ``"seq"`` = the returned id. None when refused or the
+        disk is full (both counted in ``counters``)."""
+        with self._lock:
+            seq = self._next_id
+            payload = json.dumps({**body, "seq": seq}, separators=(",", ":"), default=_jsonable).encode()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if not self._make_room(len(payload), kind):
+                    self._db.execute("COMMIT")
+                    return None
+                self._db.execute("INSERT INTO messages (id, topic, kind, qos, payload, crc, created) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (seq, topic, kind, qos, payload, zlib.crc32(payload), time.time()))
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                if "full" in str(e):
+                    self._bump_memory("disk_full")
+                    return None
+                raise TelemetryError(f"spool {self.path}: cannot write ({e})") from None
+            self._next_id = seq + 1
+            self.bytes += len(payload)
+            self.count += 1
+            return seq
+
+    def _make_room(self, size: int, kind: str) -> bool:
+        while self.bytes + size > self.max_bytes:
+            if self._drop_oldest(("telemetry",)):
+                continue
+            if kind == "telemetry":
+                self._bump("dropped_telemetry")
+                return False
+            if self.full_policy == "refuse" or not self._drop_oldest(CRITICAL, counter="lost_critical"):
+                self._bump("refused")
+                return False
+        return True
+
+    def _drop_oldest(self, kinds: tuple[str, ...], counter: str = "dropped_telemetry") -> bool:
+        marks = ",".join("?" * len(kinds))
+        row = self._db.execute(f"SELECT id, length(payload) FROM messages WHERE kind IN ({marks}) "
+                               "ORDER BY id LIMIT 1", kinds).fetchone()
+        if row is None:
+            return False
+        self._db.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+        self.bytes -= int(row[1])
+        self.count -= 1
+        self._bump(counter)
+        return True
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        """Count inside the caller's transaction."""
+        self.counters[name] = self.counters.get(name, 0) + n
+        self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
+                         "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, self.counters[name]))
+
+    def _bump_memory(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def count_event(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to a persistent counter (e.g. ``denied``)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._bump(name, n)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError:
+                self._rollback()
+                self._bump_memory(name)
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass
+
+    def pending(self, after: int = 0, limit: int = 64) -> list[Spooled]:
+        """Up to ``limit`` messages with id > ``after``, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, topic, kind, qos, payload, crc, created FROM messages "
+                                    "WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        out = []
+        for id_, topic, kind, qos, payload, crc, created in rows:
+            if zlib.crc32(payload) != crc:
+                self._quarantine(id_)
+                continue
+            out.append(Spooled(id_, topic, kind, qos, bytes(payload), created))
+        return out
+
+    def _quarantine(self, id_: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM messages WHERE id = ?", (id_,))
+            self.count_event("corrupt")
+
+    def ack(self, ids: Iterable[int]) -> int:
+        """Delete acknowledged messages (one transaction); returns how many were still there."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._lock:
+            marks = ",".join("?" * len(ids))
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                size, n = self._db.execute(f"SELECT COALESCE(SUM(length(payload)), 0), COUNT(*) FROM messages "
+                                           f"WHERE id IN ({marks})", ids).fetchone()
+                self._db.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                raise TelemetryError(f"spool {self.path}: cannot delete acknowledged messages ({e})") from None
+            self.bytes -= int(size)
+            self.count -= int(n)
+            return int(n)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"messages": self.count, "bytes": self.bytes, "max_bytes": self.max_bytes,
+                    "next_seq": self._next_id, **self.counters}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+    except (sqlite3.Error, OSError) as e:
+        raise TelemetryError(f"spool {path}: cannot open ({e}); check the path and that the disk is writable "
+                             "(telemetry.spool)") from None
+
+
+def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check a spool file: SQLite integrity plus every row's CRC. Returns
+    ``{"ok", "integrity", "messages", "corrupt_ids", "ids"}``; raises TelemetryError if unreadable."""
+    rows = read_messages(path, with_crc=True)
+    try:
+        db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        db.close()
+    except sqlite3.Error as e:
+        raise TelemetryError(f"spool {path}: integrity check failed ({e})") from None
+    bad = [r["id"] for r in rows if not r["crc_ok"]]
+    return {"ok": integrity == "ok" and not bad, "integrity": integrity, "messages": len(rows),
+            "corrupt_ids": bad, "ids": [r["id"] for r in rows]}
+
+
+def read_messages(path: str | os.PathLike[str], with_crc: bool = False) -> list[dict[str, Any]]:
+    """All messages in a spool file, oldest first, as dicts with the decoded JSON ``body``."""
+    p = Path(path)
+    if not p.is_file():
+        raise TelemetryError(f"spool {p} does not exist (telemetry.spool names it)")
+    try:
+        db = sqlite3.connect(str(p), timeout=10)
+        rows = db.execute("SELECT id, topic, kind, qos, payload, crc, created FROM messages ORDER BY id").fetchall()
+        db.close()
+    except sqlite3.DatabaseError as e:
+        raise TelemetryError(f"spool {p}: not a readable spool ({e})") from None
+    out = []
+    for id_, topic, kind, qos, payload, crc, created in rows:
+        ok = zlib.crc32(payload) == crc
+        try:
+            body = json.loads(payload) if ok else None
+        except ValueError:
+            body, ok = None, False
+        rec = {"id": id_, "topic": topic, "kind": kind, "qos": qos, "created": created, "body": body}
+        if with_crc:
+            rec["crc_ok"] = ok
+        out.append(rec)
+    return out
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)
