@@ -1,0 +1,128 @@
+"""Measure a model file on this device: outputs on a data set, task score, agreement between two
+variants, latency percentiles at a fixed thread count, and peak memory of a fresh process.
+
+Models run through :func:`sdk.runtime.backends.load_backend`; ``.tflite`` files take
+channels-last inputs, so arrays are moved with :func:`to_tflite_layout` here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sdk.errors import ModelError
+from sdk.optimize.data import Dataset
+from sdk.optimize.tflite_export import from_tflite_layout, to_tflite_layout
+from sdk.runtime.backends import load_backend
+
+TASKS = ("classification", "regression")
+
+
+def backend_for(path: str | Path) -> str:
+    return "litert" if str(path).endswith(".tflite") else "onnxruntime"
+
+
+@dataclass
+class Latency:
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    runs: int
+
+
+def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None) -> np.ndarray:
+    """First output for every sample (batch 1), stacked: [n, ...] in the ONNX layout."""
+    backend = backend_for(path)
+    with load_backend(path, backend, threads=threads) as model:
+        outs = []
+        for x in data.samples(limit):
+            y = model.run(to_tflite_layout(x) if backend == "litert" else x)[0]
+            outs.append(from_tflite_layout(y)[0] if backend == "litert" else y[0])
+    return np.stack(outs)
+
+
+def score(outputs: np.ndarray, labels: np.ndarray, task: str = "classification") -> float:
+    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better)."""
+    if task == "classification":
+        return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels.reshape(-1)) * 100)
+    if task == "regression":
+        y = labels.reshape(outputs.shape).astype(np.float64)
+        ss = float(((y - y.mean()) ** 2).sum()) or 1.0
+        return float(100 * (1 - ((outputs - y) ** 2).sum() / ss))
+    raise ModelError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement (percent) and max/mean absolute difference of two output stacks."""
+    a2, b2 = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return {"top1_agreement_pct": float(np.mean(a2.argmax(1) == b2.argmax(1)) * 100),
+            "max_abs_diff": float(np.abs(a2 - b2).max()), "mean_abs_diff": float(np.abs(a2 - b2).mean())}
+
+
+def latency(path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 50, warmup: int = 5,
+            budget_s: float = 5.0) -> Latency:
+    """Latency percentiles of single-sample inference (stops early after ``budget_s`` seconds)."""
+    backend = backend_for(path)
+    x = to_tflite_layout(sample) if backend == "litert" else sample
+    times = []
+    with load_backend(path, backend, threads=threads) as model:
+        for _ in range(warmup):
+            model.run(x)
+        start = time.perf_counter()
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            model.run(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if time.perf_counter() - start > budget_s and len(times) >= 5:
+                break
+    arr = np.array(times)
+    return Latency(float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.mean()), len(arr))
+
+
+_PEAK_SCRIPT = """
+import json, os, resource, sys
+import numpy as np
+from sdk.runtime.backends import load_backend
+path, backend, shape = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+x = np.zeros(shape, np.float32)
+if backend == "litert":
+    from ai_edge_litert import interpreter  # noqa: F401  (runtime import is not the model's memory)
+else:
+    import onnxruntime  # noqa: F401
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return None
+
+before = status("VmRSS")
+try:  # reset the high-water mark so imports do not count (Linux >= 4.0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+except OSError:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with load_backend(path, backend, threads=1) as m:
+    for _ in range(3):
+        m.run(x)
+    after = status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_kib": max(after - before, 0)}))
+"""
+
+
+def peak_memory_bytes(path: str | Path, input_shape: list[int], timeout_s: float = 60) -> int | None:
+    """Peak resident memory added by loading and running the model, in a fresh process (None on failure)."""
+    backend = backend_for(path)
+    shape = list(to_tflite_layout(np.zeros(input_shape, np.float32)).shape) if backend == "litert" else input_shape
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path), backend, json.dumps(shape)],
+                              capture_output=True, text=True, timeout=timeout_s, check=True)
+        return int(json.loads(proc.stdout.strip().splitlines()[-1])["peak_kib"]) * 1024
+    except (subprocess.SubprocessError, ValueError, IndexError, KeyError):
+        return None

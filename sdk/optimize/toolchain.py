@@ -1,0 +1,260 @@
+"""``ember optimize``: every precision tier of a model, measured on this device, in one model folder.
+
+    from sdk.optimize import optimize
+    res = optimize("model.onnx", calib=(x_cal, None), evalset=(x_val, y_val), out="models/shapes",
+                   task="classification", max_drop=1.0)
+    print(res.folder / "report.md")
+
+The folder gets ``model.<tier>.onnx`` / ``model.<tier>.tflite``, ``manifest.json`` (metrics for
+``sdk.device.device_class()``), ``sensitivity.json``, ``results.json`` and the report
+(``report.md``, ``report.html``, ``pareto.png``). :func:`measure_folder` adds another device's
+figures to an existing folder without rebuilding the tiers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.device import device_class as detect_device_class
+from sdk.errors import EmberError, ModelError
+from sdk.models.manifest import Manifest
+from sdk.optimize import energy
+from sdk.optimize.data import Dataset, as_dataset
+from sdk.optimize.graph_stats import load_inferred
+from sdk.optimize.measure import agreement, latency, peak_memory_bytes, predict, score
+from sdk.optimize.profile import input_shape_of
+from sdk.optimize.sensitivity import LayerSensitivity, MixedResult, mixed_precision, sensitivity_scan
+from sdk.optimize.tiers import (
+    ALL_TIERS,
+    TierResult,
+    build_tier,
+    dynamic_builder,
+    fp16_builder,
+    fp32_builder,
+    int8_builder,
+    tflite_builder,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OptimizeResult:
+    folder: Path
+    name: str
+    task: str
+    device_class: str
+    fp32_score: float | None
+    tiers: list[TierResult]
+    sensitivity: list[LayerSensitivity] = field(default_factory=list)
+    mixed: MixedResult | None = None
+    max_drop: float = 1.0
+
+    def tier(self, key: str) -> TierResult:
+        return next(t for t in self.tiers if t.key == key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "device_class": self.device_class,
+                "fp32_score": self.fp32_score, "max_drop": self.max_drop,
+                "tiers": [t.to_dict() for t in self.tiers],
+                "sensitivity": [s.to_dict() for s in self.sensitivity],
+                "mixed": None if self.mixed is None else {
+                    "excluded": self.mixed.excluded, "score": self.mixed.score, "drop_pts": self.mixed.drop_pts,
+                    "within_budget": self.mixed.within_budget, "steps": self.mixed.steps}}
+
+
+def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, task: str = "classification",
+             name: str | None = None, labels: Sequence[str] = (), tiers: Sequence[str] = ALL_TIERS,
+             method: str = "minmax", max_drop: float = 1.0, calib_limit: int | None = 256,
+             eval_limit: int | None = 1000, device: str | None = None, power_table: str | Path | None = None,
+             report: bool = True) -> OptimizeResult:
+    """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model."""
+    src = Path(model)
+    load_inferred(src)  # a clear ModelError for a missing/unreadable model before anything else
+    shape = input_shape_of(src)
+    cal = as_dataset(calib, "calibration data").check(shape)
+    ev = as_dataset(evalset, "evaluation data").check(shape, need_labels=False)
+    ev = Dataset(ev.x[:eval_limit], None if ev.y is None else ev.y[:eval_limit], ev.source)
+    unknown = [t for t in tiers if t not in ALL_TIERS]
+    if unknown:
+        raise ModelError(f"unknown tier(s) {unknown}; choose from {', '.join(ALL_TIERS)}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder / ".work"
+    work.mkdir(exist_ok=True)
+    for old in work.glob("calibration.*.json"):
+        old.unlink()
+
+    fp32_res = build_tier("fp32/onnxruntime", src, folder, fp32_builder(src))
+    if fp32_res.status != "ok":
+        raise ModelError(f"{src}: cannot copy the fp32 model: {fp32_res.reason}")
+    fp32 = folder / fp32_res.file  # type: ignore[operator]
+    fp32_out = predict(fp32, ev)
+    y = ev.y if ev.y is not None else fp32_out.reshape(len(fp32_out), -1).argmax(1)
+    if ev.y is None:
+        log.warning("evaluation data has no labels: scores are agreement with fp32")
+    fp32_score = score(fp32_out, y, task)
+    res = OptimizeResult(folder, name or src.stem, task, device or detect_device_class(), fp32_score,
+                         [fp32_res], max_drop=max_drop)
+    builders = {
+        "fp16/onnxruntime": lambda: fp16_builder(fp32),
+        "int8/onnxruntime": lambda: int8_builder(fp32, cal, method, calib_limit, work / f"calibration.{method}.json"),
+        "int8-dynamic/onnxruntime": lambda: dynamic_builder(fp32),
+        "fp32/litert": lambda: tflite_builder(fp32, None, None),
+        "int8/litert": lambda: tflite_builder(fp32, cal, calib_limit),
+    }
+    for key in tiers:
+        if key in builders:
+            res.tiers.append(build_tier(key, fp32, folder, builders[key]()))
+        elif key == "int8-mixed/onnxruntime":
+            res.tiers.append(_mixed_tier(res, fp32, cal, ev, y, fp32_out, method, calib_limit, work))
+    _check_tflite_agreement(res, folder, ev, fp32_out)
+    measure_tiers(res, ev, y, shape, power_table)
+    write_manifest(res, shape, labels)
+    (folder / "results.json").write_text(json.dumps(res.to_dict(), indent=2, default=float) + "\n")
+    (folder / "sensitivity.json").write_text(json.dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
+    if report:
+        from sdk.optimize.report import write_report
+        write_report(res)
+    return res
+
+
+def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, ev: Dataset, y: np.ndarray, fp32_out: np.ndarray,
+                method: str, calib_limit: int | None, work: Path) -> TierResult:
+    out = TierResult("int8-mixed", "onnxruntime", "model.int8-mixed.onnx")
+    try:
+        res.sensitivity = sensitivity_scan(fp32, cal, ev, task=res.task, method=method, workdir=work, labels=y,
+                                           fp32_outputs=fp32_out, fp32_score=res.fp32_score or 0.0,
+                                           calib_limit=calib_limit)
+        res.mixed = mixed_precision(fp32, res.folder / out.file, cal, ev, task=res.task, method=method,
+                                    workdir=work, labels=y, ranking=res.sensitivity,
+                                    fp32_score=res.fp32_score or 0.0, max_drop=res.max_drop,
+                                    calib_limit=calib_limit)
+    except (EmberError, OSError, ValueError, RuntimeError) as e:
+        out.status, out.reason, out.file = "failed", f"{type(e).__name__}: {e}", None
+        return out
+    if res.mixed.path is None:
+        out.status, out.reason, out.file = "failed", "no layer can be quantized", None
+    elif not res.mixed.excluded:
+        out.status, out.file = "skipped", None
+        out.reason = f"plain int8 is already within {res.max_drop} points of fp32; no layer needs float"
+        (res.folder / "model.int8-mixed.onnx").unlink(missing_ok=True)
+    else:
+        out.size_bytes = res.mixed.path.stat().st_size
+        out.extra = {"excluded_nodes": res.mixed.excluded, "within_budget": res.mixed.within_budget,
+                     "calibration": method}
+    return out
+
+
+def _check_tflite_agreement(res: OptimizeResult, folder: Path, ev: Dataset, fp32_out: np.ndarray) -> None:
+    """Compare each ``.tflite`` with its ONNX counterpart on the eval inputs (recorded in ``extra``)."""
+    for t in res.tiers:
+        if t.backend != "litert" or t.status != "ok":
+            continue
+        ref_key = f"{t.tier}/onnxruntime"
+        ref = next((r for r in res.tiers if r.key == ref_key and r.status == "ok"), None)
+        try:
+            out = predict(folder / t.file, ev)  # type: ignore[operator]
+            ref_out = fp32_out if ref is None or t.tier == "fp32" else predict(folder / ref.file, ev)  # type: ignore[operator]
+        except EmberError as e:
+            t.status, t.reason = "failed", f"cannot run: {e}"
+            continue
+        t.extra["agreement"] = {"vs": ref_key if ref is not None else "fp32/onnxruntime", **agreement(out, ref_out)}
+
+
+def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape: list[int],
+                  power_table: str | Path | None = None) -> None:
+    """Score, latency (1 thread), peak memory and energy for every ``ok`` tier, in place."""
+    from tqdm import tqdm
+
+    sample = ev.x[:1]
+    for t in tqdm([t for t in res.tiers if t.status == "ok"], desc="measure", unit="tier", leave=False):
+        path = res.folder / t.file  # type: ignore[operator]
+        try:
+            if y is not None:
+                t.score = score(predict(path, ev), y, res.task)
+                t.drop_pts = (res.fp32_score - t.score) if res.fp32_score is not None else None
+            lat = latency(path, sample, threads=1)
+            t.latency_ms_p50, t.latency_ms_p95 = lat.p50_ms, lat.p95_ms
+            t.peak_mem_bytes = peak_memory_bytes(path, shape)
+            t.energy_mj, t.extra["energy_source"] = energy.energy_mj(lat.p50_ms, res.device_class, power_table)
+        except EmberError as e:
+            t.status, t.reason = "failed", f"cannot measure: {e}"
+
+
+def write_manifest(res: OptimizeResult, shape: list[int], labels: Sequence[str] = ()) -> Manifest:
+    """Create or update ``manifest.json`` with every ``ok`` tier and this device's metrics."""
+    folder = res.folder
+    try:
+        m = Manifest.load(folder)
+    except ModelError:
+        m = Manifest(name=res.name, task=res.task, labels=list(labels),
+                     input={"name": _input_name(folder / "model.fp32.onnx"), "shape": shape,
+                            "layout": "NCHW" if len(shape) == 4 else ("NCW" if len(shape) == 3 else "ANY"),
+                            "dtype": "float32"},
+                     output={"decoder": "softmax" if res.task == "classification" else "identity",
+                             "names": _output_names(folder / "model.fp32.onnx")})
+    for t in res.tiers:
+        if t.status != "ok":
+            continue
+        v = m.add_variant(t.tier, t.file, t.backend, folder=folder)  # type: ignore[arg-type]
+        v.extra.update({k: val for k, val in t.extra.items() if k != "energy_source"})
+    for t in res.tiers:
+        if t.status == "ok":
+            m.set_metrics(t.tier, t.backend, res.device_class, _metrics(t))
+    m.save(folder)
+    return m
+
+
+def _metrics(t: TierResult) -> dict[str, Any]:
+    d: dict[str, Any] = {"threads": 1, "measured_at": time.strftime("%Y-%m-%d")}
+    for key, val in (("latency_ms_p50", t.latency_ms_p50), ("latency_ms_p95", t.latency_ms_p95),
+                     ("peak_mem_bytes", t.peak_mem_bytes), ("energy_mj", t.energy_mj)):
+        if val is not None:
+            d[key] = val
+    if t.score is not None:
+        d["accuracy"] = t.score / 100.0
+    return d
+
+
+def _input_name(path: Path) -> str:
+    g = load_inferred(path).graph
+    inits = {i.name for i in g.initializer}
+    return next(i.name for i in g.input if i.name not in inits)
+
+
+def _output_names(path: Path) -> list[str]:
+    return [o.name for o in load_inferred(path).graph.output]
+
+
+def measure_folder(folder: str | Path, evalset: Any = None, *, device: str | None = None,
+                   power_table: str | Path | None = None, report: bool = True) -> OptimizeResult:
+    """Measure every usable variant of an existing model folder on this device and add the figures
+    to its manifest (tiers are not rebuilt). Without ``evalset`` only speed/memory/energy."""
+    folder = Path(folder)
+    m = Manifest.load(folder)
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in m.input["shape"]]
+    ev = as_dataset(evalset, "evaluation data").check(shape) if evalset is not None else \
+        Dataset(np.random.default_rng(0).random([4, *shape[1:]], dtype=np.float32), None, "random inputs")
+    res = OptimizeResult(folder, m.name, m.task, device or detect_device_class(), None,
+                         [TierResult(v.tier, v.backend, v.file, extra=dict(v.extra)) for v in m.verify_files()])
+    fp32 = next((t for t in res.tiers if t.key == "fp32/onnxruntime"), None)
+    if ev.y is not None and fp32 is not None:
+        res.fp32_score = score(predict(folder / fp32.file, ev), ev.y, m.task)  # type: ignore[operator]
+    measure_tiers(res, ev, ev.y, shape, power_table)
+    for t in res.tiers:
+        if t.status == "ok":
+            m.set_metrics(t.tier, t.backend, res.device_class, _metrics(t))
+    m.save(folder)
+    if report:
+        from sdk.optimize.report import write_report
+        write_report(res)
+    return res
