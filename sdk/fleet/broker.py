@@ -41,11 +41,14 @@ class LocalBroker:
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="ember-mosquitto-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.dir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'true' if allow_anonymous else 'false'}",
                  f"persistence {'true' if persistence else 'false'}",
                  f"persistence_location {self.dir}/", "autosave_interval 1", "log_dest stderr",
                  "log_type error", "log_type warning", "max_queued_messages 100000", extra]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            lines.insert(0, "user root")  # else mosquitto drops to user 'mosquitto', who cannot read our temp files
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
