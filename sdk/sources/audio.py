@@ -185,7 +185,7 @@ class MicSource(BaseSource):
     def _pick_rate(self, sd: Any, info: Mapping[str, Any], channels: int) -> int:
         wanted = self.opts["rate"] or int(info["default_samplerate"])
         try:
-            sd.check_input_settings(device=self.device, channels=channels, samplerate=wanted, dtype="float32")
+            sd.check_input_settings(device=self.device, channels=channels, samplerate=wanted, dtype="int16")
             return wanted
         except Exception:  # noqa: BLE001 - PortAudio says "invalid sample rate" in several ways
             native = int(info["default_samplerate"])
@@ -211,8 +211,9 @@ class MicSource(BaseSource):
         self._blocks.clear()
         self._frames = 0
         try:
+            # int16 is what microphones deliver; ALSA's plug layer mangles some float conversions
             self._stream = sd.InputStream(device=self.device, channels=channels, samplerate=rate,
-                                          dtype="float32", callback=self._callback)
+                                          dtype="int16", callback=self._callback)
             self._stream.start()
         except Exception as e:  # noqa: BLE001 - PortAudioError
             raise SourceError(self.uri, f"cannot start recording: {e}", "check `ember devices`") from None
@@ -250,7 +251,7 @@ class MicSource(BaseSource):
                     return
                 block, ts = self._blocks.popleft()
                 self._frames -= len(block)
-            for chunk, start in self._shaper.feed(block):
+            for chunk, start in self._shaper.feed(block.astype(np.float32) / 32768.0):
                 yield self._shaper.entry(chunk, start, ts)
 
 
