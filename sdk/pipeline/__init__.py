@@ -7,7 +7,8 @@
     print(stats.as_dict())
 """
 
-from sdk.pipeline.core import Packet, Pipeline, Stage, StopPipeline
+from sdk.pipeline.core import Pipeline
+from sdk.pipeline.packet import Packet, Stage, StopPipeline
 from sdk.pipeline.queues import POLICIES
 from sdk.pipeline.sinks import BaseSink, CallbackSink, DisplaySink, JsonlSink, Sink, VideoSink
 from sdk.pipeline.stats import PipelineStats, StageLatency

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sdk.errors import ModelError, PipelineError
-from sdk.pipeline.core import Stage
+from sdk.pipeline.packet import Stage
 
 
 class ImagePreprocess:

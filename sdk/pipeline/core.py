@@ -22,49 +22,18 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sdk.errors import ConfigError, EmberError, PipelineError
 from sdk.events import EventBus, default_bus
+from sdk.pipeline.packet import Packet, Stage, StopPipeline, sink_name
 from sdk.pipeline.queues import END, StageQueue, resolve_policy
 from sdk.pipeline.stats import PipelineStats, RateMeter, RollingWindow, stage_latencies
-from sdk.sources.base import Item, Source
+from sdk.sources.base import Source
 
 log = logging.getLogger(__name__)
 
 SOURCE_GRACE_S = 1.0  # after stop(), how long a source blocked in a read gets before it is closed
-
-
-class StopPipeline(Exception):
-    """Raise from a stage or sink to end the pipeline cleanly (stop reason ``"stop"``, no error)."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A named step ``fn(value) -> value``; the first stage receives ``item.data``.
-
-    ``policy``/``queue_size`` override the pipeline's for this stage's input queue.
-    """
-
-    name: str
-    fn: Callable[[Any], Any]
-    policy: str | None = None
-    queue_size: int | None = None
-
-
-@dataclass(eq=False)
-class Packet:
-    """What flows through the pipeline and reaches the sinks."""
-
-    item: Item
-    value: Any
-    timings: dict[str, float] = field(default_factory=dict)  # stage name -> ms
-    latency_ms: float = float("nan")  # source timestamp -> handed to the sinks
-
-
-def sink_name(sink: Any) -> str:
-    return "sink:" + str(getattr(sink, "name", None) or type(sink).__name__)
 
 
 class Pipeline:
@@ -166,14 +135,16 @@ class Pipeline:
         """``start()`` then block until the source ends, ``stop()``, Ctrl-C or an error.
 
         In the main thread SIGINT stops the pipeline cleanly (stop reason ``interrupt``) instead of
-        raising ``KeyboardInterrupt``. ``on_stats`` is called with ``stats()`` every ``stats_every``
-        seconds from the calling thread.
+        raising ``KeyboardInterrupt``; a second SIGINT before the threads are joined raises it.
+        ``on_stats`` is called with ``stats()`` every ``stats_every`` seconds from the calling thread.
         """
         previous = self._install_sigint()
         try:
             self.start()
             try:
                 self._wait(on_stats, stats_every)
+            except KeyboardInterrupt:  # second Ctrl-C: the threads are daemons, do not wait for them
+                raise
             except BaseException:  # on_stats failed: still shut down cleanly, then re-raise
                 self.stop()
                 with contextlib.suppress(PipelineError):
@@ -392,7 +363,9 @@ class Pipeline:
             return None
 
         def on_sigint(signum: int, frame: Any) -> None:
-            log.warning("%s: interrupted, stopping", self.name)
+            if self._abort.is_set() and self._stop_reason == "interrupt":  # second Ctrl-C: stop waiting
+                raise KeyboardInterrupt
+            log.warning("%s: interrupted, stopping (Ctrl-C again to leave without waiting)", self.name)
             self.stop("interrupt")
 
         return signal.signal(signal.SIGINT, on_sigint)

@@ -17,8 +17,8 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 
 from sdk.errors import PipelineError
-from sdk.pipeline.core import Packet
 from sdk.pipeline.overlay import as_bgr_frame, draw_overlay
+from sdk.pipeline.packet import Packet, StopPipeline
 
 DrawFn = Callable[[np.ndarray, Packet], "np.ndarray | None"]
 
@@ -225,8 +225,6 @@ class DisplaySink(BaseSink):
 
     def write(self, packet: Packet) -> None:
         import cv2
-
-        from sdk.pipeline.core import StopPipeline
 
         frame = as_bgr_frame(packet.item.data, f"sink:{self.name}")
         drawn = self.draw(frame, packet)

@@ -235,3 +235,29 @@ def test_a_pipeline_runs_once(frames):
     pipe.run()
     with pytest.raises(PipelineError, match="already started"):
         pipe.run()
+
+
+def test_second_ctrl_c_leaves_a_stuck_stage_behind(frames):
+    release = threading.Event()
+    pipe = Pipeline(frames(None), [Stage("stuck", lambda x: release.wait())], name="stuck")
+
+    def interrupt_twice():
+        _thread.interrupt_main()
+        time.sleep(0.3)  # the stage never returns, so run() is still waiting
+        _thread.interrupt_main()
+
+    threading.Timer(0.2, interrupt_twice).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipe.run()
+    finally:
+        release.set()
+    pipe.join()  # once the stage returns, the pipeline still shuts down cleanly
+    assert pipe.stats().stop_reason == "interrupt" and pipe.source.closed
+
+
+def test_no_stages_passes_items_straight_to_the_sinks(frames, recorder):
+    sink = recorder()
+    st = Pipeline(frames(5), sinks=[sink]).run()
+    assert st.items_out == 5 and [p.value.shape for p in sink.packets] == [(24, 32, 3)] * 5
+    assert set(st.stages) == {"sinks"}
