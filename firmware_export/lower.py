@@ -1,0 +1,311 @@
+"""Lower a full-integer int8 TFLite graph to C kernel calls with their export-time parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_export import quant
+from firmware_export.tflite_model import Model, Op, Tensor
+from sdk.errors import ExportError
+
+ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+              "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
+SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS
+
+INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers int8` makes an int8 tier, "
+            "or call sdk.optimize.tflite_export.onnx_to_tflite(onnx, out, int8=True, calibration=...)")
+
+
+@dataclass
+class ConstArray:
+    name: str
+    ctype: str  # "int8_t", "int32_t" or "double"
+    values: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "double": 8}[self.ctype]
+
+
+@dataclass
+class Layer:
+    index: int  # the TFLite op index
+    op: str
+    kernel: str  # C function
+    params_type: str  # C struct type ("" for ember_copy)
+    fields: dict[str, object]
+    inputs: list[int]  # activation tensor ids read, in kernel argument order
+    output: int
+    consts: list[ConstArray] = field(default_factory=list)
+    macs: int = 0
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(c.nbytes for c in self.consts)
+
+
+def shape4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    if len(shape) > 4:
+        raise ExportError(f"tensors of rank {len(shape)} are not supported (at most 4)")
+    s = (1,) * (4 - len(shape)) + tuple(int(d) for d in shape)
+    return s  # type: ignore[return-value]
+
+
+def c_shape(shape: tuple[int, ...]) -> str:
+    n, h, w, c = shape4(shape)
+    return f"{{{n}, {h}, {w}, {c}}}"
+
+
+def check_model(model: Model) -> None:
+    """Reject what the exporter cannot handle, with the reason and the fix."""
+    where = str(model.path) if model.path else "model"
+    if model.subgraphs != 1:
+        raise ExportError(f"{where}: {model.subgraphs} subgraphs (control flow) are not supported; export a "
+                          "single-subgraph model")
+    dyn = [t.name for t in model.tensors if t.dynamic]
+    if dyn:
+        raise ExportError(f"{where}: dynamic shapes (tensors {', '.join(dyn[:5])}) cannot be planned at export "
+                          "time; export the model with a fixed input shape (batch 1)")
+    io = [model.tensors[i] for i in model.inputs + model.outputs]
+    floats = [t.name for t in io if t.dtype != "int8"]
+    if floats or any(op.code in ("DEQUANTIZE",) for op in model.ops):
+        kinds = ", ".join(f"{t.name}: {t.dtype}" for t in io if t.dtype != "int8") or "float inside"
+        raise ExportError(f"{where}: not a full-integer int8 model ({kinds}); {INT8_FIX}")
+    bad = sorted({op.code for op in model.ops if op.code not in SUPPORTED_OPS})
+    if bad:
+        raise ExportError(f"{where}: operators not supported by the C exporter: {', '.join(bad)} "
+                          f"(supported: {', '.join(sorted(SUPPORTED_OPS))})")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ExportError(f"{where}: {len(model.inputs)} inputs / {len(model.outputs)} outputs; the C API "
+                          "takes one int8 input and one int8 output")
+    for op in model.ops:
+        for t in op.outputs:
+            if model.tensors[t].dtype != "int8":
+                raise ExportError(f"{where}: op {op.index} ({op.code}) produces {model.tensors[t].dtype} "
+                                  f"tensor {model.tensors[t].name!r}; {INT8_FIX}")
+
+
+class Lowerer:
+    def __init__(self, model: Model, prefix: str) -> None:
+        self.m = model
+        self.prefix = prefix
+
+    def t(self, i: int) -> Tensor:
+        return self.m.tensors[i]
+
+    def const(self, op: Op, name: str, ctype: str, values: np.ndarray) -> ConstArray:
+        dtype = np.int8 if ctype == "int8_t" else np.int32
+        return ConstArray(f"{self.prefix}_l{op.index}_{name}", ctype, np.ascontiguousarray(values, dtype).ravel())
+
+    def lower(self) -> list[Layer]:
+        layers = []
+        for op in self.m.ops:
+            if op.code in ALIAS_OPS:
+                continue
+            fn = getattr(self, "op_" + op.code.lower())
+            try:
+                layers.append(fn(op))
+            except ExportError as e:
+                raise ExportError(f"op {op.index} ({op.code}): {e}") from None
+        return layers
+
+    def act(self, op: Op, out: Tensor) -> tuple[int, int]:
+        s, z = out.qparams()
+        return quant.activation_range(int(op.opt("fusedActivationFunction", 0) or 0), s, z)
+
+    def conv_common(self, op: Op, kh: int, kw: int) -> dict[str, object]:
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        _, ih, iw, _ = shape4(x.shape)
+        sh, sw = int(op.opt("strideH", 1) or 1), int(op.opt("strideW", 1) or 1)
+        dh, dw = int(op.opt("dilationHFactor", 1) or 1), int(op.opt("dilationWFactor", 1) or 1)
+        same = int(op.opt("padding", 0) or 0) == 0
+        pad_h, oh = padding(sh, dh, ih, kh, same)
+        pad_w, ow = padding(sw, dw, iw, kw, same)
+        if (oh, ow) != shape4(y.shape)[1:3]:
+            raise ExportError(f"output shape {y.shape} does not match padding/strides (expected {oh}x{ow})")
+        lo, hi = self.act(op, y)
+        return {"in": c_shape(x.shape), "out": c_shape(y.shape), "kh": kh, "kw": kw, "stride_h": sh,
+                "stride_w": sw, "dil_h": dh, "dil_w": dw, "pad_h": pad_h, "pad_w": pad_w,
+                "in_offset": -x.qparams()[1], "out_offset": y.qparams()[1], "act_min": lo, "act_max": hi}
+
+    def weights(self, op: Op, fields: dict[str, object], channels: int) -> list[ConstArray]:
+        x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if w.data is None or w.dtype != "int8":
+            raise ExportError(f"weights {w.name!r} must be constant int8 ({w.dtype}); {INT8_FIX}")
+        if w.zero_point is not None and np.any(w.zero_point != 0):
+            raise ExportError(f"weights {w.name!r} have non-zero zero points (int8 weights are symmetric)")
+        mults, shifts = quant.per_channel_multipliers(x.qparams()[0], w.scale, y.qparams()[0], channels)
+        consts = [self.const(op, "w", "int8_t", w.data),
+                  self.const(op, "mult", "int32_t", np.array(mults)),
+                  self.const(op, "shift", "int8_t", np.array(shifts))]
+        fields.update(filter=consts[0].name, mult=consts[1].name, shift=consts[2].name, bias="NULL")
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            b = self.t(op.inputs[2])
+            if b.data is None or b.dtype != "int32":
+                raise ExportError(f"bias {b.name!r} must be a constant int32 tensor ({b.dtype})")
+            consts.append(self.const(op, "bias", "int32_t", b.data))
+            fields["bias"] = consts[-1].name
+        return consts
+
+    def op_conv_2d(self, op: Op) -> Layer:
+        w = self.t(op.inputs[1])
+        cout, kh, kw, fc = w.shape
+        f = self.conv_common(op, kh, kw)
+        f["filter_c"] = fc
+        if shape4(self.t(op.inputs[0]).shape)[3] % fc:
+            raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
+        consts = self.weights(op, f, cout)
+        y = shape4(self.t(op.outputs[0]).shape)
+        return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [op.inputs[0]], op.outputs[0],
+                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc)
+
+    def op_depthwise_conv_2d(self, op: Op) -> Layer:
+        w = self.t(op.inputs[1])
+        _, kh, kw, cout = w.shape
+        f = self.conv_common(op, kh, kw)
+        cin = shape4(self.t(op.inputs[0]).shape)[3]
+        f["depth_mult"] = cout // cin
+        consts = self.weights(op, f, cout)
+        y = shape4(self.t(op.outputs[0]).shape)
+        return Layer(op.index, op.code, "ember_depthwise_conv2d", "ember_dwconv_params", f, [op.inputs[0]],
+                     op.outputs[0], consts, macs=y[0] * y[1] * y[2] * cout * kh * kw)
+
+    def op_fully_connected(self, op: Op) -> Layer:
+        x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        out_depth, in_depth = w.shape
+        lo, hi = self.act(op, y)
+        f: dict[str, object] = {"batches": x.size // in_depth, "in_depth": in_depth, "out_depth": out_depth,
+                                "in_offset": -x.qparams()[1], "out_offset": y.qparams()[1], "act_min": lo,
+                                "act_max": hi, "per_channel": int(len(w.scale) > 1)}
+        channels = out_depth if len(w.scale) > 1 else 1
+        consts = self.weights(op, f, channels)
+        (sx, _), (sy, _) = x.qparams(), y.qparams()
+        scales = [float(sx) * float(w.scale[c]) / float(sy) for c in range(channels)]
+        consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
+        f["scale"] = consts[-1].name
+        return Layer(op.index, op.code, "ember_fully_connected", "ember_fc_params", f, [op.inputs[0]],
+                     op.outputs[0], consts, macs=x.size * out_depth)
+
+    def op_add(self, op: Op) -> Layer:
+        a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if a.shape != b.shape or a.shape != y.shape:
+            raise ExportError(f"broadcasting ADD ({a.shape} + {b.shape}) is not supported; use equal shapes")
+        p = quant.add_params(a.qparams()[0], b.qparams()[0], y.qparams()[0])
+        lo, hi = self.act(op, y)
+        f = {"size": y.size, "in1_offset": -a.qparams()[1], "in2_offset": -b.qparams()[1],
+             "out_offset": y.qparams()[1], "left_shift": p["left_shift"], "in1_mult": p["m1"],
+             "in1_shift": p["s1"], "in2_mult": p["m2"], "in2_shift": p["s2"], "out_mult": p["mo"],
+             "out_shift": p["so"], "act_min": lo, "act_max": hi}
+        consts, inputs = [], []
+        for i, tid in enumerate(op.inputs[:2]):
+            if self.m.is_const(tid):  # a constant operand becomes a flash array
+                consts.append(self.const(op, f"in{i}", "int8_t", self.t(tid).data))
+                inputs.append(~(len(consts) - 1))  # negative: index into consts
+            else:
+                inputs.append(tid)
+        return Layer(op.index, op.code, "ember_add", "ember_add_params", f, inputs, op.outputs[0], consts)
+
+    def pool(self, op: Op, kernel: str) -> Layer:
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        kh, kw = int(op.opt("filterHeight", 1)), int(op.opt("filterWidth", 1))
+        f = self.conv_common(op, kh, kw)
+        for k in ("in_offset", "out_offset", "dil_h", "dil_w"):
+            f.pop(k)
+        if x.qparams() != y.qparams():
+            raise ExportError("pooling with different input/output quantization is not supported")
+        return Layer(op.index, op.code, kernel, "ember_pool_params", f, [op.inputs[0]], op.outputs[0])
+
+    def op_average_pool_2d(self, op: Op) -> Layer:
+        return self.pool(op, "ember_avg_pool")
+
+    def op_max_pool_2d(self, op: Op) -> Layer:
+        return self.pool(op, "ember_max_pool")
+
+    def op_softmax(self, op: Op) -> Layer:
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        if y.qparams()[1] != -128 or abs(y.qparams()[0] - 1 / 256) > 1e-3 / 256:
+            raise ExportError(f"int8 softmax output must have scale 1/256 and zero point -128 (got {y.qparams()})")
+        mult, shift, diff_min = quant.softmax_params(float(op.opt("beta", 1.0) or 1.0), x.qparams()[0])
+        depth = x.shape[-1]
+        f = {"outer": x.size // depth, "depth": depth, "input_mult": mult, "input_left_shift": shift,
+             "diff_min": diff_min}
+        return Layer(op.index, op.code, "ember_softmax", "ember_softmax_params", f, [op.inputs[0]], op.outputs[0])
+
+    def op_mean(self, op: Op) -> Layer:
+        x, axes_t, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if axes_t.data is None:
+            raise ExportError("MEAN axes must be constant")
+        rank = len(x.shape)
+        axes = sorted({int(a) % rank + (4 - rank) for a in np.ravel(axes_t.data)})
+        in4 = shape4(x.shape)
+        out4 = tuple(1 if i in axes else d for i, d in enumerate(in4))
+        if int(np.prod(out4)) != y.size:
+            raise ExportError(f"MEAN output {y.shape} does not match reduced input {in4} over {axes}")
+        count = int(np.prod([in4[i] for i in axes]))
+        m, s = quant.quantize_multiplier(float(x.qparams()[0]) / float(y.qparams()[0]))
+        # QuantizedMeanOrSum folds 1/count into the multiplier (integer division, shift clamped).
+        shift = min(count.bit_length() - 1, 32, 31 + s)
+        m, s = int((m << shift) // count), s - shift
+        f = {"in": c_shape(x.shape), "out": "{%d, %d, %d, %d}" % out4, "in_zp": x.qparams()[1],
+             "out_zp": y.qparams()[1], "mult": m, "shift": s}
+        return Layer(op.index, op.code, "ember_mean", "ember_mean_params", f, [op.inputs[0]], op.outputs[0])
+
+    def requant(self, op: Op, lo_f: float | None, hi_f: float | None) -> Layer:
+        x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+        (sx, zx), (sy, zy) = x.qparams(), y.qparams()
+        m, s = quant.quantize_multiplier(float(sx) / float(sy))
+
+        def q(v: float) -> int:
+            return zy + quant.tflite_round(float(np.float32(v) / np.float32(sy)))
+
+        lo = -128 if lo_f is None else max(-128, q(lo_f))
+        hi = 127 if hi_f is None else min(127, q(hi_f))
+        f = {"size": y.size, "in_offset": zx, "out_offset": zy, "mult": m, "shift": s, "act_min": lo,
+             "act_max": hi}
+        return Layer(op.index, op.code, "ember_requant", "ember_requant_params", f, [op.inputs[0]], op.outputs[0])
+
+    def op_relu(self, op: Op) -> Layer:
+        return self.requant(op, 0.0, None)
+
+    def op_relu6(self, op: Op) -> Layer:
+        return self.requant(op, 0.0, 6.0)
+
+    def op_quantize(self, op: Op) -> Layer:
+        return self.requant(op, None, None)
+
+    def op_pad(self, op: Op) -> Layer:
+        x, pads, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if pads.data is None:
+            raise ExportError("PAD paddings must be constant")
+        if x.qparams() != y.qparams():
+            raise ExportError("PAD with different input/output quantization is not supported")
+        before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
+        value = y.qparams()[1]
+        if op.code == "PADV2" and len(op.inputs) > 2 and self.m.is_const(op.inputs[2]):
+            value = int(np.ravel(self.t(op.inputs[2]).data)[0])
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "before": "{%s}" % ", ".join(map(str, before)),
+             "pad_value": value}
+        return Layer(op.index, op.code, "ember_pad", "ember_pad_params", f, [op.inputs[0]], op.outputs[0])
+
+    op_padv2 = op_pad
+
+    def op_transpose(self, op: Op) -> Layer:
+        x, perm_t, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if perm_t.data is None:
+            raise ExportError("TRANSPOSE permutation must be constant")
+        extra = 4 - len(x.shape)
+        perm = list(range(extra)) + [int(p) + extra for p in np.ravel(perm_t.data)]
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "perm": "{%s}" % ", ".join(map(str, perm))}
+        return Layer(op.index, op.code, "ember_transpose", "ember_transpose_params", f, [op.inputs[0]],
+                     op.outputs[0])
+
+
+def padding(stride: int, dilation: int, in_size: int, k: int, same: bool) -> tuple[int, int]:
+    """TFLite's ComputePaddingHeightWidth for one axis: (pad before, output size)."""
+    eff = (k - 1) * dilation + 1
+    out = (in_size + stride - 1) // stride if same else (in_size + stride - eff) // stride
+    total = max((out - 1) * stride + eff - in_size, 0)
+    return total // 2, out

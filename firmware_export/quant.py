@@ -1,0 +1,82 @@
+"""Export-time integer parameters, computed exactly as TFLite's kernels compute them in Prepare.
+
+Scales are the float32 values stored in the model; products and quotients are taken in double,
+as ``tflite::QuantizeMultiplier`` and ``PopulateConvolutionQuantizationParams`` do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def tflite_round(x: float) -> int:
+    """std::round: halves away from zero."""
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """tflite::QuantizeMultiplier: (Q31 significand, power-of-two exponent)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = tflite_round(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    if shift > 30:  # TFLite clamps as well: the multiplier saturates
+        shift, q_fixed = 30, (1 << 31) - 1
+    return int(q_fixed), int(shift)
+
+
+def per_channel_multipliers(input_scale: float, filter_scales: np.ndarray, output_scale: float,
+                            channels: int) -> tuple[list[int], list[int]]:
+    """PopulateConvolutionQuantizationParams: one (multiplier, shift) per output channel."""
+    mults, shifts = [], []
+    for c in range(channels):
+        fs = float(filter_scales[c] if len(filter_scales) > 1 else filter_scales[0])
+        m, s = quantize_multiplier(float(input_scale) * fs / float(output_scale))
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8: act 0 none, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6."""
+    def q(f: float) -> int:
+        return zero_point + tflite_round(float(np.float32(f) / np.float32(scale)))
+
+    lo, hi = -128, 127
+    if act == 1:
+        lo = max(lo, q(0.0))
+    elif act == 3:
+        lo, hi = max(lo, q(0.0)), min(hi, q(6.0))
+    elif act == 2:
+        lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
+    elif act != 0:
+        raise ValueError(f"fused activation {act} is not supported")
+    return lo, hi
+
+
+def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """Prepare of int8 ADD (left_shift 20, inputs rescaled to twice the larger input scale)."""
+    left_shift = 20
+    twice_max = float(2 * max(np.float32(s1), np.float32(s2)))
+    m1, sh1 = quantize_multiplier(float(s1) / twice_max)
+    m2, sh2 = quantize_multiplier(float(s2) / twice_max)
+    mo, sho = quantize_multiplier(twice_max / float(np.float32(1 << left_shift) * np.float32(s_out)))
+    return {"left_shift": left_shift, "m1": m1, "s1": sh1, "m2": m2, "s2": sh2, "mo": mo, "so": sho}
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """PreprocessSoftmaxScaling + CalculateInputRadius (kScaledDiffIntegerBits = 5).
+
+    Returns (input_multiplier, input_left_shift, diff_min)."""
+    bits = 5
+    real = min(float(beta) * float(input_scale) * (1 << (31 - bits)), float((1 << 31) - 1))
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << shift))
+    return mult, shift, -int(radius)

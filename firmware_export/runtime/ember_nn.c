@@ -1,0 +1,299 @@
+/* Ember int8 kernels; see ember_nn.h. The arithmetic follows TFLite's reference kernels
+ * (tflite/kernels/internal/reference/integer_ops, gemmlowp fixedpoint) step for step. */
+#include "ember_nn.h"
+
+#define EMBER_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define EMBER_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
+  int64_t ab;
+  int32_t nudge;
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+  ab = (int64_t)a * (int64_t)b;
+  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+static int32_t rdbpot(int32_t x, int32_t exponent) { /* RoundingDivideByPOT */
+  int32_t mask, remainder, threshold;
+  if (exponent == 0) return x;
+  mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  remainder = x & mask;
+  threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift) { /* MultiplyByQuantizedMultiplier */
+  int32_t left = shift > 0 ? shift : 0;
+  int32_t right = shift > 0 ? 0 : -shift;
+  return rdbpot(srdhm((int32_t)((uint32_t)x << left), mult), right);
+}
+
+static int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
+  return (int8_t)EMBER_MIN(EMBER_MAX(v, lo), hi);
+}
+
+void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
+  const int32_t groups = p->in.c / p->filter_c;
+  const int32_t per_group = p->out.c / groups;
+  int32_t b, oy, ox, oc, fy, fx, ic;
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = 0; oy < p->out.h; ++oy)
+      for (ox = 0; ox < p->out.w; ++ox)
+        for (oc = 0; oc < p->out.c; ++oc) {
+          const int32_t base_c = (oc / per_group) * p->filter_c;
+          int32_t acc = 0;
+          for (fy = 0; fy < p->kh; ++fy) {
+            const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * fy;
+            if (iy < 0 || iy >= p->in.h) continue;
+            for (fx = 0; fx < p->kw; ++fx) {
+              const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
+              const int8_t *src, *flt;
+              if (ix < 0 || ix >= p->in.w) continue;
+              src = in + (((b * p->in.h + iy) * p->in.w + ix) * p->in.c + base_c);
+              flt = p->filter + (((oc * p->kh + fy) * p->kw + fx) * p->filter_c);
+              for (ic = 0; ic < p->filter_c; ++ic) acc += (int32_t)flt[ic] * ((int32_t)src[ic] + p->in_offset);
+            }
+          }
+          if (p->bias) acc += p->bias[oc];
+          acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] = clamp8(acc, p->act_min, p->act_max);
+        }
+}
+
+void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, oy, ox, ic, m, fy, fx;
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = 0; oy < p->out.h; ++oy)
+      for (ox = 0; ox < p->out.w; ++ox)
+        for (ic = 0; ic < p->in.c; ++ic)
+          for (m = 0; m < p->depth_mult; ++m) {
+            const int32_t oc = m + ic * p->depth_mult;
+            int32_t acc = 0;
+            for (fy = 0; fy < p->kh; ++fy) {
+              const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * fy;
+              if (iy < 0 || iy >= p->in.h) continue;
+              for (fx = 0; fx < p->kw; ++fx) {
+                const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
+                if (ix < 0 || ix >= p->in.w) continue;
+                acc += (int32_t)p->filter[(fy * p->kw + fx) * p->out.c + oc] *
+                       ((int32_t)in[((b * p->in.h + iy) * p->in.w + ix) * p->in.c + ic] + p->in_offset);
+              }
+            }
+            if (p->bias) acc += p->bias[oc];
+            acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+            out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] = clamp8(acc, p->act_min, p->act_max);
+          }
+}
+
+#ifndef EMBER_FC_INTEGER_RESCALE
+static int32_t round_double(double v) { /* std::round without libm: halves away from zero */
+  const int64_t t = (int64_t)v;
+  const double frac = v - (double)t; /* exact for |v| < 2^52 */
+  if (frac >= 0.5) return (int32_t)(t + 1);
+  if (frac <= -0.5) return (int32_t)(t - 1);
+  return (int32_t)t;
+}
+#endif
+
+/* LiteRT's reference FULLY_CONNECTED rescales the int32 accumulator in double precision
+ * (round(acc * in_scale * filter_scale / out_scale)); TFLite Micro uses the integer multiplier.
+ * Define EMBER_FC_INTEGER_RESCALE for the TFLite Micro arithmetic (no double math). */
+void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, o, d;
+  for (b = 0; b < p->batches; ++b)
+    for (o = 0; o < p->out_depth; ++o) {
+      const int8_t *x = in + b * p->in_depth;
+      const int8_t *w = p->filter + o * p->in_depth;
+      const int32_t ch = p->per_channel ? o : 0;
+      int32_t acc = 0;
+      for (d = 0; d < p->in_depth; ++d) acc += (int32_t)w[d] * ((int32_t)x[d] + p->in_offset);
+      if (p->bias) acc += p->bias[o];
+#ifdef EMBER_FC_INTEGER_RESCALE
+      acc = ember_mbqm(acc, p->mult[ch], p->shift[ch]) + p->out_offset;
+#else
+      acc = round_double((double)acc * p->scale[ch]) + p->out_offset;
+#endif
+      out[b * p->out_depth + o] = clamp8(acc, p->act_min, p->act_max);
+    }
+}
+
+void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  int32_t i;
+  for (i = 0; i < p->size; ++i) {
+    const int32_t x1 = ((int32_t)a[i] + p->in1_offset) * (1 << p->left_shift);
+    const int32_t x2 = ((int32_t)b[i] + p->in2_offset) * (1 << p->left_shift);
+    const int32_t s1 = ember_mbqm(x1, p->in1_mult, p->in1_shift);
+    const int32_t s2 = ember_mbqm(x2, p->in2_mult, p->in2_shift);
+    const int32_t r = ember_mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset;
+    out[i] = clamp8(r, p->act_min, p->act_max);
+  }
+}
+
+static void pool(const ember_pool_params *p, const int8_t *in, int8_t *out, int is_max) {
+  int32_t b, oy, ox, c, fy, fx;
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = 0; oy < p->out.h; ++oy)
+      for (ox = 0; ox < p->out.w; ++ox)
+        for (c = 0; c < p->out.c; ++c) {
+          const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+          const int32_t fy0 = EMBER_MAX(0, -y0), fy1 = EMBER_MIN(p->kh, p->in.h - y0);
+          const int32_t fx0 = EMBER_MAX(0, -x0), fx1 = EMBER_MIN(p->kw, p->in.w - x0);
+          int32_t acc = is_max ? -128 : 0, count = 0;
+          for (fy = fy0; fy < fy1; ++fy)
+            for (fx = fx0; fx < fx1; ++fx) {
+              const int32_t v = in[((b * p->in.h + y0 + fy) * p->in.w + x0 + fx) * p->in.c + c];
+              if (is_max) acc = EMBER_MAX(acc, v); else acc += v;
+              ++count;
+            }
+          if (!is_max && count > 0)
+            acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + c] = clamp8(acc, p->act_min, p->act_max);
+        }
+}
+
+void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 0); }
+void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 1); }
+
+/* ---- gemmlowp fixed point, int32 raw values ---- */
+static int32_t sat_shl(int32_t x, int32_t e) { /* SaturatingRoundingMultiplyByPOT, e > 0 */
+  const int32_t threshold = (int32_t)(((int64_t)1 << (31 - e)) - 1);
+  if (x > threshold) return INT32_MAX;
+  if (x < -threshold) return INT32_MIN;
+  return (int32_t)((uint32_t)x << e);
+}
+
+static int32_t exp_quarter(int32_t a) { /* exp on [-1/4, 0), Q0.31 */
+  const int32_t constant_term = 1895147668, one_third = 715827883;
+  const int32_t x = a + (1 << 28);
+  const int32_t x2 = srdhm(x, x), x3 = srdhm(x2, x), x4 = srdhm(x2, x2);
+  const int32_t x4_over_4 = rdbpot(x4, 2);
+  const int32_t poly = rdbpot(srdhm(x4_over_4 + x3, one_third) + x2, 1);
+  return constant_term + srdhm(constant_term, x + poly);
+}
+
+static int32_t exp_on_negative_values(int32_t a) { /* input Q5.26, result Q0.31 */
+  static const int32_t mults[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+  const int32_t quarter = 1 << 24, mask = (1 << 24) - 1;
+  const int32_t a_mod = (a & mask) - quarter;
+  int32_t result = exp_quarter(sat_shl(a_mod, 5));
+  const int32_t remainder = a_mod - a;
+  int32_t k;
+  for (k = 0; k < 7; ++k)
+    if (remainder & (1 << (24 + k))) result = srdhm(result, mults[k]);
+  return a == 0 ? INT32_MAX : result;
+}
+
+static int32_t one_over_one_plus_x(int32_t a) { /* Q0.31 in [0,1) -> Q0.31 of 1/(1+a) */
+  const int64_t sum = (int64_t)a + INT32_MAX;
+  const int32_t half_den = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+  int32_t x = 1515870810 + srdhm(half_den, -1010580540); /* Q2.29 */
+  int i;
+  for (i = 0; i < 3; ++i) {
+    const int32_t hdx = srdhm(half_den, x);
+    const int32_t one_minus = (1 << 29) - hdx;
+    x = x + sat_shl(srdhm(x, one_minus), 2);
+  }
+  return sat_shl(x, 1);
+}
+
+static int32_t clz32(uint32_t x) {
+  int32_t n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000u)) { x <<= 1; ++n; }
+  return n;
+}
+
+void ember_softmax(const ember_softmax_params *p, const int8_t *in, int8_t *out) {
+  int32_t i, c;
+  for (i = 0; i < p->outer; ++i) {
+    const int8_t *x = in + i * p->depth;
+    int8_t *y = out + i * p->depth;
+    int32_t max_in = -128, sum = 0, headroom, bits_over_unit, scale;
+    for (c = 0; c < p->depth; ++c) max_in = EMBER_MAX(max_in, (int32_t)x[c]);
+    for (c = 0; c < p->depth; ++c) {
+      const int32_t diff = (int32_t)x[c] - max_in;
+      if (diff >= p->diff_min) {
+        const int32_t scaled = srdhm(diff * (1 << p->input_left_shift), p->input_mult);
+        sum += rdbpot(exp_on_negative_values(scaled), 12); /* Rescale to Q12.19 */
+      }
+    }
+    headroom = clz32((uint32_t)sum);
+    bits_over_unit = 12 - headroom;
+    scale = one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - ((uint32_t)1 << 31)));
+    for (c = 0; c < p->depth; ++c) {
+      const int32_t diff = (int32_t)x[c] - max_in;
+      if (diff >= p->diff_min) {
+        const int32_t scaled = srdhm(diff * (1 << p->input_left_shift), p->input_mult);
+        const int32_t e = exp_on_negative_values(scaled);
+        const int32_t v = rdbpot(srdhm(scale, e), bits_over_unit + 31 - 8) - 128;
+        y[c] = clamp8(v, -128, 127);
+      } else {
+        y[c] = -128;
+      }
+    }
+  }
+}
+
+void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out) {
+  const int32_t rn = p->out.n == p->in.n ? 0 : 1, rh = p->out.h == p->in.h ? 0 : 1;
+  const int32_t rw = p->out.w == p->in.w ? 0 : 1, rc = p->out.c == p->in.c ? 0 : 1;
+  const int32_t count = (rn ? p->in.n : 1) * (rh ? p->in.h : 1) * (rw ? p->in.w : 1) * (rc ? p->in.c : 1);
+  int32_t b, y, x, c, ib, iy, ix, ic;
+  for (b = 0; b < p->out.n; ++b)
+    for (y = 0; y < p->out.h; ++y)
+      for (x = 0; x < p->out.w; ++x)
+        for (c = 0; c < p->out.c; ++c) {
+          int32_t sum = 0, r;
+          for (ib = rn ? 0 : b; ib < (rn ? p->in.n : b + 1); ++ib)
+            for (iy = rh ? 0 : y; iy < (rh ? p->in.h : y + 1); ++iy)
+              for (ix = rw ? 0 : x; ix < (rw ? p->in.w : x + 1); ++ix)
+                for (ic = rc ? 0 : c; ic < (rc ? p->in.c : c + 1); ++ic)
+                  sum += in[((ib * p->in.h + iy) * p->in.w + ix) * p->in.c + ic];
+          r = ember_mbqm(sum - p->in_zp * count, p->mult, p->shift) + p->out_zp;
+          out[((b * p->out.h + y) * p->out.w + x) * p->out.c + c] = clamp8(r, -128, 127);
+        }
+}
+
+void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out) {
+  int32_t i;
+  for (i = 0; i < p->size; ++i) {
+    const int32_t v = p->out_offset + ember_mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
+    out[i] = clamp8(v, p->act_min, p->act_max);
+  }
+}
+
+void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, y, x, c;
+  for (b = 0; b < p->out.n; ++b)
+    for (y = 0; y < p->out.h; ++y)
+      for (x = 0; x < p->out.w; ++x)
+        for (c = 0; c < p->out.c; ++c) {
+          const int32_t ib = b - p->before[0], iy = y - p->before[1];
+          const int32_t ix = x - p->before[2], ic = c - p->before[3];
+          const int inside = ib >= 0 && ib < p->in.n && iy >= 0 && iy < p->in.h && ix >= 0 &&
+                             ix < p->in.w && ic >= 0 && ic < p->in.c;
+          out[((b * p->out.h + y) * p->out.w + x) * p->out.c + c] =
+              inside ? in[((ib * p->in.h + iy) * p->in.w + ix) * p->in.c + ic] : (int8_t)p->pad_value;
+        }
+}
+
+void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *out) {
+  const int32_t in_dims[4] = {p->in.n, p->in.h, p->in.w, p->in.c};
+  int32_t in_strides[4], idx[4], o = 0;
+  in_strides[3] = 1;
+  in_strides[2] = in_dims[3];
+  in_strides[1] = in_dims[3] * in_dims[2];
+  in_strides[0] = in_strides[1] * in_dims[1];
+  for (idx[0] = 0; idx[0] < p->out.n; ++idx[0])
+    for (idx[1] = 0; idx[1] < p->out.h; ++idx[1])
+      for (idx[2] = 0; idx[2] < p->out.w; ++idx[2])
+        for (idx[3] = 0; idx[3] < p->out.c; ++idx[3])
+          out[o++] = in[idx[0] * in_strides[p->perm[0]] + idx[1] * in_strides[p->perm[1]] +
+                        idx[2] * in_strides[p->perm[2]] + idx[3] * in_strides[p->perm[3]]];
+}
+
+void ember_copy(int32_t size, const int8_t *in, int8_t *out) {
+  int32_t i;
+  for (i = 0; i < size; ++i) out[i] = in[i];
+}

@@ -1,0 +1,102 @@
+/* Ember int8 kernels: C99, no heap, bit-exact with TFLite's reference integer kernels.
+ * Tensors are NHWC int8; per-channel weights; int32 biases; requantization with
+ * MultiplyByQuantizedMultiplier (rounding doubling high multiply + rounding divide by 2^n). */
+#ifndef EMBER_NN_H
+#define EMBER_NN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct { int32_t n, h, w, c; } ember_shape;
+
+typedef struct {
+  ember_shape in, out;
+  int32_t kh, kw, filter_c;          /* filter [out.c, kh, kw, filter_c]; groups = in.c / filter_c */
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t in_offset, out_offset, act_min, act_max;
+  const int8_t *filter;
+  const int32_t *bias;               /* may be NULL */
+  const int32_t *mult;               /* per output channel */
+  const int8_t *shift;
+} ember_conv_params;
+
+typedef struct {
+  ember_shape in, out;
+  int32_t kh, kw, depth_mult;        /* filter [1, kh, kw, out.c] */
+  int32_t stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  int32_t in_offset, out_offset, act_min, act_max;
+  const int8_t *filter;
+  const int32_t *bias;
+  const int32_t *mult;
+  const int8_t *shift;
+} ember_dwconv_params;
+
+typedef struct {
+  int32_t batches, in_depth, out_depth;  /* filter [out_depth, in_depth] */
+  int32_t in_offset, out_offset, act_min, act_max;
+  int32_t per_channel;                   /* 0: one scale for all outputs */
+  const int8_t *filter;
+  const int32_t *bias;
+  const int32_t *mult;                   /* used with EMBER_FC_INTEGER_RESCALE (TFLite Micro) */
+  const int8_t *shift;
+  const double *scale;                   /* in*filter/out scale: LiteRT's reference rescale */
+} ember_fc_params;
+
+typedef struct {
+  int32_t size;                      /* element count (same shapes) */
+  int32_t in1_offset, in2_offset, out_offset, left_shift;
+  int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
+  int32_t act_min, act_max;
+} ember_add_params;
+
+typedef struct {
+  ember_shape in, out;
+  int32_t kh, kw, stride_h, stride_w, pad_h, pad_w, act_min, act_max;
+} ember_pool_params;
+
+typedef struct {
+  int32_t outer, depth;
+  int32_t input_mult, input_left_shift, diff_min;
+} ember_softmax_params;
+
+typedef struct {
+  ember_shape in, out;               /* reduced axes have extent 1 in out */
+  int32_t in_zp, out_zp, mult, shift;
+} ember_mean_params;
+
+typedef struct {
+  int32_t size, in_offset, out_offset, mult, shift, act_min, act_max;
+} ember_requant_params;
+
+typedef struct {
+  ember_shape in, out;
+  int32_t before[4];                 /* padding before each NHWC axis */
+  int32_t pad_value;
+} ember_pad_params;
+
+typedef struct {
+  ember_shape in, out;
+  int32_t perm[4];                   /* out axis i takes in axis perm[i] */
+} ember_transpose_params;
+
+int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift);
+void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out);
+void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8_t *out);
+void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out);
+void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
+void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
+void ember_softmax(const ember_softmax_params *p, const int8_t *in, int8_t *out);
+void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out);
+void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out);
+void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out);
+void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *out);
+void ember_copy(int32_t size, const int8_t *in, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBER_NN_H */

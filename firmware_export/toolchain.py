@@ -1,0 +1,133 @@
+"""Build and run exported models: host compilers (gcc/clang), arm-none-eabi-gcc, qemu-system-arm."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_export.targets import Target
+from sdk.errors import ExportError
+
+PKG = Path(__file__).resolve().parent
+RUNTIME = PKG / "runtime"
+MCU = PKG / "mcu"
+HOST_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
+ARM_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-Os", "-ffunction-sections", "-fdata-sections",
+             "-ffreestanding", "-fstack-usage")
+
+
+@dataclass
+class ArmBuild:
+    elf: Path
+    text: int
+    data: int
+    bss: int
+    stack: int  # estimated worst-case stack of main -> invoke -> kernel
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss + self.stack
+
+
+def which(tool: str) -> str | None:
+    return shutil.which(tool)
+
+
+def _run(cmd: list[str], what: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, **kw)  # type: ignore[call-overload]
+    except FileNotFoundError:
+        raise ExportError(f"{what}: {cmd[0]} not found (install it: see .ci/system-deps.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"{what}: timed out ({' '.join(cmd[:3])} ...)") from None
+    if proc.returncode != 0 and what:
+        err = proc.stderr.decode(errors="replace")[-2000:]
+        raise ExportError(f"{what} failed (exit {proc.returncode}): {err}")
+    return proc
+
+
+def _model_defines(prefix: str) -> list[str]:
+    up = prefix.upper()
+    return [f"-DEMBER_INVOKE={prefix}_invoke", f"-DEMBER_IN_SIZE={up}_INPUT_SIZE",
+            f"-DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"]
+
+
+def host_build(src: Path, prefix: str, exe: Path, cc: str = "gcc") -> Path:
+    """Compile ``src`` (the exported ``src/`` folder) with the host runner into ``exe``."""
+    sources = sorted(str(p) for p in src.glob("*.c")) + [str(RUNTIME / "host_runner.c")]
+    cmd = [cc, *HOST_FLAGS, f"-I{src}", "-include", str(src / f"{prefix}.h"), *_model_defines(prefix),
+           *sources, "-o", str(exe)]
+    _run(cmd, f"host build with {cc}", timeout=300)
+    return exe
+
+
+def host_run(exe: Path, inputs: np.ndarray, out_size: int) -> np.ndarray:
+    """Feed all ``inputs`` (N × in) through one run of ``exe``; return N × out int8."""
+    data = np.ascontiguousarray(inputs, np.int8).tobytes()
+    proc = _run([str(exe)], f"running {exe.name}", input=data, timeout=300)
+    out = np.frombuffer(proc.stdout, np.int8)
+    if out.size != len(inputs) * out_size:
+        raise ExportError(f"{exe.name} wrote {out.size} bytes, expected {len(inputs) * out_size}")
+    return out.reshape(len(inputs), out_size)
+
+
+def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
+              extra_include: Path | None = None) -> ArmBuild:
+    """Cross-compile the model with ``main`` for ``target``; return sizes from arm-none-eabi-size."""
+    if not target.arm:
+        raise ExportError(f"target {target.name} is not an ARM Cortex-M; build it with its own SDK")
+    build.mkdir(parents=True, exist_ok=True)
+    elf = build / (main.stem + ".elf")
+    includes = [f"-I{src}"] + ([f"-I{extra_include}"] if extra_include else [])
+    sources = sorted(str(p) for p in src.glob("*.c")) + [str(MCU / "startup.c"), str(main)]
+    objs = []
+    for s in sources:
+        obj = build / (Path(s).stem + ".o")
+        _run(["arm-none-eabi-gcc", *target.cflags, *ARM_FLAGS, *includes, "-include", str(src / f"{prefix}.h"),
+              *_model_defines(prefix), "-c", s, "-o", str(obj)], f"arm-none-eabi-gcc {Path(s).name}",
+             timeout=300)
+        objs.append(str(obj))
+    _run(["arm-none-eabi-gcc", *target.cflags, "-nostdlib", "-Wl,--gc-sections", "-T", str(MCU / "mps2.ld"),
+          *objs, "-lgcc", "-o", str(elf)], "arm-none-eabi-gcc link", timeout=300)
+    text, data, bss = arm_size(elf)
+    return ArmBuild(elf, text, data, bss, stack_estimate(build))
+
+
+def arm_size(elf: Path) -> tuple[int, int, int]:
+    out = _run(["arm-none-eabi-size", "-A", str(elf)], "arm-none-eabi-size", timeout=60).stdout.decode()
+    sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
+    text = sum(v for k, v in sec.items() if k in (".text", ".ARM.exidx", ".rodata"))
+    return text, sec.get(".data", 0), sec.get(".bss", 0)
+
+
+def stack_estimate(build: Path) -> int:
+    """main + invoke + the deepest kernel + the deepest helper, from gcc's -fstack-usage files."""
+    usage: dict[str, int] = {}
+    for su in build.glob("*.su"):
+        for line in su.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[1].strip().isdigit():
+                usage[parts[0].rsplit(":", 1)[-1]] = int(parts[1])
+    main = usage.get("main", 0)
+    invoke = max((v for k, v in usage.items() if k.endswith("_invoke")), default=0)
+    kernels = max((v for k, v in usage.items() if k.startswith("ember_")), default=0)
+    helpers = max((v for k, v in usage.items() if not k.startswith("ember_") and k != "main"
+                   and not k.endswith("_invoke")), default=0)
+    return main + invoke + kernels + helpers + 32  # + exception frame slack
+
+
+def qemu_run(elf: Path, machine: str, timeout: float = 120) -> tuple[int, str]:
+    """Run ``elf`` under qemu-system-arm with semihosting; return (exit status, console text)."""
+    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    proc = _run(cmd, "", timeout=timeout)
+    return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
