@@ -98,7 +98,7 @@ class LocalBroker:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> LocalBroker:
+    def __enter__(self) -> LocalBroker:  # noqa: PYI034
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:

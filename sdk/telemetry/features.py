@@ -10,7 +10,7 @@ Input features are computed on a downsampled view of the input, with vectorised 
   first 2048 samples).
 * ``ecg`` (float samples×leads, lead 0 used): ``heart_rate_bpm`` (R peaks over the last 8 s kept in a
   ring buffer) and ``signal_quality`` (0–1, from the kurtosis of the signal: clean ECG is spiky, noise
-  is not).
+  is not): clip((kurtosis - 3) / 20, 0, 1).
 
 Output features come from the model's decoded output (:func:`parse_output`): top-class
 ``confidence``, the predicted class and, when the model exposes one, the ``embedding_norm``.
@@ -140,7 +140,7 @@ class FeatureExtractor:
             out[1] = 0.0
             return
         kurt = float(sq @ sq) / ring.size / (var * var)
-        out[1] = min(1.0, max(0.0, (kurt - 3.0) / 7.0))
+        out[1] = min(1.0, max(0.0, (kurt - 3.0) / 20.0))
         out[0] = _heart_rate(ring, fs)
 
     def _push_ring(self, x: np.ndarray, capacity: int) -> np.ndarray:
