@@ -82,7 +82,7 @@ class Pipeline:
         self._stop_reason: str | None = None
         self._failure: tuple[str, BaseException] | None = None
         self._abort = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: the SIGINT handler may run while it is held
         self._t_start = self._t_end = 0.0
         self._started = self._finished = False
         self._opened: list[Any] = []
