@@ -81,6 +81,9 @@ class ModelManager:
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _profiles(self, measure: str) -> list[Profile]:
+        for v in self.store.manifest.variants:
+            if not v.usable:
+                self._quarantine_event(v.key, v.problem or "unusable")
         profiles = []
         for v in self.store.usable():
             p = self.store.profile(v)
