@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from sdk.events import EventBus
 from sdk.telemetry.core import Telemetry
-from sdk.telemetry.profile import ReferenceProfile, build_reference_profile
+from sdk.telemetry.profile import ReferenceProfile
 from sdk.telemetry.settings import TelemetrySettings
+from sdk.telemetry.simulate_profile import LABELS, synthetic_frame, tiny_profile
 
 TIERS = ("fp32", "fp16", "int8")
 
@@ -30,7 +31,7 @@ class SimulatedDevice:
         self.drifting = drifting
         self.bus = EventBus()
         self.battery = 100.0 - 30 * self.rng.random()
-        self.tel = Telemetry(settings, kind="image", profile=profile, labels=["a", "b", "c"], bus=self.bus,
+        self.tel = Telemetry(settings, kind="image", profile=profile, labels=LABELS, bus=self.bus,
                              device_state=self._device_state)
         self.name = name
         self.frames = 0
@@ -42,7 +43,7 @@ class SimulatedDevice:
 
     def step(self, elapsed: float) -> None:
         shift = min(60.0, 4.0 * elapsed) if self.drifting else 0.0
-        frame = self.rng.normal(128 - shift, 25, (24, 32, 3)).clip(0, 255).astype(np.uint8)
+        frame = synthetic_frame(self.rng, shift)
         probs = self.rng.dirichlet((4.0, 2.0, 1.0))
         self.tel.observe(frame, probs)
         self.frames += 1
@@ -55,18 +56,11 @@ class SimulatedDevice:
                                    latency_p95_ms=round(p50 * 1.4, 2), drops=0)
 
 
-def reference_profile(seed: int = 0) -> ReferenceProfile:
-    rng = np.random.default_rng(seed)
-    frames = [rng.normal(128, 25, (24, 32, 3)).clip(0, 255).astype(np.uint8) for _ in range(400)]
-    outputs = [rng.dirichlet((4.0, 2.0, 1.0)) for _ in range(400)]
-    return build_reference_profile(frames, "image", outputs=outputs, labels=["a", "b", "c"])
-
-
 def simulate(broker: str, devices: int = 5, fleet: str = "sim", duration_s: float = 30.0, fps: float = 10.0,
              spool_dir: str | os.PathLike[str] = "sim-spools", drift_every: int = 3, seed: int = 0,
              progress: bool = True) -> dict[str, Any]:
     """Run the devices for ``duration_s``; every ``drift_every``-th device drifts. Returns counts."""
-    profile = reference_profile(seed)
+    profile = tiny_profile(seed)
     Path(spool_dir).mkdir(parents=True, exist_ok=True)
     sims = []
     for i in range(devices):

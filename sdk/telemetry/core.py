@@ -59,7 +59,7 @@ class Telemetry:
             names, [DEFAULT_RANGES[n][0] for n in names], [DEFAULT_RANGES[n][1] for n in names], 10)
         self.window = RollingWindow(binning, len(self.labels), settings.window_block, settings.window_blocks)
         thresholds = Thresholds(psi_warn=settings.psi_warn, psi_alert=settings.psi_alert,
-                                min_frames=min(100, settings.window_block))
+                                min_frames=settings.window_block * settings.window_blocks)
         self.drift = DriftDetector(profile, thresholds, self.bus) if profile else None
         self.spool = Spool(settings.spool, settings.spool_max_bytes, settings.spool_full_policy)
         self.tier: str | None = None
