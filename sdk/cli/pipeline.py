@@ -16,19 +16,22 @@ def register(sub: Any) -> None:
                        description="Streaming pipelines: one thread per stage, bounded queues, live statistics.")
     psub = p.add_subparsers(dest="pipeline_command", metavar="SUBCOMMAND", title="subcommands")
     r = psub.add_parser(
-        "run", help="classify every item of a source with an ONNX model",
-        description="Run source -> preprocess -> ONNX Runtime -> top-k -> sinks. Image models (input "
-        "[1,3,H,W]) get frames resized to H×W, RGB, 0..1; other models get the samples flattened, padded or "
+        "run", help="classify every item of a source with a model",
+        description="Run source -> preprocess -> model -> top-k -> sinks. Image models (input "
+        "[1,3,H,W] or [1,H,W,3]) get frames resized to H×W, RGB, 0..1; other models get the samples flattened, padded or "
         "cut to their input size. Prints a statistics line to stderr every --stats-every seconds and the "
         "final statistics as JSON on stdout. Ctrl-C stops cleanly (exit code 130).",
         epilog="Example: ember pipeline run --source file://clip.mp4 --model model.onnx --labels labels.txt "
         "--jsonl out.jsonl --video-out annotated.mp4")
     r.add_argument("--source", required=True, metavar="URI",
                    help="source URI, e.g. file://clip.mp4, v4l2:///dev/video0, synthetic://video?frames=300")
-    r.add_argument("--model", required=True, metavar="M.onnx", help="ONNX classification model")
+    r.add_argument("--model", required=True, metavar="FILE",
+                   help="classification model: .onnx (onnxruntime, tinygrad) or .tflite (litert)")
+    r.add_argument("--backend", choices=["onnxruntime", "litert", "tinygrad"], default="onnxruntime",
+                   help="runtime backend for the model (default onnxruntime)")
     r.add_argument("--labels", metavar="FILE|a,b,c", help="class names: a file with one a line, or a comma list")
     r.add_argument("--top-k", type=int, default=1, metavar="K", help="keep the K best classes (default 1)")
-    r.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads (config models.threads)")
+    r.add_argument("--threads", type=int, metavar="N", help="inference threads (config models.threads)")
     r.add_argument("--policy", choices=["auto", "block", "drop_oldest"],
                    help="queue policy; auto = drop_oldest for live sources, block for files (config pipeline.policy)")
     r.add_argument("--queue-size", type=int, metavar="N", help="items per queue (config pipeline.queue_size)")
@@ -74,7 +77,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     from sdk.pipeline.classify import classification_stages, read_labels
 
     threads = args.threads or int(config.get_path("models.threads", 1))
-    stages = classification_stages(args.model, read_labels(args.labels), threads=threads, top_k=args.top_k)
+    stages = classification_stages(args.model, read_labels(args.labels), threads=threads, top_k=args.top_k,
+                                   backend=args.backend)
     pipe = Pipeline(args.source, stages, build_sinks(args),
                     policy=args.policy or str(config.get_path("pipeline.policy", "auto")),
                     queue_size=args.queue_size or int(config.get_path("pipeline.queue_size", 8)),

@@ -1,4 +1,4 @@
-"""Stages for a generic classification pipeline: frame/signal → model input → ONNX Runtime → top-k.
+"""Stages for a generic classification pipeline: frame/signal → model input → runtime backend → top-k.
 
 Used by ``ember pipeline run`` and ``bench/pipeline_overhead.py``; usable from Python:
 ``Pipeline(src, stages=classification_stages("m.onnx", labels=["cat", "dog"]), sinks=[...])``.
@@ -12,19 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import ModelError, PipelineError
+from sdk.errors import PipelineError
 from sdk.pipeline.packet import Stage
 
 
 class ImagePreprocess:
-    """BGR uint8 H×W×3 frame → float32 [1, 3, H, W] RGB in 0..1 at the model's size,
-    then ``(x - mean) / std`` per channel when given."""
+    """BGR uint8 H×W×3 frame → float32 [1, 3, H, W] (or [1, H, W, 3] with ``layout="NHWC"``) RGB in
+    0..1 at the model's size, then ``(x - mean) / std`` per channel when given."""
 
     def __init__(self, input_hw: tuple[int, int], mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> None:
+                 std: Sequence[float] | None = None, layout: str = "NCHW") -> None:
+        if layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
         self.size = (int(input_hw[1]), int(input_hw[0]))  # cv2 wants (w, h)
-        self.mean = None if mean is None else np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
-        self.std = None if std is None else np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+        self.nchw = layout == "NCHW"
+        per_channel = (1, -1, 1, 1) if self.nchw else (1, 1, 1, -1)
+        self.mean = None if mean is None else np.asarray(mean, np.float32).reshape(per_channel)
+        self.std = None if std is None else np.asarray(std, np.float32).reshape(per_channel)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -34,7 +38,7 @@ class ImagePreprocess:
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        x = rgb.transpose(2, 0, 1)[None].astype(np.float32)
+        x = (rgb.transpose(2, 0, 1) if self.nchw else rgb)[None].astype(np.float32)
         x *= np.float32(1.0 / 255.0)
         if self.mean is not None:
             x -= self.mean
@@ -57,34 +61,29 @@ class FitToShape:
         return flat[: self.size].reshape(self.shape)
 
 
-class OnnxInfer:
-    """An ONNX Runtime CPU session as a stage function: input array → first output."""
+class ModelInfer:
+    """A model on an Ember runtime backend (``sdk.runtime.backends``) as a stage function:
+    input array → first output. Warmed up when created, so the first item is not slow."""
 
-    def __init__(self, model: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+    def __init__(self, model: str | Path, backend: str = "onnxruntime", threads: int = 1) -> None:
+        from sdk.runtime.backends import load_backend
 
-        path = Path(model)
-        if not path.is_file():
-            raise ModelError(f"model file {path} not found (give a .onnx file)")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-            raise ModelError(f"{path}: ONNX Runtime cannot load it: {e}") from None
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        self.output_names = [self.session.get_outputs()[0].name]
+        self.backend = load_backend(model, backend, threads=threads)
+        self.input_shape = list(self.backend.inputs[0].concrete_shape())
+        self.backend.warmup(1)
 
     @property
-    def is_image_model(self) -> bool:
-        """A 4-D input with 3 channels first (NCHW), as ``ImagePreprocess`` produces."""
-        return len(self.input_shape) == 4 and self.input_shape[1] == 3
+    def layout(self) -> str | None:
+        """``NCHW`` or ``NHWC`` for a 4-D input with 3 colour channels; None for anything else."""
+        shape = self.input_shape
+        if len(shape) == 4 and shape[1] == 3:
+            return "NCHW"
+        if len(shape) == 4 and shape[3] == 3:
+            return "NHWC"
+        return None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self.output_names, {self.input_name: x})[0]
+        return self.backend.run(x)[0]
 
 
 class TopK:
@@ -118,12 +117,14 @@ def read_labels(spec: str | Path | None) -> list[str] | None:
 
 
 def classification_stages(model: str | Path, labels: Sequence[str] | None = None, threads: int = 1,
-                          top_k: int = 1) -> list[Stage]:
-    """``preprocess`` (image or signal, chosen from the model's input shape), ``infer`` (ONNX
-    Runtime, ``threads`` intra-op threads) and ``postprocess`` (top-k labels)."""
-    infer = OnnxInfer(model, threads)
-    if infer.is_image_model:
-        pre: Any = ImagePreprocess((infer.input_shape[2], infer.input_shape[3]))
+                          top_k: int = 1, backend: str = "onnxruntime") -> list[Stage]:
+    """``preprocess`` (image or signal, chosen from the model's input shape), ``infer`` (the model on
+    ``backend`` with ``threads`` threads) and ``postprocess`` (top-k labels)."""
+    infer = ModelInfer(model, backend, threads)
+    layout, shape = infer.layout, infer.input_shape
+    if layout is not None:
+        hw = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+        pre: Any = ImagePreprocess(hw, layout=layout)
     else:
-        pre = FitToShape(infer.input_shape)
+        pre = FitToShape(shape)
     return [Stage("preprocess", pre), Stage("infer", infer), Stage("postprocess", TopK(labels, top_k))]

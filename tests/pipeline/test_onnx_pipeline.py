@@ -13,7 +13,7 @@ from sdk.pipeline import JsonlSink, Pipeline, Stage
 from sdk.pipeline.classify import (
     FitToShape,
     ImagePreprocess,
-    OnnxInfer,
+    ModelInfer,
     TopK,
     classification_stages,
     read_labels,
@@ -49,6 +49,28 @@ def test_image_preprocess_layout_and_range():
     assert np.all(norm[0, 0] == 1.0) and np.all(norm[0, 1] == -1.0)
 
 
+def test_image_preprocess_nhwc():
+    frame = np.zeros((10, 20, 3), np.uint8)
+    frame[..., 0] = 255  # blue in BGR
+    x = ImagePreprocess((5, 6), layout="NHWC")(frame)
+    assert x.shape == (1, 5, 6, 3) and np.all(x[..., 2] == 1.0) and np.all(x[..., :2] == 0.0)
+
+
+def test_litert_backend_in_the_infer_stage_agrees_with_onnxruntime(frames, tiny_model, tmp_path, recorder):
+    from sdk.optimize.tflite_export import onnx_to_tflite
+
+    tflite = onnx_to_tflite(tiny_model, tmp_path / "tiny.tflite")
+    results = {}
+    for backend, model in (("onnxruntime", tiny_model), ("litert", tflite)):
+        sink = recorder()
+        stages = classification_stages(model, backend=backend)
+        assert isinstance(stages[0].fn, ImagePreprocess)
+        Pipeline(frames(20, hw=(48, 64)), stages, [sink]).run()
+        results[backend] = [(p.value["index"], p.value["score"]) for p in sink.packets]
+    assert [i for i, _ in results["litert"]] == [i for i, _ in results["onnxruntime"]]
+    assert [s for _, s in results["litert"]] == pytest.approx([s for _, s in results["onnxruntime"]], abs=1e-4)
+
+
 def test_fit_to_shape_pads_and_cuts():
     assert FitToShape([1, 4])(np.arange(6, dtype=np.float32)).tolist() == [[0, 1, 2, 3]]
     assert FitToShape([1, 1, 2, 2])(np.ones((3, 1))).ravel().tolist() == [1, 1, 1, 0]
@@ -60,12 +82,12 @@ def test_topk_without_labels_uses_indices():
 
 
 def test_model_and_label_errors_are_clear(tmp_path):
-    with pytest.raises(ModelError, match="not found"):
-        OnnxInfer(tmp_path / "missing.onnx")
+    with pytest.raises(ModelError, match="missing.onnx: model file not found"):
+        ModelInfer(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="bad.onnx: ONNX Runtime cannot load it"):
-        OnnxInfer(bad)
+    with pytest.raises(ModelError, match="bad.onnx: onnxruntime cannot load it"):
+        ModelInfer(bad)
     (tmp_path / "labels.txt").write_text("cat\ndog\n\n")
     assert read_labels(tmp_path / "labels.txt") == ["cat", "dog"]
     assert read_labels("x, y") == ["x", "y"] and read_labels(None) is None
@@ -74,7 +96,7 @@ def test_model_and_label_errors_are_clear(tmp_path):
 
 
 def test_infer_stage_error_names_infer(frames, tiny_model):
-    infer = OnnxInfer(tiny_model)
+    infer = ModelInfer(tiny_model)
     stages = [Stage("preprocess", ImagePreprocess((16, 16))), Stage("infer", infer)]  # wrong size for the model
     with pytest.raises(Exception, match="stage 'infer'") as info:
         Pipeline(frames(3), stages).run()
