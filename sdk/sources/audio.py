@@ -2,8 +2,9 @@
 
 Items are float32 chunks [samples, channels] of ``chunk_ms`` every ``hop_ms`` at ``rate`` Hz
 (resampled from the device/file rate unless ``resample=false``, which makes a rate mismatch a
-``SourceError``). Item meta adds ``start_s`` (stream position of the first sample) and ``padded``
-(zero samples appended to the last chunk of a file).
+``SourceError``). Item meta adds ``start_s`` (position of the first sample in the delivered
+audio), ``padded`` (zero samples appended to the last chunk of a file) and, for microphones,
+``gap`` (device-rate samples dropped by ring overflows before this chunk).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class MicSource(BaseSource):
         super().__init__(uri, live=True, device=device)
         self.device, self.opts = device, dict(opts)
         self._blocks: deque[tuple[np.ndarray, float]] = deque()
-        self._frames = 0
+        self._frames = self._lost = self._gap = 0  # _lost/_gap: samples dropped by overflows
         self._cond = threading.Condition()
         self._stream: Any = None
 
@@ -209,7 +210,7 @@ class MicSource(BaseSource):
         self._shaper = Shaper(self.uri, rate, channels, self.opts)
         self._capacity = int(self.opts["buffer_s"] * rate)
         self._blocks.clear()
-        self._frames = 0
+        self._frames = self._lost = self._gap = 0
         try:
             # int16 is what microphones deliver; ALSA's plug layer mangles some float conversions
             self._stream = sd.InputStream(device=self.device, channels=channels, samplerate=rate,
@@ -229,6 +230,7 @@ class MicSource(BaseSource):
             while self._frames > self._capacity and len(self._blocks) > 1:
                 dropped, _ = self._blocks.popleft()
                 self._frames -= len(dropped)
+                self._lost += len(dropped)
                 self.stats.overflows += 1
             self._cond.notify()
 
@@ -251,8 +253,12 @@ class MicSource(BaseSource):
                     return
                 block, ts = self._blocks.popleft()
                 self._frames -= len(block)
+                lost, self._lost = self._lost, 0
+            self._gap += lost
             for chunk, start in self._shaper.feed(block.astype(np.float32) / 32768.0):
-                yield self._shaper.entry(chunk, start, ts)
+                chunk, ts_, meta = self._shaper.entry(chunk, start, ts)
+                yield chunk, ts_, {**meta, "gap": self._gap}  # type: ignore[dict-item]
+                self._gap = 0
 
 
 def open_mic(uri: str, **kwargs: Any) -> MicSource:

@@ -41,5 +41,5 @@ def require_path(uri: str, target: str, what: str = "file") -> Path:
     path = Path(target).expanduser()
     if not path.exists():
         raise SourceError(uri, f"{what} {path} does not exist",
-                          f"check the path (relative paths start in {Path.cwd()})")
+                          f"relative paths are taken from {Path.cwd()}")
     return path

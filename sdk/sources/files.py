@@ -42,6 +42,6 @@ def open_file(uri: str, **kwargs: Any) -> BaseSource:
 
         return wfdb_from(parsed, kwargs)
     if target and not Path(target).exists():
-        raise SourceError(uri, f"file {target} does not exist", f"check the path (relative to {Path.cwd()})")
+        raise SourceError(uri, f"file {target} does not exist", f"relative paths are taken from {Path.cwd()}")
     raise SourceError(uri, f"unsupported file type {suffix or '(no extension)'!r}",
                       f"supported: {' '.join(SUPPORTED)}, a folder of images or a glob")

@@ -127,7 +127,7 @@ with open_source("mic://virtmic?rate=16000&chunk_ms=100", buffer_s=0.3) as src:
     it = iter(src)
     next(it)
     time.sleep(0.5)  # a consumer that stalls: the 0.3 s ring overflows
-    next(it)
+    out["gap"] = sum(next(it).meta["gap"] for _ in range(3))
     out["overflows"] = src.stats.overflows
 print(json.dumps(out))
 """
@@ -157,7 +157,7 @@ def test_microphone_with_alsa_virtual_device(tmp_path: Path) -> None:
     np.testing.assert_allclose(out["first"], 0.5 * np.sin(2 * np.pi * 440 * t[:16000]), atol=2e-4)
     assert out["meta"] == {"live": True, "rate": 16000, "kind": "microphone", "device_name": "virtmic"}
     assert out["seq"] == [0, 1, 2, 3]
-    assert out["overflows"] > 0
+    assert out["overflows"] > 0 and out["gap"] > 0
 
 
 def test_microphone_through_sounddevice() -> None:
