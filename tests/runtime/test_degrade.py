@@ -1,0 +1,77 @@
+"""The degradation ladder steps down under pressure and back up when it eases, without flapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sdk.degrade import CascadeStep, Degrader, ResolutionStep, SkipStep, TierStep
+from sdk.device import FakeClock, ScriptedDevice
+from sdk.events import EventBus
+from sdk.models.manager import ModelManager
+
+
+def test_ladder_steps_down_in_order_and_back_up(model_folder: Path) -> None:
+    clock = FakeClock()
+    bus, events = EventBus(), []
+    bus.subscribe(events.append)
+    manager = ModelManager(model_folder, backends=["onnxruntime"], device=ScriptedDevice(clock), clock=clock,
+                           bus=EventBus(), use_default_rules=False, background=False, initial="fp32")
+    load = {"factor": 3.0}  # a CPU hog makes every millisecond of work cost `factor` ms
+    calls = {"big": 0, "small": 0}
+    seen_shapes = []
+
+    def big(frame: np.ndarray) -> list[np.ndarray]:
+        seen_shapes.append(frame.shape)
+        calls["big"] += 1
+        x = np.resize(frame.astype(np.float32).mean(axis=2) / 255.0, (1, 3, 32, 32)).astype(np.float32)
+        clock.advance(0.02 * load["factor"] * frame.shape[0] / 64)  # cost grows with resolution
+        return manager(x)
+
+    def small(frame: np.ndarray) -> np.ndarray:
+        calls["small"] += 1
+        clock.advance(0.002)
+        return np.array([0.9, 0.1]) if frame.mean() > 100 else np.array([0.4, 0.6])
+
+    steps = [TierStep(manager), CascadeStep(small, escalate_below=0.7), SkipStep(every=2), ResolutionStep(0.5)]
+    deg = Degrader(big, steps, budget_ms=33, clock=clock, timer=clock, bus=bus, min_dwell_s=3, window_s=1,
+                   down="p95 > budget for 1s", up="headroom for 2s")
+    rng = np.random.default_rng(0)
+    # bright frames: the small model is sure; dark ones: it escalates to the big model
+    frames = [rng.integers(0, 120 if i % 3 == 0 else 255, (64, 64, 3), dtype=np.uint8) for i in range(9)]
+    outputs, levels = [], []
+    for i in range(1500):
+        if i == 700:
+            load["factor"] = 0.5  # the hog goes away
+        outputs.append(deg(frames[i % len(frames)]))
+        levels.append(deg.level)
+        clock.advance(1 / 30)
+    assert len(outputs) == 1500 and all(o is not None for o in outputs)
+    steps_taken = [(e.data["direction"], e.data["step"]) for e in events]
+    downs = [s for d, s in steps_taken if d == "down"]
+    ups = [s for d, s in steps_taken if d == "up"]
+    assert downs == ["tier", "cascade", "skip", "resolution"]
+    assert ups == list(reversed(downs))  # released in reverse order, all the way back
+    assert levels[-1] == 0 and manager.policy.limit_quality is None
+    assert (32, 32, 3) in seen_shapes and (64, 64, 3) in seen_shapes
+    assert calls["small"] > 0
+    # no flapping: once relieved it stays relieved
+    first_up = next(i for i, lv in enumerate(levels) if i > 700 and lv == 0)
+    assert all(lv == 0 for lv in levels[first_up:])
+
+
+def test_skip_step_keeps_one_output_per_frame() -> None:
+    s = SkipStep(every=3)
+    s.engage()
+    n = {"runs": 0}
+
+    def run(x: int) -> int:
+        n["runs"] += 1
+        return x * 10
+
+    out = [s.process(i, run) for i in range(9)]
+    assert len(out) == 9 and n["runs"] == 4
+    assert out == [0, 0, 20, 20, 20, 50, 50, 50, 80]
+    s.release()
+    assert s.process(5, run) == 50
