@@ -249,7 +249,7 @@ class Lowerer:
         # QuantizedMeanOrSum folds 1/count into the multiplier (integer division, shift clamped).
         shift = min(count.bit_length() - 1, 32, 31 + s)
         m, s = int((m << shift) // count), s - shift
-        f = {"in": c_shape(x.shape), "out": "{%d, %d, %d, %d}" % out4, "in_zp": x.qparams()[1],
+        f = {"in": c_shape(x.shape), "out": "{{{}, {}, {}, {}}}".format(*out4), "in_zp": x.qparams()[1],
              "out_zp": y.qparams()[1], "mult": m, "shift": s}
         return Layer(op.index, op.code, "ember_mean", "ember_mean_params", f, [op.inputs[0]], op.outputs[0])
 
@@ -286,7 +286,7 @@ class Lowerer:
         value = y.qparams()[1]
         if op.code == "PADV2" and len(op.inputs) > 2 and self.m.is_const(op.inputs[2]):
             value = int(np.ravel(self.t(op.inputs[2]).data)[0])
-        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "before": "{%s}" % ", ".join(map(str, before)),
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "before": "{" + ", ".join(map(str, before)) + "}",
              "pad_value": value}
         return Layer(op.index, op.code, "ember_pad", "ember_pad_params", f, [op.inputs[0]], op.outputs[0])
 
@@ -298,7 +298,7 @@ class Lowerer:
             raise ExportError("TRANSPOSE permutation must be constant")
         extra = 4 - len(x.shape)
         perm = list(range(extra)) + [int(p) + extra for p in np.ravel(perm_t.data)]
-        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "perm": "{%s}" % ", ".join(map(str, perm))}
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "perm": "{" + ", ".join(map(str, perm)) + "}"}
         return Layer(op.index, op.code, "ember_transpose", "ember_transpose_params", f, [op.inputs[0]],
                      op.outputs[0])
 

@@ -64,7 +64,8 @@ def measure_arena(raw: bytes, timeout: float = 120) -> int | None:
             "it.invoke()\n"
             "it.print_allocations()\n")
     try:
-        proc = subprocess.run([sys.executable, "-c", code], input=raw, capture_output=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-c", code], input=raw, capture_output=True, timeout=timeout,
+                              check=False)
     except subprocess.TimeoutExpired:
         return None
     m = re.search(rb"Arena allocation total (\d+) bytes", proc.stderr + proc.stdout)
@@ -109,12 +110,11 @@ def write_files(model: Model, prefix: str, section: str | None, arena: int, chec
     sect = f' __attribute__((section("{section}")))' if section else ""
     data = model.raw
     rows = [", ".join(f"0x{b:02x}" for b in data[i:i + 16]) for i in range(0, len(data), 16)]
-    c = [f'#include "model_data.h"', "",
+    c = ['#include "model_data.h"', "",
          "#if defined(__cplusplus)", "#define EMBER_ALIGNAS16 alignas(16)",
          "#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L", "#define EMBER_ALIGNAS16 _Alignas(16)",
          "#elif defined(__GNUC__)", "#define EMBER_ALIGNAS16 __attribute__((aligned(16)))", "#else",
          "#define EMBER_ALIGNAS16", "#endif", "",
-         f"EMBER_ALIGNAS16 const unsigned char {prefix}_model_data[{len(data)}]"
-         f"{sect if section else ''} = {{", "  " + ",\n  ".join(rows), "};",
+         f"EMBER_ALIGNAS16 const unsigned char {prefix}_model_data[{len(data)}]{sect} = {{", "  " + ",\n  ".join(rows), "};",
          f"const unsigned int {prefix}_model_data_len = {len(data)};", ""]
     return {"model_data.h": "\n".join(h), "model_data.c": "\n".join(c)}

@@ -44,7 +44,7 @@ def which(tool: str) -> str | None:
 
 def _run(cmd: list[str], what: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
     try:
-        proc = subprocess.run(cmd, capture_output=True, **kw)  # type: ignore[call-overload]
+        proc = subprocess.run(cmd, capture_output=True, check=False, **kw)  # type: ignore[call-overload]
     except FileNotFoundError:
         raise ExportError(f"{what}: {cmd[0]} not found (install it: see .ci/system-deps.sh)") from None
     except subprocess.TimeoutExpired:
@@ -104,7 +104,7 @@ def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
 
 def arm_size(elf: Path) -> tuple[int, int, int]:
     out = _run(["arm-none-eabi-size", "-A", str(elf)], "arm-none-eabi-size", timeout=60).stdout.decode()
-    sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
+    sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.MULTILINE)}
     text = sum(v for k, v in sec.items() if k in (".text", ".ARM.exidx", ".rodata"))
     return text, sec.get(".data", 0), sec.get(".bss", 0)
 

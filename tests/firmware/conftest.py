@@ -1,0 +1,61 @@
+"""Fixtures: int8 test models made with the project's ONNX → .tflite converter, exported once per session."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _models():
+    spec = importlib.util.spec_from_file_location("fw_test_models", HERE / "models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+@pytest.fixture(scope="session")
+def fw_models():
+    return _models()
+
+
+@pytest.fixture(scope="session")
+def int8_models(tmp_path_factory, fw_models) -> dict[str, Path]:
+    """name -> int8 .tflite covering every kernel between them."""
+    from sdk.models.builtin import tiny_convnet
+
+    d = tmp_path_factory.mktemp("fw_models")
+    specs = {
+        "tiny_convnet": (lambda p: tiny_convnet(p, input_hw=(16, 16), channels=(4, 8), classes=5), [1, 3, 16, 16]),
+        "dscnn": (fw_models.dscnn, [1, 1, 49, 10]),
+        "conv1d": (fw_models.conv1d_net, [1, 4, 64]),
+        "flatten": (fw_models.flatten_net, [1, 2, 8, 8]),
+    }
+    out = {}
+    for name, (make, shape) in specs.items():
+        onnx_path = make(d / f"{name}.onnx")
+        out[name] = fw_models.to_int8(Path(onnx_path), d / f"{name}.tflite", shape)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, int8_models) -> dict[str, Path]:
+    """name -> exported folder (cortex-m4), each exported once."""
+    import firmware_export
+
+    d = tmp_path_factory.mktemp("fw_out")
+    return {name: firmware_export.export(path, d / name, target="cortex-m4", name=f"{name}_model").out_dir
+            for name, path in int8_models.items()}
+
+
+@pytest.fixture(scope="session")
+def need():
+    """``need(tool)``: skip without it. Tools come from .ci/system-deps.sh; a skip fails in CI."""
+    def check(tool: str) -> None:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
+    return check

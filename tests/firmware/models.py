@@ -1,0 +1,113 @@
+"""Small ONNX graphs (onnx.helper) that together cover every kernel of the C exporter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _w(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    fan_in = int(np.prod(shape[1:])) or 1
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def _save(path: Path, nodes: list, inits: list, x_shape: list[int], y_shape: list[int], name: str) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, y_shape)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ember-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def dscnn(path: Path, classes: int = 6, seed: int = 0) -> Path:
+    """KWS-like DS-CNN on [1, 1, 49, 10]: conv, depthwise conv + ReLU6, pointwise conv, residual add,
+    average and max pooling, global average pool, flatten, gemm, softmax."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    c = 16
+    t = {"c0.w": _w(rng, c, 1, 5, 3), "c0.b": np.zeros(c, np.float32),
+         "dw.w": _w(rng, c, 1, 3, 3), "dw.b": (rng.standard_normal(c) * 0.05).astype(np.float32),
+         "pw.w": _w(rng, c, c, 1, 1), "pw.b": (rng.standard_normal(c) * 0.05).astype(np.float32),
+         "fc.w": _w(rng, classes, c), "fc.b": np.zeros(classes, np.float32),
+         "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["input", "c0.w", "c0.b"], ["c0"], kernel_shape=[5, 3], pads=[2, 1, 2, 1], strides=[2, 1]),
+        n("Relu", ["c0"], ["r0"]),
+        n("Conv", ["r0", "dw.w", "dw.b"], ["dw"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=c),
+        n("Clip", ["dw", "lo", "hi"], ["r1"]),
+        n("Conv", ["r1", "pw.w", "pw.b"], ["pw"], kernel_shape=[1, 1]),
+        n("Relu", ["pw"], ["r2"]),
+        n("Add", ["r2", "r0"], ["res"]),
+        n("AveragePool", ["res"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("MaxPool", ["ap"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("GlobalAveragePool", ["mp"], ["gap"]),
+        n("Flatten", ["gap"], ["flat"], axis=1),
+        n("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], transB=1),
+        n("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    return _save(path, nodes, inits, [1, 1, 49, 10], [1, classes], "dscnn")
+
+
+def conv1d_net(path: Path, classes: int = 4, seed: int = 1) -> Path:
+    """1-D signal net on [1, 4, 64]: Conv1d + ReLU, strided Conv1d, ReduceMean over time, gemm, softmax."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    t = {"a.w": _w(rng, 8, 4, 5), "a.b": (rng.standard_normal(8) * 0.05).astype(np.float32),
+         "b.w": _w(rng, 12, 8, 3), "b.b": np.zeros(12, np.float32),
+         "fc.w": _w(rng, classes, 12), "fc.b": (rng.standard_normal(classes) * 0.1).astype(np.float32)}
+    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["input", "a.w", "a.b"], ["a"], kernel_shape=[5], pads=[2, 2]),
+        n("Relu", ["a"], ["ra"]),
+        n("Conv", ["ra", "b.w", "b.b"], ["b"], kernel_shape=[3], pads=[1, 1], strides=[2]),
+        n("Relu", ["b"], ["rb"]),
+        n("ReduceMean", ["rb"], ["m"], axes=[2], keepdims=0),
+        n("Gemm", ["m", "fc.w", "fc.b"], ["logits"], transB=1),
+        n("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    return _save(path, nodes, inits, [1, 4, 64], [1, classes], "conv1d_net")
+
+
+def flatten_net(path: Path, classes: int = 5, seed: int = 2) -> Path:
+    """Standalone ReLU6 (clip on the input) → conv → flatten of a spatial map (NCHW order: a transpose
+    in NHWC) → standalone ReLU → gemm (+ fused ReLU) → gemm."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    t = {"c.w": _w(rng, 4, 2, 3, 3), "c.b": np.zeros(4, np.float32),
+         "f1.w": _w(rng, 16, 4 * 4 * 4), "f1.b": (rng.standard_normal(16) * 0.05).astype(np.float32),
+         "f2.w": _w(rng, classes, 16), "f2.b": np.zeros(classes, np.float32),
+         "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
+    n = helper.make_node
+    nodes = [
+        n("Clip", ["input", "lo", "hi"], ["x6"]),
+        n("Conv", ["x6", "c.w", "c.b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        n("Flatten", ["c"], ["flat"], axis=1),
+        n("Relu", ["flat"], ["rflat"]),
+        n("Gemm", ["rflat", "f1.w", "f1.b"], ["h"], transB=1),
+        n("Relu", ["h"], ["rh"]),
+        n("Gemm", ["rh", "f2.w", "f2.b"], ["probs"], transB=1),
+    ]
+    return _save(path, nodes, inits, [1, 2, 8, 8], [1, classes], "flatten_net")
+
+
+def to_int8(onnx_path: Path, out: Path, shape: list[int], seed: int = 0) -> Path:
+    """Full-integer int8 .tflite through the project's converter, calibrated on seeded data."""
+    from sdk.optimize.tflite_export import onnx_to_tflite
+
+    rng = np.random.default_rng(seed)
+    cal = [rng.standard_normal(shape).astype(np.float32) for _ in range(16)]
+    return onnx_to_tflite(onnx_path, out, int8=True, calibration=cal)

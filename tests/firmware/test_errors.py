@@ -1,0 +1,105 @@
+"""Bad input gives a clear ExportError and leaves nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import firmware_export
+from sdk.errors import ExportError
+
+
+def _no_leftovers(parent: Path, out: Path) -> None:
+    assert not out.exists()
+    assert not [p for p in parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+def test_unsupported_op_is_named(tmp_path, fw_models):
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((1, 4), 0.5, np.float32), "k")
+    g = helper.make_graph([helper.make_node("Mul", ["input", "k"], ["probs"])], "mul",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 4])], initializer=[w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    import onnx
+
+    onnx.save(m, str(tmp_path / "mul.onnx"))
+    tfl = fw_models.to_int8(tmp_path / "mul.onnx", tmp_path / "mul.tflite", [1, 4])
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match="not supported by the C exporter: MUL"):
+        firmware_export.export(tfl, out)
+    _no_leftovers(tmp_path, out)
+
+
+def test_float_model_offers_the_fix(tmp_path):
+    from sdk.models.builtin import tiny_convnet
+    from sdk.optimize.tflite_export import onnx_to_tflite
+
+    tfl = onnx_to_tflite(tiny_convnet(tmp_path / "f.onnx", input_hw=(8, 8), channels=(4,)), tmp_path / "f.tflite")
+    with pytest.raises(ExportError, match=r"not a full-integer int8 model.*ember optimize.*int8=True"):
+        firmware_export.export(tfl, tmp_path / "out")
+    _no_leftovers(tmp_path, tmp_path / "out")
+
+
+def test_dynamic_shapes_rejected(tmp_path, int8_models):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    raw = int8_models["tiny_convnet"].read_bytes()
+    m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(raw, 0))
+    t = m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]]
+    t.shapeSignature = [-1] + list(t.shape[1:])
+    b = flatbuffers.Builder(0)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    dyn = tmp_path / "dyn.tflite"
+    dyn.write_bytes(bytes(b.Output()))
+    with pytest.raises(ExportError, match="dynamic shapes"):
+        firmware_export.export(dyn, tmp_path / "out")
+
+
+def test_too_large_for_target(tmp_path, fw_models):
+    from sdk.models.builtin import tiny_convnet
+
+    onnx_path = tiny_convnet(tmp_path / "big.onnx", input_hw=(64, 64), channels=(16, 32, 64))
+    tfl = fw_models.to_int8(onnx_path, tmp_path / "big.tflite", [1, 3, 64, 64])
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match=r"does not fit cortex-m0plus: .*RAM .*larger --target"):
+        firmware_export.export(tfl, out, target="cortex-m0plus")
+    _no_leftovers(tmp_path, out)
+    assert firmware_export.export(tfl, out, target="cortex-m7").arena_bytes > 32 * 1024
+
+
+@pytest.mark.parametrize("name", ["1model", "my-model", "int", "", "a b"])
+def test_bad_c_name(tmp_path, int8_models, name):
+    with pytest.raises(ExportError, match="not a valid C identifier"):
+        firmware_export.export(int8_models["tiny_convnet"], tmp_path / "out", name=name)
+    _no_leftovers(tmp_path, tmp_path / "out")
+
+
+def test_unknown_target_and_non_empty_out(tmp_path, int8_models):
+    with pytest.raises(ExportError, match="unknown target 'avr'"):
+        firmware_export.export(int8_models["tiny_convnet"], tmp_path / "o", target="avr")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty"):
+        firmware_export.export(int8_models["tiny_convnet"], tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_not_a_tflite(tmp_path):
+    bad = tmp_path / "x.tflite"
+    bad.write_bytes(b"hello world, not a flatbuffer")
+    with pytest.raises(ExportError, match="not a TFLite flatbuffer"):
+        firmware_export.export(bad, tmp_path / "out")
+
+
+def test_cli_reports_errors_cleanly(tmp_path, int8_models, capsys):
+    from sdk.cli import main
+
+    assert main(["export-c", str(int8_models["tiny_convnet"]), "--out", str(tmp_path / "o"),
+                 "--name", "9lives"]) == 2
+    assert "not a valid C identifier" in capsys.readouterr().err
