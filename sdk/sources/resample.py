@@ -60,7 +60,7 @@ class Resampler:
         idx = (base - self._start - self.half + 1)[:, None] + np.arange(2 * self.half)[None, :]
         out = np.einsum("mk,mkc->mc", weights, self._buf[idx], optimize=True).astype(np.float32)
         self._m = m_end
-        keep_from = (self._m * self.down) // self.up - self.half + 1 - self._start
+        keep_from = min((self._m * self.down) // self.up - self.half + 1 - self._start, len(self._buf))
         if keep_from > 0:
             self._buf = self._buf[keep_from:]
             self._start += keep_from

@@ -92,6 +92,18 @@ def test_resampler_streaming_equals_whole_and_rejects_aliases(sine_wave) -> None
         Resampler(16000, 8000, mode="cubic")
 
 
+@pytest.mark.parametrize("mode", ["sinc", "linear"])
+@pytest.mark.parametrize("rates", [(44100, 16000), (8000, 16000), (22050, 16000)])
+@pytest.mark.parametrize("block", [1, 7, 4096])
+def test_resampler_any_block_size(mode: str, rates: tuple[int, int], block: int) -> None:
+    fin, fout = rates
+    x = (np.arange(fin // 20, dtype=np.float32) / fin)[:, None]  # a ramp: value = time in seconds
+    r = Resampler(fin, fout, mode)
+    y = np.concatenate([r.process(x[i:i + block]) for i in range(0, len(x), block)] + [r.flush()])[:, 0]
+    assert len(y) == -(-len(x) * fout // fin)
+    np.testing.assert_allclose(y[40:-40], np.arange(len(y))[40:-40] / fout, atol=1e-4)
+
+
 def test_chunker_hop_larger_than_chunk() -> None:
     c = Chunker(size=3, hop=5)
     out = c.push(np.arange(12, dtype=np.float32)[:, None])
