@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 MODES = ("sinc", "linear")
 
@@ -57,8 +58,8 @@ class Resampler:
         base = (m * self.down) // self.up
         phase = (m * self.down) % self.up
         weights = self._table[phase] if self._table is not None else self._kernel(phase / self.up)
-        idx = (base - self._start - self.half + 1)[:, None] + np.arange(2 * self.half)[None, :]
-        out = np.einsum("mk,mkc->mc", weights, self._buf[idx], optimize=True).astype(np.float32)
+        windows = sliding_window_view(self._buf, 2 * self.half, axis=0)  # [n, channels, taps], a view
+        out = np.einsum("mk,mck->mc", weights, windows[base - self._start - self.half + 1]).astype(np.float32)
         self._m = m_end
         keep_from = min((self._m * self.down) // self.up - self.half + 1 - self._start, len(self._buf))
         if keep_from > 0:
