@@ -1,16 +1,29 @@
 """Drift telemetry: per-frame statistics, drift against a reference profile, and store-and-forward
-publishing over MQTT (``ember/<fleet>/<device>/{status,telemetry,drift,events,cmd}``)."""
+publishing over MQTT (``ember/<fleet>/<device>/{status,telemetry,drift,events,cmd}``).
 
-from sdk.telemetry.core import Telemetry
-from sdk.telemetry.drift import DriftDetector, Thresholds, chi_square, ks_binned, psi
-from sdk.telemetry.features import FeatureExtractor, feature_names, parse_output
-from sdk.telemetry.profile import ReferenceProfile, build_reference_profile, embed_in_manifest
-from sdk.telemetry.settings import TelemetrySettings
-from sdk.telemetry.sink import TelemetrySink
-from sdk.telemetry.spool import Spool, read_messages, verify
+Names are imported lazily, so ``import sdk.telemetry.spool`` stays light (no numpy)."""
 
-__all__ = [
-    "DriftDetector", "FeatureExtractor", "ReferenceProfile", "Spool", "Telemetry", "TelemetrySettings",
-    "TelemetrySink", "Thresholds", "build_reference_profile", "chi_square", "embed_in_manifest",
-    "feature_names", "ks_binned", "parse_output", "psi", "read_messages", "verify",
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Telemetry": "core", "DriftDetector": "drift", "Thresholds": "drift", "chi_square": "drift",
+    "ks_binned": "drift", "psi": "drift", "FeatureExtractor": "features", "feature_names": "features",
+    "parse_output": "features", "ReferenceProfile": "profile", "build_reference_profile": "profile",
+    "embed_in_manifest": "profile", "TelemetrySettings": "settings", "TelemetrySink": "sink", "Spool": "spool",
+    "read_messages": "spool", "verify": "spool",
+}
+__all__ = [  # noqa: RUF022 - grouped by module
+    "Telemetry", "DriftDetector", "Thresholds", "chi_square", "ks_binned", "psi", "FeatureExtractor",
+    "feature_names", "parse_output", "ReferenceProfile", "build_reference_profile", "embed_in_manifest",
+    "TelemetrySettings", "TelemetrySink", "Spool", "read_messages", "verify",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sdk.telemetry' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sdk.telemetry.{module}"), name)

@@ -70,6 +70,8 @@ class Telemetry:
         self._unsubscribe: Callable[[], None] | None = None
         self._local = threading.local()
         self._reported_counters = dict(self.spool.counters)
+        self._last_drift_pub = -1e9
+        self._last_drift_states: dict[str, Any] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Telemetry:
@@ -128,7 +130,8 @@ class Telemetry:
     # -- statistics and drift ---------------------------------------------------------------------
     def observe(self, data: Any, output: Any = None, meta: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Add one frame (input ``data`` and, optionally, the model ``output``). Returns the drift
-        report when a window block completes (also published on ``…/drift``), else None."""
+        report when a window block completes, else None. Reports are published on ``…/drift`` when a
+        feature's state changes and at least every ``drift_interval_s`` otherwise."""
         values = self._values
         values[: self._n_in] = self.extractor(data, meta)
         values[self._n_in:] = np.nan
@@ -150,8 +153,12 @@ class Telemetry:
             return None
         report = self.drift.evaluate(merged) if self.drift else {"state": "unknown", "frames": merged.frames,
                                                                  "features": {}}
-        report["summary"] = {k: v["mean"] for k, v in merged.summary()["features"].items()}
-        self.publish("drift", report)
+        states = {k: f.get("state") for k, f in report["features"].items()}
+        now = time.monotonic()
+        if states != self._last_drift_states or now - self._last_drift_pub >= self.settings.drift_interval_s:
+            report["summary"] = {k: v["mean"] for k, v in merged.summary()["features"].items()}
+            self.publish("drift", report)
+            self._last_drift_pub, self._last_drift_states = now, states
         return report
 
     def set_thresholds(self, psi_warn: float | None = None, psi_alert: float | None = None) -> Thresholds:
@@ -213,6 +220,8 @@ class Telemetry:
     def _report_spool_counters(self) -> None:
         changed = {k: v for k, v in self.spool.counters.items() if v != self._reported_counters.get(k)}
         self._reported_counters = dict(self.spool.counters)
+        self._last_drift_pub = -1e9
+        self._last_drift_states: dict[str, Any] = {}
         self.bus.publish("telemetry.spool", level="error", changed=changed, counters=dict(self.spool.counters),
                          message=f"spool {self.settings.spool}: {changed} (full or disk full; see telemetry "
                                  "spool_max_bytes/spool_full_policy)")

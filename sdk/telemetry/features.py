@@ -2,9 +2,10 @@
 
 Input features are computed on a downsampled view of the input, with vectorised numpy:
 
-* ``image`` (H×W×3 BGR or H×W uint8, viewed every ``max(H, W) // 64``-th pixel, green channel as a
-  luma proxy): ``brightness`` (mean 0–255), ``contrast`` (standard deviation), ``sharpness`` (mean
-  absolute horizontal + vertical gradient).
+* ``image`` (H×W×3 BGR or H×W uint8; 16 rows × 64 columns sampled, green channel as a luma proxy:
+  a frame fresh from the camera is not in cache, so few rows = few memory reads): ``brightness``
+  (mean 0–255), ``contrast`` (standard deviation), ``sharpness`` (mean absolute difference between
+  each sampled pixel and its right-hand neighbour: blur lowers it).
 * ``audio`` (float samples, or samples×channels): ``rms_db`` (dBFS), ``spectral_centroid_hz``
   (Hann-windowed FFT of the first 512 samples), ``zero_crossing_rate`` (crossings per sample over the
   first 2048 samples).
@@ -55,13 +56,14 @@ class FeatureExtractor:
     The returned array is owned by the extractor and overwritten by the next call.
     """
 
-    def __init__(self, kind: str, sample_rate: int | None = None, max_side: int = 64) -> None:
+    def __init__(self, kind: str, sample_rate: int | None = None, max_side: int = 64, rows: int = 16) -> None:
         self.kind = kind
         self.names = INPUT_FEATURES.get(kind)
         if self.names is None:
             raise TelemetryError(f"unknown app kind {kind!r}: use one of {', '.join(INPUT_FEATURES)}")
         self.sample_rate = sample_rate or DEFAULT_SAMPLE_RATE.get(kind, 0)
         self.max_side = max_side
+        self.rows = rows
         self._out = np.full(len(self.names), np.nan)
         self._fft_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._ring = np.zeros(0, dtype=np.float32)
@@ -79,23 +81,23 @@ class FeatureExtractor:
 
     def _image(self, img: np.ndarray, _rate: int) -> None:
         h, w = img.shape[:2]
-        step = max(1, max(h, w) // self.max_side)
-        view = img[::step, ::step, 1] if img.ndim == 3 else img[::step, ::step]  # green ≈ luma
-        gray = view.astype(np.float32)
-        if img.dtype != np.uint8 and gray.size and float(gray.max()) <= 1.0:
-            gray *= 255.0
-        flat = gray.ravel()
-        n = flat.size
+        rows = img[:: max(1, h // self.rows)]  # few rows: each row read is sequential memory
+        cs = max(1, w // self.max_side)
+        chan = (1,) if img.ndim == 3 else ()
+        g0 = rows[(slice(None), slice(0, w - 1, cs), *chan)].astype(np.float32)
+        g1 = rows[(slice(None), slice(1, w, cs), *chan)].astype(np.float32)  # right-hand neighbours
+        g0 = g0.reshape(g0.shape[0], -1)
+        g1 = g1.reshape(g1.shape[0], -1)
+        if img.dtype != np.uint8 and g0.size and float(g0.max()) <= 1.0:
+            g0 *= 255.0
+            g1 *= 255.0
+        flat = g0.ravel()
+        n = max(flat.size, 1)
         mean = float(flat.sum()) / n
         out = self._out
         out[0] = mean
         out[1] = max(float(flat @ flat) / n - mean * mean, 0.0) ** 0.5
-        if gray.shape[0] > 1 and gray.shape[1] > 1:
-            dx = float(np.abs(gray[:, 1:] - gray[:, :-1]).sum()) / (n - gray.shape[0])
-            dy = float(np.abs(gray[1:] - gray[:-1]).sum()) / (n - gray.shape[1])
-            out[2] = dx + dy
-        else:
-            out[2] = 0.0
+        out[2] = float(np.abs(g1 - g0).sum()) / n if w > 1 else 0.0
 
     def _audio(self, data: np.ndarray, rate: int) -> None:
         x = data[:, 0] if data.ndim == 2 else data.reshape(-1)

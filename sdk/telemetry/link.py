@@ -94,7 +94,8 @@ class MqttLink:
                 self._wake.wait(min(0.1, max(0.0, next_try - time.monotonic())))
                 self._wake.clear()
                 continue
-            rc = client.loop(timeout=0.05)
+            busy = self._wake.is_set() or bool(self._inflight)
+            rc = client.loop(timeout=0.01 if busy else 0.2)
             self._flush_acks()
             lost = rc != mqtt.MQTT_ERR_SUCCESS or (self.connected.is_set() and not client.is_connected())
             stalled = not self.connected.is_set() and time.monotonic() - self._connect_started > 10.0
@@ -103,7 +104,8 @@ class MqttLink:
                 self._drop_client(f"connection to {self.s.host}:{self.s.port} lost ({why})")
                 next_try = time.monotonic() + self._backoff
                 continue
-            if self.connected.is_set():
+            if self.connected.is_set() and self._wake.is_set():
+                self._wake.clear()
                 self._drain(client)
         self._shutdown()
 
@@ -180,9 +182,13 @@ class MqttLink:
         room = self.s.max_inflight - len(self._inflight)
         if room <= 0:
             return
-        for m in self.spool.pending(after=self._cursor, limit=room):
+        batch = self.spool.pending(after=self._cursor, limit=room)
+        if len(batch) == room:
+            self._wake.set()  # more to send once acks free the window
+        for m in batch:
             info = client.publish(m.topic, m.payload, qos=m.qos)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._wake.set()
                 return
             self._cursor = m.id
             self.counts["published"] += 1
@@ -195,6 +201,7 @@ class MqttLink:
         if not self._acked:
             return
         ids, self._acked = self._acked, []
+        self._wake.set()  # the in-flight window has room again
         if self.on_ack is not None:
             self.on_ack(ids)
         try:

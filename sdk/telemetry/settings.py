@@ -32,6 +32,7 @@ class TelemetrySettings:
     spool_full_policy: str = "drop_oldest"
     telemetry_qos: int = 0
     interval_s: float = 1.0
+    drift_interval_s: float = 10.0
     client_id: str = ""
     keepalive: int = 30
     username: str = ""
