@@ -77,10 +77,15 @@ class TierPolicy:
         self.last_switch = -math.inf
 
     # ---- ladder -----------------------------------------------------------------------------------
+    @staticmethod
+    def speed(p: Profile) -> float | None:
+        """The latency that orders variants: p50 (steadier than p95 on a busy machine), else p95."""
+        return p.p50 if p.p50 is not None else p.p95
+
     def ordered(self) -> list[Profile]:
         """Usable variants, best quality first (ties: faster first)."""
         ps = [p for k, p in self.profiles.items() if k not in self.quarantined]
-        return sorted(ps, key=lambda p: (-p.quality, p.p95 if p.p95 is not None else math.inf))
+        return sorted(ps, key=lambda p: (-p.quality, self.speed(p) if self.speed(p) is not None else math.inf))
 
     def ladder(self, limited: bool = False) -> list[Profile]:
         """``ordered()`` keeping only variants measured faster than every better one; with
@@ -88,9 +93,10 @@ class TierPolicy:
         out: list[Profile] = []
         best = math.inf
         for p in self.limited(self.ordered()) if limited else self.ordered():
-            if p.p95 is None or not out or p.p95 < best * (1.0 - self.speedup_margin):
+            ms = self.speed(p)
+            if ms is None or not out or ms < best * (1.0 - self.speedup_margin):
                 out.append(p)
-                best = min(best, p.p95 if p.p95 is not None else best)
+                best = min(best, ms if ms is not None else best)
         return out
 
     def fits(self, p: Profile, slowdown: float = 1.0, ratio: float = 1.0) -> bool:
