@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_export.lower import ALIAS_OPS, ConstArray, Layer
+from firmware_export.lower import ALIAS_OPS, IN_PLACE_KERNELS, ConstArray, Layer
 from firmware_export.planner import Buffer, plan
 from firmware_export.tflite_model import Model
 from sdk.errors import ExportError
@@ -38,6 +38,23 @@ def make_plan(model: Model, layers: list[Layer], prefix: str) -> Plan:
     in_root, out_root = root(model.inputs[0]), root(model.outputs[0])
     if in_root == out_root:
         raise ExportError("the model only reshapes its input; there is nothing to compute")
+    unplanned = sum(model.tensors[ly.output].nbytes for ly in layers if root(ly.output) != out_root)
+    last_use: dict[int, int] = {}
+    for k, layer in enumerate(layers):
+        for t in layer.inputs:
+            if t >= 0:
+                last_use[root(t)] = k
+    for k, layer in enumerate(layers):  # elementwise ops write over an input read for the last time
+        r_out = root(layer.output)
+        if layer.kernel not in IN_PLACE_KERNELS or r_out in (out_root, in_root):
+            continue
+        for t in layer.inputs:
+            r = root(t) if t >= 0 else -1
+            if r >= 0 and r not in (in_root, out_root) and last_use.get(r) == k \
+                    and model.tensors[r].nbytes == model.tensors[r_out].nbytes:
+                parent[r_out] = r
+                last_use[r] = last_use.get(r_out, k)
+                break
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for k, layer in enumerate(layers):
@@ -60,7 +77,7 @@ def make_plan(model: Model, layers: list[Layer], prefix: str) -> Plan:
         elif r in offsets:
             where[t] = f"{prefix}_arena + {offsets[r]}"
     live = [sum(b.size for b in buffers if b.first <= k <= b.last) for k in range(len(layers))]
-    return Plan(layers, where, arena, buffers, live, sum(b.size for b in buffers))
+    return Plan(layers, where, arena, buffers, live, unplanned)
 
 
 def c_array(arr: ConstArray, attr: str) -> str:

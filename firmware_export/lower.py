@@ -11,6 +11,7 @@ from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
+IN_PLACE_KERNELS = {"ember_add", "ember_requant"}  # out[i] depends only on in[i]: may overwrite an input
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
 SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS
@@ -92,6 +93,27 @@ class Lowerer:
     def __init__(self, model: Model, prefix: str) -> None:
         self.m = model
         self.prefix = prefix
+        self.fused_pads = self.find_fusable_pads()
+
+    def find_fusable_pads(self) -> dict[int, tuple[int, int, int]]:
+        """PAD outputs that a convolution can absorb: padded tensor id -> (source, before_h, before_w).
+
+        Padding with the input zero point adds (zp - zp) * w = 0 to the accumulator, exactly what the
+        conv kernels do for out-of-image taps, so the padded copy never has to exist in the arena."""
+        fused = {}
+        for op in self.m.ops:
+            if op.code != "PAD" or not self.m.is_const(op.inputs[1]):
+                continue
+            x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
+            users = self.m.consumers(op.outputs[0])
+            pads = np.asarray(self.t(op.inputs[1]).data).reshape(-1, 2)
+            if (len(x.shape) != 4 or len(users) != 1 or op.outputs[0] in self.m.outputs
+                    or users[0].code not in ("CONV_2D", "DEPTHWISE_CONV_2D") or users[0].inputs[0] != op.outputs[0]
+                    or x.scale is None or y.scale is None or x.qparams() != y.qparams()
+                    or pads[0].any() or pads[3].any()):
+                continue
+            fused[op.outputs[0]] = (op.inputs[0], int(pads[1][0]), int(pads[2][0]))
+        return fused
 
     def t(self, i: int) -> Tensor:
         return self.m.tensors[i]
@@ -103,7 +125,7 @@ class Lowerer:
     def lower(self) -> list[Layer]:
         layers = []
         for op in self.m.ops:
-            if op.code in ALIAS_OPS:
+            if op.code in ALIAS_OPS or (op.code == "PAD" and op.outputs[0] in self.fused_pads):
                 continue
             fn = getattr(self, "op_" + op.code.lower())
             try:
@@ -116,6 +138,10 @@ class Lowerer:
         s, z = out.qparams()
         return quant.activation_range(int(op.opt("fusedActivationFunction", 0) or 0), s, z)
 
+    def source(self, op: Op) -> int:
+        """The activation a layer reads: a fused PAD's input instead of the padded copy."""
+        return self.fused_pads.get(op.inputs[0], (op.inputs[0], 0, 0))[0]
+
     def conv_common(self, op: Op, kh: int, kw: int) -> dict[str, object]:
         x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
         _, ih, iw, _ = shape4(x.shape)
@@ -127,6 +153,8 @@ class Lowerer:
         if (oh, ow) != shape4(y.shape)[1:3]:
             raise ExportError(f"output shape {y.shape} does not match padding/strides (expected {oh}x{ow})")
         lo, hi = self.act(op, y)
+        src, before_h, before_w = self.fused_pads.get(op.inputs[0], (op.inputs[0], 0, 0))
+        pad_h, pad_w, x = pad_h + before_h, pad_w + before_w, self.t(src)
         return {"in": c_shape(x.shape), "out": c_shape(y.shape), "kh": kh, "kw": kw, "stride_h": sh,
                 "stride_w": sw, "dil_h": dh, "dil_w": dw, "pad_h": pad_h, "pad_w": pad_w,
                 "in_offset": -x.qparams()[1], "out_offset": y.qparams()[1], "act_min": lo, "act_max": hi}
@@ -155,22 +183,22 @@ class Lowerer:
         cout, kh, kw, fc = w.shape
         f = self.conv_common(op, kh, kw)
         f["filter_c"] = fc
-        if shape4(self.t(op.inputs[0]).shape)[3] % fc:
+        if shape4(self.t(self.source(op)).shape)[3] % fc:
             raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
         consts = self.weights(op, f, cout)
         y = shape4(self.t(op.outputs[0]).shape)
-        return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [op.inputs[0]], op.outputs[0],
+        return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
                      consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc)
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
         w = self.t(op.inputs[1])
         _, kh, kw, cout = w.shape
         f = self.conv_common(op, kh, kw)
-        cin = shape4(self.t(op.inputs[0]).shape)[3]
+        cin = shape4(self.t(self.source(op)).shape)[3]
         f["depth_mult"] = cout // cin
         consts = self.weights(op, f, cout)
         y = shape4(self.t(op.outputs[0]).shape)
-        return Layer(op.index, op.code, "ember_depthwise_conv2d", "ember_dwconv_params", f, [op.inputs[0]],
+        return Layer(op.index, op.code, "ember_depthwise_conv2d", "ember_dwconv_params", f, [self.source(op)],
                      op.outputs[0], consts, macs=y[0] * y[1] * y[2] * cout * kh * kw)
 
     def op_fully_connected(self, op: Op) -> Layer:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-
-
-def _models():
-    spec = importlib.util.spec_from_file_location("fw_test_models", HERE / "models.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
-
 
 @pytest.fixture(scope="session")
 def fw_models():
-    return _models()
+    from firmware_export import sample_models
+
+    return sample_models
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Small ONNX graphs (onnx.helper) that together cover every kernel of the C exporter."""
+"""Small ONNX graphs (onnx.helper, seeded random weights) that together cover every kernel of the C
+exporter: used by its tests and by ``bench/firmware.py``."""
 
 from __future__ import annotations
 
@@ -26,35 +27,39 @@ def _save(path: Path, nodes: list, inits: list, x_shape: list[int], y_shape: lis
     return path
 
 
-def dscnn(path: Path, classes: int = 6, seed: int = 0) -> Path:
-    """KWS-like DS-CNN on [1, 1, 49, 10]: conv, depthwise conv + ReLU6, pointwise conv, residual add,
-    average and max pooling, global average pool, flatten, gemm, softmax."""
+def dscnn(path: Path, classes: int = 6, channels: int = 16, blocks: int = 1, seed: int = 0) -> Path:
+    """KWS-like DS-CNN on [1, 1, 49, 10]: conv, ``blocks`` × (depthwise conv + ReLU6, pointwise conv +
+    ReLU, residual add), average and max pooling, global average pool, flatten, gemm, softmax.
+    ``channels=64, blocks=4`` is the size of the DS-CNN-S keyword spotter."""
     from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    c = 16
+    c = channels
     t = {"c0.w": _w(rng, c, 1, 5, 3), "c0.b": np.zeros(c, np.float32),
-         "dw.w": _w(rng, c, 1, 3, 3), "dw.b": (rng.standard_normal(c) * 0.05).astype(np.float32),
-         "pw.w": _w(rng, c, c, 1, 1), "pw.b": (rng.standard_normal(c) * 0.05).astype(np.float32),
          "fc.w": _w(rng, classes, c), "fc.b": np.zeros(classes, np.float32),
          "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
-    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
     n = helper.make_node
-    nodes = [
-        n("Conv", ["input", "c0.w", "c0.b"], ["c0"], kernel_shape=[5, 3], pads=[2, 1, 2, 1], strides=[2, 1]),
-        n("Relu", ["c0"], ["r0"]),
-        n("Conv", ["r0", "dw.w", "dw.b"], ["dw"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=c),
-        n("Clip", ["dw", "lo", "hi"], ["r1"]),
-        n("Conv", ["r1", "pw.w", "pw.b"], ["pw"], kernel_shape=[1, 1]),
-        n("Relu", ["pw"], ["r2"]),
-        n("Add", ["r2", "r0"], ["res"]),
-        n("AveragePool", ["res"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+    nodes = [n("Conv", ["input", "c0.w", "c0.b"], ["c0"], kernel_shape=[5, 3], pads=[2, 1, 2, 1], strides=[2, 1]),
+             n("Relu", ["c0"], ["x0"])]
+    for i in range(blocks):
+        t.update({f"dw{i}.w": _w(rng, c, 1, 3, 3), f"dw{i}.b": (rng.standard_normal(c) * 0.05).astype(np.float32),
+                  f"pw{i}.w": _w(rng, c, c, 1, 1), f"pw{i}.b": (rng.standard_normal(c) * 0.05).astype(np.float32)})
+        nodes += [
+            n("Conv", [f"x{i}", f"dw{i}.w", f"dw{i}.b"], [f"dw{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=c),
+            n("Clip", [f"dw{i}", "lo", "hi"], [f"r{i}"]),
+            n("Conv", [f"r{i}", f"pw{i}.w", f"pw{i}.b"], [f"pw{i}"], kernel_shape=[1, 1]),
+            n("Relu", [f"pw{i}"], [f"p{i}"]),
+            n("Add", [f"p{i}", f"x{i}"], [f"x{i + 1}"]),
+        ]
+    nodes += [
+        n("AveragePool", [f"x{blocks}"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
         n("MaxPool", ["ap"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
         n("GlobalAveragePool", ["mp"], ["gap"]),
         n("Flatten", ["gap"], ["flat"], axis=1),
         n("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], transB=1),
         n("Softmax", ["logits"], ["probs"], axis=1),
     ]
+    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
     return _save(path, nodes, inits, [1, 1, 49, 10], [1, classes], "dscnn")
 
 

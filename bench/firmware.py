@@ -1,0 +1,88 @@
+"""Benchmark of the C exporter: arena/flash of the standalone C code vs TensorFlow Lite Micro.
+
+For each model: our arena (planned at export time), flash from arm-none-eabi-size of a Cortex-M4
+build that runs the model, bit-exactness against LiteRT's reference kernels on 1000 seeded inputs,
+the QEMU (mps2-an386) verdict, and TFLite Micro's arena as its recording allocator reports it.
+TFLite Micro's flash is not measured (no TFLM build for Cortex-M here): null.
+Run: .venv/bin/python bench/firmware.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import REPO, write_result
+
+
+def app_models() -> list[tuple[str, Path]]:
+    """int8 .tflite variants of the reference apps (apps/*/**/manifest.json); empty until they exist."""
+    found = []
+    for manifest in sorted((REPO / "apps").glob("**/manifest.json")):
+        try:
+            variants = json.loads(manifest.read_text()).get("variants", [])
+        except (OSError, ValueError):
+            continue
+        for v in variants:
+            f = manifest.parent / str(v.get("file", ""))
+            if v.get("tier") == "int8" and f.suffix == ".tflite" and f.is_file():
+                found.append((f"{manifest.parent.name}-int8", f))
+    return found
+
+
+def builtin_models(d: Path) -> list[tuple[str, Path]]:
+    from firmware_export import sample_models as sm
+    from sdk.models.builtin import tiny_convnet
+
+    specs = [
+        ("ds_cnn_kws", lambda p: sm.dscnn(p, classes=12, channels=64, blocks=4), [1, 1, 49, 10]),
+        ("tiny_convnet", lambda p: tiny_convnet(p), [1, 3, 64, 64]),
+        ("conv1d_net", sm.conv1d_net, [1, 4, 64]),
+    ]
+    return [(name, sm.to_int8(Path(make(d / f"{name}.onnx")), d / f"{name}.tflite", shape))
+            for name, make, shape in specs]
+
+
+def measure(name: str, model: Path, d: Path) -> dict:
+    import firmware_export as fx
+    from firmware_export.tflm import measure_arena
+
+    res = fx.export(model, d / name, target="cortex-m4", name=name)
+    host = [fx.verify_host(res.out_dir, model, n=1000, cc=cc) for cc in ("gcc", "clang")]
+    qemu = fx.verify_qemu(res.out_dir)
+    tflm_arena = measure_arena(model.read_bytes())
+    return {
+        "name": name, "arena_bytes": res.arena_bytes, "flash_bytes": res.flash_bytes if res.measured else None,
+        "bit_exact": all(h["max_abs_diff"] == 0 for h in host), "qemu_ok": bool(qemu["ok"]),
+        "tflm_arena_bytes": tflm_arena, "tflm_flash_bytes": None,
+        "ram_bytes": res.ram_bytes, "weight_bytes": res.weight_bytes, "stack_bytes": res.stack_bytes,
+        "unplanned_arena_bytes": res.unplanned_arena_bytes, "tflm_model_array_bytes": res.model_bytes,
+        "arena_ratio_vs_tflm": round(res.arena_bytes / tflm_arena, 3) if tflm_arena else None,
+        "flash_ratio_vs_tflm_model_array": round(res.flash_bytes / res.model_bytes, 3) if res.measured else None,
+        "macs": sum(ly["macs"] for ly in res.layers), "qemu_output": qemu["output"],
+    }
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        models = app_models() + builtin_models(d)
+        rows = [measure(name, path, d) for name, path in tqdm(models, desc="firmware bench")]
+    write_result("firmware", {
+        "models": rows,
+        "oracle": "LiteRT 2.x interpreter, OpResolverType.BUILTIN_REF (reference kernels), 1000 seeded inputs",
+        "flash": "arm-none-eabi-size text+data of a Cortex-M4 firmware (startup + model + kernels) that runs "
+                 "the model once, -Os; TFLM flash not measured (null)",
+        "tflm_arena": "tflite-micro Python interpreter's RecordingMicroAllocator total on x86-64 (64-bit "
+                      "pointers: its bookkeeping is somewhat larger than on a 32-bit MCU)",
+        "app_models": "none found" if not app_models() else "included",
+    })
+
+
+if __name__ == "__main__":
+    main()
