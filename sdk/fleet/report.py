@@ -82,7 +82,8 @@ def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     """Write the HTML report for ``source`` (recording DB or spool file) to ``out``."""
     rows = load_history(source)
     if not rows:
-        raise TelemetryError(f"{source}: no messages to report on")
+        raise TelemetryError(f"{source}: no messages to report on (a spool holds only what the broker has not "
+                             "acknowledged yet: with a broker, record the fleet with 'ember fleet record')")
     t0 = min(r["ts"] or 0 for r in rows)
     by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
