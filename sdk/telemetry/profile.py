@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from sdk.errors import TelemetryError
 from sdk.telemetry.features import DEFAULT_RANGES, FeatureExtractor, feature_names, parse_output
@@ -134,6 +133,8 @@ def build_reference_profile(
     ``item_data -> output`` (e.g. a pipeline's infer+postprocess); outputs give the confidence,
     class-frequency and embedding references. ``labels`` names the classes.
     """
+    from tqdm import tqdm  # only needed here (tqdm is an optional dependency of the core)
+
     extractor = FeatureExtractor(kind, sample_rate)
     names = feature_names(kind)
     n_in = len(extractor.names)
