@@ -26,6 +26,7 @@ from typing import Any
 
 from sdk.errors import ConfigError, EmberError, PipelineError
 from sdk.events import EventBus, default_bus
+from sdk.pipeline.gil import lower_switch_interval, restore_switch_interval
 from sdk.pipeline.packet import Packet, Stage, StopPipeline, sink_name
 from sdk.pipeline.queues import END, StageQueue, resolve_policy
 from sdk.pipeline.stats import PipelineStats, RateMeter, RollingWindow, stage_latencies
@@ -44,11 +45,14 @@ class Pipeline:
     (raise ``PipelineError`` from ``run``) or ``skip`` (drop the item, count it in
     ``stats().errors``). Every error is also published as a ``pipeline.error`` event on ``bus``
     (default: ``sdk.events.default_bus``; with ``skip`` at most one per stage per second).
+    ``switch_interval``: the GIL switch interval (s) while running (see ``sdk.pipeline.gil``);
+    None leaves the interpreter's setting alone.
     """
 
     def __init__(self, source: Source | str, stages: Sequence[Stage] = (), sinks: Sequence[Any] = (),
                  policy: str = "auto", queue_size: int = 8, on_error: str = "stop",
-                 bus: EventBus | None = None, name: str = "pipeline", stats_window: int = 512) -> None:
+                 bus: EventBus | None = None, name: str = "pipeline", stats_window: int = 512,
+                 switch_interval: float | None = 0.001) -> None:
         if isinstance(source, str):
             from sdk.sources.registry import open_source
 
@@ -64,6 +68,8 @@ class Pipeline:
         self.on_error = on_error
         self.bus = bus if bus is not None else default_bus
         self.name = name
+        self.switch_interval = switch_interval
+        self._lowered = False
         live = bool(source.meta.get("live", False))
         resolve_policy(policy, live)  # validates
         self._queues = [StageQueue(s.name, s.queue_size or queue_size, resolve_policy(s.policy or policy, live))
@@ -94,6 +100,9 @@ class Pipeline:
             raise PipelineError("pipeline", "already started; a Pipeline runs once, make a new one")
         self._started = True
         self._open_all()
+        if self.switch_interval is not None:
+            lower_switch_interval(self.switch_interval)
+            self._lowered = True
         self._t_start = time.monotonic()
         targets: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [("source", self._source_loop, ())]
         for i, stage in enumerate(self.stages):
@@ -347,6 +356,9 @@ class Pipeline:
                 if self._stop_reason is None:
                     self._stop_reason = "end"
             problems = self._close_all()
+            if self._lowered:
+                restore_switch_interval()
+                self._lowered = False
             self._finished = True
             if self._failure is None and problems:
                 self._failure = problems[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import json
 import signal
+import sys
 import threading
 import time
 
@@ -261,3 +262,13 @@ def test_no_stages_passes_items_straight_to_the_sinks(frames, recorder):
     st = Pipeline(frames(5), sinks=[sink]).run()
     assert st.items_out == 5 and [p.value.shape for p in sink.packets] == [(24, 32, 3)] * 5
     assert set(st.stages) == {"sinks"}
+
+
+def test_switch_interval_is_lowered_while_running_and_restored(frames):
+    before = sys.getswitchinterval()
+    seen = []
+    Pipeline(frames(3), [Stage("look", lambda x: seen.append(sys.getswitchinterval()))]).run()
+    assert seen == [0.001] * 3 and sys.getswitchinterval() == before
+    Pipeline(frames(2), [Stage("look", lambda x: seen.append(sys.getswitchinterval()))],
+             switch_interval=None).run()
+    assert seen[3:] == [before] * 2
