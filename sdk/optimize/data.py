@@ -86,8 +86,8 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
         return load_dataset(data)
     if isinstance(data, np.ndarray):
         return Dataset(data.astype(np.float32), None, name)
-    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(a, np.ndarray) for a in data) \
-            and len(data[0]) == len(data[1]) and data[0].ndim > data[1].ndim:
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray) and (
+            data[1] is None or (isinstance(data[1], np.ndarray) and data[0].ndim > data[1].ndim)):
         return Dataset(data[0].astype(np.float32), data[1], name)
     if isinstance(data, Iterable):
         xs, ys = [], []
@@ -97,6 +97,8 @@ def as_dataset(data: Any, name: str = "data") -> Dataset:
                 ys.append(item[1])
             else:
                 xs.append(np.asarray(item, np.float32))
+        if len({a.shape for a in xs}) > 1:
+            raise ModelError(f"{name}: samples have different shapes {sorted({a.shape for a in xs})[:3]}")
         x = np.stack(xs) if xs else np.zeros((0,), np.float32)
         return Dataset(x, np.asarray(ys) if ys else None, name)
     raise ModelError(f"{name}: cannot use {type(data).__name__} as data (give a path, arrays or an iterable)")

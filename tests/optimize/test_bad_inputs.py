@@ -96,7 +96,7 @@ def test_dynamic_int8_is_built_for_a_gemm_model(tmp_path: Path) -> None:
 
 
 def test_cli_reports_bad_data_cleanly(sin_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    x, y = _data()
+    x, _ = _data()
     np.savez(tmp_path / "cal.npz", x=x)
     np.savez(tmp_path / "bad.npz", z=x)
     rc = main(["optimize", str(sin_model), "--calib", str(tmp_path / "cal.npz"), "--eval",
