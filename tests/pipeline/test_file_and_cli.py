@@ -97,8 +97,11 @@ def test_cli_ctrl_c_exits_cleanly_with_stats(tiny_model):
          "--stats-every", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # the first statistics line: the pipeline is running
-        assert "fps=" in line, line
+        for _ in range(100):  # statistics lines: wait until items have reached the sinks
+            line = proc.stderr.readline()
+            assert "fps=" in line, line
+            if " out=0 " not in line:
+                break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
