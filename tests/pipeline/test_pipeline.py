@@ -21,6 +21,20 @@ def accounted(st) -> int:
     return st.items_out + st.total_dropped + st.total_errors + st.discarded
 
 
+def once_output(pipe: Pipeline, action) -> threading.Thread:
+    """Call ``action`` from another thread once items have reached the sinks."""
+
+    def wait_then_act():
+        deadline = time.monotonic() + 30
+        while pipe.stats().items_out < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        action()
+
+    t = threading.Thread(target=wait_then_act, daemon=True)
+    t.start()
+    return t
+
+
 def test_block_policy_keeps_every_item_in_order(frames, recorder, frame_index, no_pipeline_threads):
     src, sink = frames(400), recorder()
 
@@ -65,9 +79,9 @@ def test_live_source_with_slow_stage_drops_oldest_and_accounts_for_all(frames, r
 def test_stop_from_another_thread(frames, recorder, no_pipeline_threads):
     src, sink = frames(None, fps=500), recorder()
     pipe = Pipeline(src, [Stage("a", np.mean)], [sink], name="stopper")
-    threading.Timer(0.3, pipe.stop).start()
+    once_output(pipe, pipe.stop)
     st = pipe.run()
-    assert st.stop_reason == "stop" and st.items_out > 0
+    assert st.stop_reason == "stop" and st.items_out >= 3
     assert st.items_in == accounted(st)
     assert src.closed and src.close_calls == 1 and sink.closed == 1
     no_pipeline_threads("stopper")
@@ -79,7 +93,7 @@ def test_ctrl_c_stops_cleanly(frames, recorder, no_pipeline_threads, how):
     pipe = Pipeline(src, [Stage("a", np.mean)], [sink], name=f"sigint-{how}")
     trigger = _thread.interrupt_main if how == "interrupt_main" else lambda: signal.raise_signal(signal.SIGINT)
     before = signal.getsignal(signal.SIGINT)
-    threading.Timer(0.3, trigger).start()
+    once_output(pipe, trigger)
     st = pipe.run()
     assert st.stop_reason == "interrupt"
     assert st.items_in == accounted(st) and st.items_out > 0
@@ -193,10 +207,17 @@ def test_sink_open_failure_closes_the_source(frames, recorder):
 def test_stats_are_readable_while_running_and_sane(frames):
     snapshots = []
     pipe = Pipeline(frames(None, fps=400), [Stage("pre", np.mean), Stage("post", float)], name="stats")
-    threading.Timer(0.6, pipe.stop).start()
-    final = pipe.run(on_stats=snapshots.append, stats_every=0.2)
-    assert snapshots and all(s.running for s in snapshots)
-    for st in [*snapshots, final]:
+
+    def stop_after_two_snapshots():
+        deadline = time.monotonic() + 30
+        while sum(s.items_out >= 3 for s in snapshots) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pipe.stop()
+
+    once_output(pipe, stop_after_two_snapshots)
+    final = pipe.run(on_stats=snapshots.append, stats_every=0.1)
+    assert len(snapshots) >= 2 and all(s.running for s in snapshots)
+    for st in [*(s for s in snapshots if s.items_out >= 3), final]:
         d = st.as_dict()
         json.dumps(d)
         for key in ("items_in", "items_out", "fps", "fps_overall", "latency_p50_ms", "latency_p95_ms",
@@ -243,11 +264,14 @@ def test_second_ctrl_c_leaves_a_stuck_stage_behind(frames):
     pipe = Pipeline(frames(None), [Stage("stuck", lambda x: release.wait())], name="stuck")
 
     def interrupt_twice():
+        while not pipe.running:  # run() installs its SIGINT handler before starting
+            time.sleep(0.01)
+        time.sleep(0.1)
         _thread.interrupt_main()
         time.sleep(0.3)  # the stage never returns, so run() is still waiting
         _thread.interrupt_main()
 
-    threading.Timer(0.2, interrupt_twice).start()
+    threading.Thread(target=interrupt_twice, daemon=True).start()
     try:
         with pytest.raises(KeyboardInterrupt):
             pipe.run()
