@@ -145,6 +145,9 @@ def format_table(prof: Profile, top: int | None = None) -> str:
     layers = prof.layers
     if top:
         layers = sorted(layers, key=lambda r: -(r.latency_ms or 0))[:top]
+    if any(r.op_type == "QuantizeLinear" for r in prof.layers):
+        lines.append("note: per-layer times of a QDQ model are measured unfused (basic optimizations); "
+                     "the p50/p95 totals are the fused int8 model")
     timed = sum(r.latency_ms or 0 for r in prof.layers) or 1.0
     w = max(12, *(len(r.name) for r in layers))
     lines.append("")

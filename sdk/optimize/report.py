@@ -91,10 +91,11 @@ def pareto_plot(res: OptimizeResult, path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     biggest = max(t.size_bytes or 1 for t in pts)
-    for t in pts:
+    for i, t in enumerate(pts):
         ax.scatter(t.latency_ms_p50, t.score, s=40 + 600 * (t.size_bytes or 0) / biggest, alpha=0.6,
                    marker="o" if t.backend == "onnxruntime" else "s")
-        ax.annotate(t.key, (t.latency_ms_p50, t.score), fontsize=8, xytext=(5, 5), textcoords="offset points")
+        ax.annotate(t.key, (t.latency_ms_p50, t.score), fontsize=8, xytext=(6, 4 - 11 * (i % 3)),
+                    textcoords="offset points")
     front, best = [], -float("inf")
     for t in sorted(pts, key=lambda t: t.latency_ms_p50 or 0):
         if (t.score or 0) > best:

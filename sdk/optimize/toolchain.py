@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     if report:
         from sdk.optimize.report import write_report
         write_report(res)
+    shutil.rmtree(work, ignore_errors=True)
     return res
 
 
@@ -245,7 +247,8 @@ def measure_folder(folder: str | Path, evalset: Any = None, *, device: str | Non
     ev = as_dataset(evalset, "evaluation data").check(shape) if evalset is not None else \
         Dataset(np.random.default_rng(0).random([4, *shape[1:]], dtype=np.float32), None, "random inputs")
     res = OptimizeResult(folder, m.name, m.task, device or detect_device_class(), None,
-                         [TierResult(v.tier, v.backend, v.file, extra=dict(v.extra)) for v in m.verify_files()])
+                         [TierResult(v.tier, v.backend, v.file, size_bytes=v.path.stat().st_size, extra=dict(v.extra))
+                          for v in m.verify_files()])
     fp32 = next((t for t in res.tiers if t.key == "fp32/onnxruntime"), None)
     if ev.y is not None and fp32 is not None:
         res.fp32_score = score(predict(folder / fp32.file, ev), ev.y, m.task)  # type: ignore[operator]
