@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from firmware_export.lower import ALIAS_OPS, IN_PLACE_KERNELS, ConstArray, Layer
-from firmware_export.planner import Buffer, plan
+from firmware_export import overlap, planner
+from firmware_export.lower import ALIAS_OPS, ConstArray, Layer
+from firmware_export.planner import Buffer, Overlap, plan
 from firmware_export.tflite_model import Model
 from sdk.errors import ExportError
 
@@ -17,14 +19,37 @@ ARENA_ALIGN = 8
 @dataclass
 class Plan:
     layers: list[Layer]
-    where: dict[int, str]  # tensor id -> C pointer expression
+    roots: dict[int, int]  # tensor id -> the tensor whose storage it uses (reshapes alias their input)
+    in_root: int
+    out_root: int
+    buffers: list[Buffer]  # arena buffers, ids are root tensor ids
+    overlaps: list[Overlap]  # outputs allowed to overlap an input they were computed from
     arena_bytes: int
-    buffers: list[Buffer]
-    live_bytes: list[int]  # arena bytes in use while each layer runs
     unplanned_bytes: int  # sum of all arena buffers (what a no-reuse allocator would need)
+    prefix: str
+
+    def where(self, t: int) -> str:
+        """C pointer expression of tensor ``t``."""
+        r = self.roots.get(t, t)
+        if r == self.in_root:
+            return "input"
+        if r == self.out_root:
+            return "output"
+        offset = next(b.offset for b in self.buffers if b.id == r)
+        return f"{self.prefix}_arena + {offset}"
+
+    @property
+    def live_bytes(self) -> list[int]:
+        """Arena bytes in use while each layer runs."""
+        return [planner.live_bytes(self.buffers, k) for k in range(len(self.layers))]
+
+    def check(self) -> None:
+        """AssertionError if two live buffers share bytes in a way no kernel analysis allowed."""
+        planner.check(self.buffers, self.overlaps)
 
 
 def make_plan(model: Model, layers: list[Layer], prefix: str) -> Plan:
+    """Lifetimes of the activations, the overlaps the kernels allow, and the arena placement."""
     parent: dict[int, int] = {}
 
     def root(t: int) -> int:
@@ -38,46 +63,44 @@ def make_plan(model: Model, layers: list[Layer], prefix: str) -> Plan:
     in_root, out_root = root(model.inputs[0]), root(model.outputs[0])
     if in_root == out_root:
         raise ExportError("the model only reshapes its input; there is nothing to compute")
-    unplanned = sum(model.tensors[ly.output].nbytes for ly in layers if root(ly.output) != out_root)
-    last_use: dict[int, int] = {}
+    span: dict[int, list[int]] = {}
     for k, layer in enumerate(layers):
+        span.setdefault(root(layer.output), [k, k])
         for t in layer.inputs:
             if t >= 0:
-                last_use[root(t)] = k
-    for k, layer in enumerate(layers):  # elementwise ops write over an input read for the last time
-        r_out = root(layer.output)
-        if layer.kernel not in IN_PLACE_KERNELS or r_out in (out_root, in_root):
+                span.setdefault(root(t), [k, k])[1] = k
+    buffers = {r: Buffer(r, model.tensors[r].nbytes, a, b) for r, (a, b) in span.items()
+               if r not in (in_root, out_root)}
+    overlaps = [o for k, layer in enumerate(layers) if (o := _overlap(model, layer, k, root, buffers))]
+    arena = plan(list(buffers.values()), ARENA_ALIGN, overlaps)
+    roots = {t: root(t) for t in range(len(model.tensors))}
+    result = Plan(layers, roots, in_root, out_root, list(buffers.values()), overlaps, arena,
+                  sum(b.size for b in buffers.values()), prefix)
+    try:
+        result.check()
+    except AssertionError as e:  # pragma: no cover - would be a planner bug
+        raise ExportError(f"internal error: unsafe arena plan ({e}); please report this model") from None
+    return result
+
+
+def _overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
+             buffers: dict[int, Buffer]) -> Overlap | None:
+    """The overlap of ``layer``'s output with one of its last-read inputs that saves the most bytes."""
+    out = buffers.get(root(layer.output))
+    if out is None:
+        return None
+    best: Overlap | None = None
+    for r in {root(t) for t in layer.inputs if t >= 0}:
+        if r not in buffers or buffers[r].last != k:
             continue
-        for t in layer.inputs:
-            r = root(t) if t >= 0 else -1
-            if r >= 0 and r not in (in_root, out_root) and last_use.get(r) == k \
-                    and model.tensors[r].nbytes == model.tensors[r_out].nbytes:
-                parent[r_out] = r
-                last_use[r] = last_use.get(r_out, k)
-                break
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for k, layer in enumerate(layers):
-        r = root(layer.output)
-        first.setdefault(r, k)
-        last[r] = max(last.get(r, k), k)
-        for t in layer.inputs:
-            if t >= 0:
-                last[root(t)] = max(last.get(root(t), k), k)
-    buffers = [Buffer(r, model.tensors[r].nbytes, first[r], last[r]) for r in first if r != out_root]
-    arena = plan(buffers, ARENA_ALIGN)
-    offsets = {b.id: b.offset for b in buffers}
-    where: dict[int, str] = {}
-    for t in range(len(model.tensors)):
-        r = root(t)
-        if r == in_root:
-            where[t] = "input"
-        elif r == out_root:
-            where[t] = "output"
-        elif r in offsets:
-            where[t] = f"{prefix}_arena + {offsets[r]}"
-    live = [sum(b.size for b in buffers if b.first <= k <= b.last) for k in range(len(layers))]
-    return Plan(layers, where, arena, buffers, live, unplanned)
+        deltas = [overlap.max_safe_delta(model, layer, a) for a, t in enumerate(layer.inputs)
+                  if t >= 0 and root(t) == r]
+        if None in deltas:
+            continue
+        delta = min(d for d in deltas if d is not None)
+        if delta > -out.size and (best is None or delta > best.max_delta):
+            best = Overlap(r, out.id, delta)
+    return best
 
 
 def c_array(arr: ConstArray, attr: str) -> str:
@@ -144,8 +167,8 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
     out.append("  if (input == NULL || output == NULL) return -1;")
     for layer in plan_.layers:
-        args = [layer.consts[~t].name if t < 0 else plan_.where[t] for t in layer.inputs]
-        dst = plan_.where[layer.output]
+        args = [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs]
+        dst = plan_.where(layer.output)
         out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(args)}, {dst});")
         out.append(f"  EMBER_TRACE({layer.index}, {dst}, {model.tensors[layer.output].size});")
     out += ["  return 0;", "}", ""]

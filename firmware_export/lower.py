@@ -11,7 +11,6 @@ from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
-IN_PLACE_KERNELS = {"ember_add", "ember_requant"}  # out[i] depends only on in[i]: may overwrite an input
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
 SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS

@@ -1,0 +1,85 @@
+"""How far a layer's output may overlap an input it reads for the last time, proven from the kernel's loops.
+
+Every kernel in ``runtime/ember_nn.c`` that is analysed here computes its output elements in increasing
+linear (NHWC) order and reads all the inputs of one output element before it writes that element.
+Let ``L(i)`` be the last output element whose computation reads input element ``i``. With the output
+placed ``delta`` bytes after the input (``delta < 0``: before it), writing ``out[o]`` overwrites
+``in[o + delta]``; the result is unchanged iff no input byte is read after it was overwritten, that is
+``L(i) <= i - delta`` for every input byte still read. So ``max_delta = min_i (i - L(i))``: any
+``delta <= max_delta`` is safe, and for ``delta <= 0`` every larger value corrupts the output.
+
+Examples: elementwise kernels give 0 (in place); a 1x1 convolution with C channels gives ``1 - C`` (it
+rereads a pixel's inputs for each output channel); a stride-2 3x3 convolution whose output is
+smaller than its input trails it by a few bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firmware_export.lower import Layer, shape4
+from firmware_export.tflite_model import Model
+
+WINDOW_KERNELS = {"ember_conv2d", "ember_depthwise_conv2d", "ember_avg_pool", "ember_max_pool"}
+ELEMENTWISE_KERNELS = {"ember_add", "ember_requant"}
+
+
+def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, int, int],
+                 out: tuple[int, int, int, int]) -> np.ndarray | None:
+    """``L`` for an activation input of shape ``inp`` (NHWC) of ``kernel`` with parameters ``fields``
+    (a ``Layer``'s) writing ``out``: per input byte, the last output element index whose computation
+    reads it (-1: never read). None for kernels this module does not analyse."""
+    if kernel in ELEMENTWISE_KERNELS:
+        return np.arange(int(np.prod(inp)), dtype=np.int64)
+    if kernel == "ember_fully_connected":
+        depth, outs = int(fields["in_depth"]), int(fields["out_depth"])
+        batch = np.arange(int(np.prod(inp)), dtype=np.int64) // depth
+        return batch * outs + outs - 1
+    if kernel not in WINDOW_KERNELS:
+        return None
+    last_pixel = _last_output_pixel(inp, out, fields)
+    cin, cout = inp[3], out[3]
+    ch = np.arange(cin, dtype=np.int64)
+    if kernel == "ember_conv2d":  # output channel oc reads its group's input channels
+        fc = int(fields["filter_c"])
+        per_group = cout // (cin // fc)
+        last_oc = (ch // fc + 1) * per_group - 1
+    elif kernel == "ember_depthwise_conv2d":
+        dm = int(fields["depth_mult"])
+        last_oc = ch * dm + dm - 1
+    else:  # pooling: channel c reads channel c
+        last_oc = ch
+    readers = last_pixel[:, None] * cout + last_oc[None, :]
+    return np.where(last_pixel[:, None] < 0, -1, readers).ravel()
+
+
+def _last_output_pixel(inp: tuple[int, ...], out: tuple[int, ...], f: dict[str, object]) -> np.ndarray:
+    """Per input pixel (n, y, x), the last output pixel whose window covers it (-1: none)."""
+    n, ih, iw, _ = inp
+    _, oh, ow, _ = out
+    kh, kw, sh, sw = (int(f[k]) for k in ("kh", "kw", "stride_h", "stride_w"))  # type: ignore[call-overload]
+    dh, dw = int(f.get("dil_h", 1)), int(f.get("dil_w", 1))  # type: ignore[call-overload]
+    ph, pw = int(f["pad_h"]), int(f["pad_w"])  # type: ignore[call-overload]
+    b, oy, ox = np.meshgrid(np.arange(n), np.arange(oh), np.arange(ow), indexing="ij")
+    opix = (b * oh + oy) * ow + ox
+    last = np.full(n * ih * iw, -1, dtype=np.int64)
+    for fy in range(kh):
+        iy = oy * sh - ph + dh * fy
+        for fx in range(kw):
+            ix = ox * sw - pw + dw * fx
+            ok = (iy >= 0) & (iy < ih) & (ix >= 0) & (ix < iw)
+            np.maximum.at(last, ((b * ih + iy) * iw + ix)[ok], opix[ok])
+    return last
+
+
+def max_safe_delta(model: Model, layer: Layer, arg: int) -> int | None:
+    """The largest ``output offset - input offset`` (bytes) at which ``layer`` still computes the same
+    result when its output overlaps activation argument ``arg``; None when not analysed."""
+    inp = shape4(model.tensors[layer.inputs[arg]].shape)
+    readers = last_readers(layer.kernel, layer.fields, inp, shape4(model.tensors[layer.output].shape))
+    if readers is None:
+        return None
+    read = readers >= 0
+    if not read.any():
+        return int(model.tensors[layer.inputs[arg]].nbytes)
+    return int((np.arange(readers.size, dtype=np.int64)[read] - readers[read]).min())
