@@ -22,7 +22,6 @@ import numpy as np
 from sdk.errors import TelemetryError
 from sdk.events import Event, EventBus, default_bus
 from sdk.telemetry.commands import Command, CommandRejected, parse_command
-from sdk.telemetry.device import default_device_state
 from sdk.telemetry.drift import DriftDetector, Thresholds
 from sdk.telemetry.features import DEFAULT_RANGES, FeatureExtractor, feature_names, parse_output
 from sdk.telemetry.link import SCHEMA_VERSION, MqttLink
@@ -50,7 +49,7 @@ class Telemetry:
         self.profile = profile
         self.labels = list(labels or (profile.classes or {}).get("labels", []) if profile else labels or [])
         self.bus = bus or default_bus
-        self.device_state = device_state or default_device_state
+        self.device_state = device_state or _default_device_state()
         self.extractor = FeatureExtractor(self.kind, sample_rate)
         names = feature_names(self.kind)
         self._n_in = len(self.extractor.names)
@@ -269,3 +268,11 @@ class Telemetry:
             raise CommandRejected(f"{cmd.name}: no handler registered on this device")
         out = handler(**cmd.args)
         return out if isinstance(out, (dict, list, str, int, float, bool, type(None))) else str(out)
+
+
+def _default_device_state() -> Callable[[], dict[str, Any]]:
+    """The real readers of ``sdk.device`` (CPU, memory, battery, temperature, Jetson power mode)."""
+    from sdk.device import Device
+
+    device = Device()
+    return lambda: device.snapshot().as_dict()
