@@ -147,7 +147,9 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, ev: Dataset, y: n
         out.status, out.reason, out.file = "failed", "no layer can be quantized", None
     elif not res.mixed.excluded:
         out.status, out.file = "skipped", None
-        out.reason = f"plain int8 is already within {res.max_drop} points of fp32; no layer needs float"
+        out.reason = (f"plain int8 is already within {res.max_drop} points of fp32; no layer needs float"
+                      if res.mixed.within_budget else f"no set of float layers reached the {res.max_drop}-point "
+                      "budget and plain int8 scored best; use the int8 tier")
         (res.folder / "model.int8-mixed.onnx").unlink(missing_ok=True)
     else:
         out.size_bytes = res.mixed.path.stat().st_size
