@@ -49,12 +49,12 @@ def builtin_models(d: Path) -> list[tuple[str, Path]]:
 
 def arena_without_overlaps(model: Path) -> int:
     """The same planner with no output/input overlaps: what the arena was before they existed."""
-    from firmware_export import codegen, lower, planner
+    from firmware_export import arena, lower, planner
     from firmware_export.tflite_model import load
 
     m = load(model)
-    p = codegen.make_plan(m, lower.Lowerer(m, "m").lower(), "m")
-    return planner.plan([planner.Buffer(b.id, b.size, b.first, b.last) for b in p.buffers], codegen.ARENA_ALIGN)
+    p = arena.make_plan(m, lower.Lowerer(m, "m").lower(), "m", fusions=[])
+    return planner.plan([planner.Buffer(b.id, b.size, b.first, b.last) for b in p.buffers], arena.ARENA_ALIGN)
 
 
 def measure(name: str, model: Path, d: Path) -> dict:

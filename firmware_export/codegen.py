@@ -1,106 +1,12 @@
-"""Plan the arena and write the standalone C model (``NAME.h``/``NAME.c``) from lowered layers."""
+"""Write the standalone C model (``NAME.h``/``NAME.c``) from lowered layers and their arena plan."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 
-from firmware_export import overlap, planner
-from firmware_export.lower import ALIAS_OPS, ConstArray, Layer
-from firmware_export.planner import Buffer, Overlap, plan
+from firmware_export.arena import Plan
+from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
-from sdk.errors import ExportError
-
-ARENA_ALIGN = 8
-
-
-@dataclass
-class Plan:
-    layers: list[Layer]
-    roots: dict[int, int]  # tensor id -> the tensor whose storage it uses (reshapes alias their input)
-    in_root: int
-    out_root: int
-    buffers: list[Buffer]  # arena buffers, ids are root tensor ids
-    overlaps: list[Overlap]  # outputs allowed to overlap an input they were computed from
-    arena_bytes: int
-    unplanned_bytes: int  # sum of all arena buffers (what a no-reuse allocator would need)
-    prefix: str
-
-    def where(self, t: int) -> str:
-        """C pointer expression of tensor ``t``."""
-        r = self.roots.get(t, t)
-        if r == self.in_root:
-            return "input"
-        if r == self.out_root:
-            return "output"
-        offset = next(b.offset for b in self.buffers if b.id == r)
-        return f"{self.prefix}_arena + {offset}"
-
-    @property
-    def live_bytes(self) -> list[int]:
-        """Arena bytes in use while each layer runs."""
-        return [planner.live_bytes(self.buffers, k) for k in range(len(self.layers))]
-
-    def check(self) -> None:
-        """AssertionError if two live buffers share bytes in a way no kernel analysis allowed."""
-        planner.check(self.buffers, self.overlaps)
-
-
-def make_plan(model: Model, layers: list[Layer], prefix: str) -> Plan:
-    """Lifetimes of the activations, the overlaps the kernels allow, and the arena placement."""
-    parent: dict[int, int] = {}
-
-    def root(t: int) -> int:
-        while parent.get(t, t) != t:
-            t = parent[t]
-        return t
-
-    for op in model.ops:
-        if op.code in ALIAS_OPS:
-            parent[root(op.outputs[0])] = root(op.inputs[0])
-    in_root, out_root = root(model.inputs[0]), root(model.outputs[0])
-    if in_root == out_root:
-        raise ExportError("the model only reshapes its input; there is nothing to compute")
-    span: dict[int, list[int]] = {}
-    for k, layer in enumerate(layers):
-        span.setdefault(root(layer.output), [k, k])
-        for t in layer.inputs:
-            if t >= 0:
-                span.setdefault(root(t), [k, k])[1] = k
-    buffers = {r: Buffer(r, model.tensors[r].nbytes, a, b) for r, (a, b) in span.items()
-               if r not in (in_root, out_root)}
-    overlaps = [o for k, layer in enumerate(layers) if (o := _overlap(model, layer, k, root, buffers))]
-    arena = plan(list(buffers.values()), ARENA_ALIGN, overlaps)
-    roots = {t: root(t) for t in range(len(model.tensors))}
-    result = Plan(layers, roots, in_root, out_root, list(buffers.values()), overlaps, arena,
-                  sum(b.size for b in buffers.values()), prefix)
-    try:
-        result.check()
-    except AssertionError as e:  # pragma: no cover - would be a planner bug
-        raise ExportError(f"internal error: unsafe arena plan ({e}); please report this model") from None
-    return result
-
-
-def _overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
-             buffers: dict[int, Buffer]) -> Overlap | None:
-    """The overlap of ``layer``'s output with one of its last-read inputs that saves the most bytes."""
-    out = buffers.get(root(layer.output))
-    if out is None:
-        return None
-    best: Overlap | None = None
-    for r in {root(t) for t in layer.inputs if t >= 0}:
-        if r not in buffers or buffers[r].last != k:
-            continue
-        deltas = [overlap.max_safe_delta(model, layer, a) for a, t in enumerate(layer.inputs)
-                  if t >= 0 and root(t) == r]
-        if None in deltas:
-            continue
-        delta = min(d for d in deltas if d is not None)
-        if delta > -out.size and (best is None or delta > best.max_delta):
-            best = Overlap(r, out.id, delta)
-    return best
 
 
 def c_array(arr: ConstArray, attr: str) -> str:
@@ -158,18 +64,60 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
            "#define EMBER_ALIGN16", "#endif",
            "#ifndef EMBER_TRACE /* define to observe each layer's output: (op index, data, size) */",
            "#define EMBER_TRACE(op, data, size) ((void)0)", "#endif", ""]
-    for layer in plan_.layers:
+    for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
-        out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(layer.fields)}}};\n")
+        out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
     if plan_.arena_bytes:
         out.append(f"static int8_t {prefix}_arena[{plan_.arena_bytes}] EMBER_ALIGN16;\n")
     out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
     out.append("  if (input == NULL || output == NULL) return -1;")
-    for layer in plan_.layers:
-        args = [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs]
-        dst = plan_.where(layer.output)
-        out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(args)}, {dst});")
-        out.append(f"  EMBER_TRACE({layer.index}, {dst}, {model.tensors[layer.output].size});")
+    for k, layer in enumerate(plan_.layers):
+        fusion = plan_.fusion_at(k)
+        if fusion is None:
+            out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(_args(plan_, layer))});")
+        elif fusion.producer == k:
+            out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)
+        out.append(f"  EMBER_TRACE({layer.index}, {plan_.where(layer.output)}, {_traced_size(model, plan_, k)});")
     out += ["  return 0;", "}", ""]
     return "\n".join(out)
+
+
+def _args(plan_: Plan, layer: Layer) -> list[str]:
+    return [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs] + [plan_.where(layer.output)]
+
+
+def _fields(plan_: Plan, k: int) -> dict[str, object]:
+    fields = dict(plan_.layers[k].fields)
+    fusion = plan_.fusion_at(k)
+    if fusion is not None:
+        fields["out_rows" if fusion.producer == k else "in_rows"] = fusion.ring_rows
+    return fields
+
+
+def _traced_size(model: Model, plan_: Plan, k: int) -> int:
+    """Bytes EMBER_TRACE sees: a fused producer's ring holds only its last rows."""
+    fusion, t = plan_.fusion_at(k), model.tensors[plan_.layers[k].output]
+    if fusion is not None and fusion.producer == k:
+        _, _, w, c = shape4(t.shape)
+        return fusion.ring_rows * w * c
+    return t.size
+
+
+def _fused_loop(model: Model, plan_: Plan, a: Layer, b: Layer, prefix: str) -> list[str]:
+    """B's output rows one at a time, each preceded by the rows of A it needs (into A's ring)."""
+    a_rows = shape4(model.tensors[a.output].shape)[1]
+    b_rows = shape4(model.tensors[b.output].shape)[1]
+    f = b.fields
+    reach = f"y * {f['stride_h']} - {f['pad_h']} + {int(f.get('dil_h', 1)) * (int(f['kh']) - 1) + 1}"  # type: ignore[call-overload]
+    a_args, b_args = _args(plan_, a), _args(plan_, b)
+    return [f"  {{ /* layers {a.index} and {b.index} fused: layer {a.index}'s output is a ring of rows */",
+            "    int32_t y, done = 0;",
+            f"    for (y = 0; y < {b_rows}; ++y) {{",
+            f"      const int32_t need = {reach} < {a_rows} ? {reach} : {a_rows};",
+            "      if (need > done) {",
+            f"        {a.kernel}_rows(&{prefix}_p{a.index}, {', '.join(a_args)}, done, need);",
+            "        done = need;",
+            "      }",
+            f"      {b.kernel}_rows(&{prefix}_p{b.index}, {', '.join(b_args)}, y, y + 1);",
+            "    }", "  }"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_export import codegen, lower, oracle, project, tflm, toolchain
+from firmware_export import arena, codegen, lower, oracle, project, tflm, toolchain
 from firmware_export.targets import TARGETS, Target, get_target
 from firmware_export.tflite_model import Model, load
 from sdk.errors import ExportError
@@ -81,7 +81,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     lower.check_model(m)
     tflm.check_ops(m)
     layers = lower.Lowerer(m, name).lower()
-    plan = codegen.make_plan(m, layers, name)
+    plan = arena.make_plan(m, layers, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -99,7 +99,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     return result
 
 
-def _write(m: Model, plan: codegen.Plan, d: Path, name: str, tgt: Target, section: str | None,
+def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section: str | None,
            measure: bool) -> ExportResult:
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
     for sub in ("src", "tflm", "mcu", f"examples/{name}_demo"):
@@ -139,7 +139,7 @@ def _write(m: Model, plan: codegen.Plan, d: Path, name: str, tgt: Target, sectio
     return res
 
 
-def _layer_rows(m: Model, plan: codegen.Plan) -> list[dict[str, Any]]:
+def _layer_rows(m: Model, plan: arena.Plan) -> list[dict[str, Any]]:
     return [{"index": ly.index, "op": ly.op, "output_shape": list(m.tensors[ly.output].shape),
              "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs}
             for ly, live in zip(plan.layers, plan.live_bytes)]

@@ -109,6 +109,32 @@ def flatten_net(path: Path, classes: int = 5, seed: int = 2) -> Path:
     return _save(path, nodes, inits, [1, 2, 8, 8], [1, classes], "flatten_net")
 
 
+def rows_net(path: Path, classes: int = 3, seed: int = 3) -> Path:
+    """Layer pairs the arena planner runs row by row on [1, 2, 20, 20]: conv → max pool, then depthwise
+    conv (channel multiplier 2) → average pool; then pointwise conv, global average pool, gemm, softmax."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    t = {"c.w": _w(rng, 8, 2, 3, 3), "c.b": (rng.standard_normal(8) * 0.05).astype(np.float32),
+         "d.w": _w(rng, 16, 1, 3, 3), "d.b": (rng.standard_normal(16) * 0.05).astype(np.float32),
+         "p.w": _w(rng, 8, 16, 1, 1), "p.b": np.zeros(8, np.float32),
+         "fc.w": _w(rng, classes, 8), "fc.b": np.zeros(classes, np.float32)}
+    inits = [numpy_helper.from_array(v, k) for k, v in t.items()]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["input", "c.w", "c.b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("Relu", ["c"], ["rc"]),
+        n("MaxPool", ["rc"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Conv", ["mp", "d.w", "d.b"], ["d"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        n("AveragePool", ["d"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Conv", ["ap", "p.w", "p.b"], ["pw"], kernel_shape=[1, 1]),
+        n("GlobalAveragePool", ["pw"], ["gap"]),
+        n("Flatten", ["gap"], ["flat"], axis=1),
+        n("Gemm", ["flat", "fc.w", "fc.b"], ["probs"], transB=1),
+    ]
+    return _save(path, nodes, inits, [1, 2, 20, 20], [1, classes], "rows_net")
+
+
 def to_int8(onnx_path: Path, out: Path, shape: list[int], seed: int = 0) -> Path:
     """Full-integer int8 .tflite through the project's converter, calibrated on seeded data."""
     from sdk.optimize.tflite_export import onnx_to_tflite

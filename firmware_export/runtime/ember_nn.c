@@ -33,12 +33,21 @@ static int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
   return (int8_t)EMBER_MIN(EMBER_MAX(v, lo), hi);
 }
 
+/* Storage row of image row y of batch b: a ring of `ring` rows (batch 1), or the full tensor. */
+static int32_t row(int32_t b, int32_t y, int32_t h, int32_t ring) {
+  return ring ? y % ring : b * h + y;
+}
+
 void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
+  ember_conv2d_rows(p, in, out, 0, p->out.h);
+}
+
+void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   const int32_t groups = p->in.c / p->filter_c;
   const int32_t per_group = p->out.c / groups;
   int32_t b, oy, ox, oc, fy, fx, ic;
   for (b = 0; b < p->out.n; ++b)
-    for (oy = 0; oy < p->out.h; ++oy)
+    for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < p->out.w; ++ox)
         for (oc = 0; oc < p->out.c; ++oc) {
           const int32_t base_c = (oc / per_group) * p->filter_c;
@@ -50,21 +59,27 @@ void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
               const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
               const int8_t *src, *flt;
               if (ix < 0 || ix >= p->in.w) continue;
-              src = in + (((b * p->in.h + iy) * p->in.w + ix) * p->in.c + base_c);
+              src = in + ((row(b, iy, p->in.h, p->in_rows) * p->in.w + ix) * p->in.c + base_c);
               flt = p->filter + (((oc * p->kh + fy) * p->kw + fx) * p->filter_c);
               for (ic = 0; ic < p->filter_c; ++ic) acc += (int32_t)flt[ic] * ((int32_t)src[ic] + p->in_offset);
             }
           }
           if (p->bias) acc += p->bias[oc];
           acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] = clamp8(acc, p->act_min, p->act_max);
+          out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
+              clamp8(acc, p->act_min, p->act_max);
         }
 }
 
 void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8_t *out) {
+  ember_depthwise_conv2d_rows(p, in, out, 0, p->out.h);
+}
+
+void ember_depthwise_conv2d_rows(const ember_dwconv_params *p, const int8_t *in, int8_t *out, int32_t y0,
+                                 int32_t y1) {
   int32_t b, oy, ox, ic, m, fy, fx;
   for (b = 0; b < p->out.n; ++b)
-    for (oy = 0; oy < p->out.h; ++oy)
+    for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < p->out.w; ++ox)
         for (ic = 0; ic < p->in.c; ++ic)
           for (m = 0; m < p->depth_mult; ++m) {
@@ -77,12 +92,14 @@ void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8
                 const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
                 if (ix < 0 || ix >= p->in.w) continue;
                 acc += (int32_t)p->filter[(fy * p->kw + fx) * p->out.c + oc] *
-                       ((int32_t)in[((b * p->in.h + iy) * p->in.w + ix) * p->in.c + ic] + p->in_offset);
+                       ((int32_t)in[(row(b, iy, p->in.h, p->in_rows) * p->in.w + ix) * p->in.c + ic] +
+                        p->in_offset);
               }
             }
             if (p->bias) acc += p->bias[oc];
             acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
-            out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] = clamp8(acc, p->act_min, p->act_max);
+            out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
+                clamp8(acc, p->act_min, p->act_max);
           }
 }
 
@@ -130,30 +147,38 @@ void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8
   }
 }
 
-static void pool(const ember_pool_params *p, const int8_t *in, int8_t *out, int is_max) {
+static void pool(const ember_pool_params *p, const int8_t *in, int8_t *out, int is_max, int32_t y0,
+                 int32_t y1) {
   int32_t b, oy, ox, c, fy, fx;
   for (b = 0; b < p->out.n; ++b)
-    for (oy = 0; oy < p->out.h; ++oy)
+    for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < p->out.w; ++ox)
         for (c = 0; c < p->out.c; ++c) {
-          const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-          const int32_t fy0 = EMBER_MAX(0, -y0), fy1 = EMBER_MIN(p->kh, p->in.h - y0);
-          const int32_t fx0 = EMBER_MAX(0, -x0), fx1 = EMBER_MIN(p->kw, p->in.w - x0);
+          const int32_t iy0 = oy * p->stride_h - p->pad_h, ix0 = ox * p->stride_w - p->pad_w;
+          const int32_t fy0 = EMBER_MAX(0, -iy0), fy1 = EMBER_MIN(p->kh, p->in.h - iy0);
+          const int32_t fx0 = EMBER_MAX(0, -ix0), fx1 = EMBER_MIN(p->kw, p->in.w - ix0);
           int32_t acc = is_max ? -128 : 0, count = 0;
           for (fy = fy0; fy < fy1; ++fy)
             for (fx = fx0; fx < fx1; ++fx) {
-              const int32_t v = in[((b * p->in.h + y0 + fy) * p->in.w + x0 + fx) * p->in.c + c];
+              const int32_t v = in[(row(b, iy0 + fy, p->in.h, p->in_rows) * p->in.w + ix0 + fx) * p->in.c + c];
               if (is_max) acc = EMBER_MAX(acc, v); else acc += v;
               ++count;
             }
           if (!is_max && count > 0)
             acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + c] = clamp8(acc, p->act_min, p->act_max);
+          out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + c] =
+              clamp8(acc, p->act_min, p->act_max);
         }
 }
 
-void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 0); }
-void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 1); }
+void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 0, 0, p->out.h); }
+void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 1, 0, p->out.h); }
+void ember_avg_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
+  pool(p, in, out, 0, y0, y1);
+}
+void ember_max_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
+  pool(p, in, out, 1, y0, y1);
+}
 
 /* ---- gemmlowp fixed point, int32 raw values ---- */
 static int32_t sat_shl(int32_t x, int32_t e) { /* SaturatingRoundingMultiplyByPOT, e > 0 */

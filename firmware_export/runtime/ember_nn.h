@@ -21,6 +21,7 @@ typedef struct {
   const int32_t *bias;               /* may be NULL */
   const int32_t *mult;               /* per output channel */
   const int8_t *shift;
+  int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
 } ember_conv_params;
 
 typedef struct {
@@ -32,6 +33,7 @@ typedef struct {
   const int32_t *bias;
   const int32_t *mult;
   const int8_t *shift;
+  int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
 } ember_dwconv_params;
 
 typedef struct {
@@ -55,6 +57,7 @@ typedef struct {
 typedef struct {
   ember_shape in, out;
   int32_t kh, kw, stride_h, stride_w, pad_h, pad_w, act_min, act_max;
+  int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
 } ember_pool_params;
 
 typedef struct {
@@ -85,6 +88,12 @@ typedef struct {
 int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift);
 void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out);
 void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8_t *out);
+/* Output rows [y0, y1) only: lets one layer produce the rows the next one needs into a ring buffer. */
+void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
+void ember_depthwise_conv2d_rows(const ember_dwconv_params *p, const int8_t *in, int8_t *out, int32_t y0,
+                                 int32_t y1);
+void ember_avg_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
+void ember_max_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
 void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out);
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);
 void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);

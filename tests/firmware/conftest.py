@@ -26,6 +26,7 @@ def int8_models(tmp_path_factory, fw_models) -> dict[str, Path]:
         "dscnn": (fw_models.dscnn, [1, 1, 49, 10]),
         "conv1d": (fw_models.conv1d_net, [1, 4, 64]),
         "flatten": (fw_models.flatten_net, [1, 2, 8, 8]),
+        "rows": (fw_models.rows_net, [1, 2, 20, 20]),
     }
     out = {}
     for name, (make, shape) in specs.items():
@@ -51,3 +52,23 @@ def need():
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
     return check
+
+
+@pytest.fixture(scope="session")
+def verify_plan(exported, int8_models, tmp_path_factory, need):
+    """``verify_plan(name, plan)``: the exported folder of test model ``name`` with its C source
+    regenerated from ``plan`` (an ``arena.Plan``), compiled with gcc and compared with LiteRT on 200
+    inputs; returns ``verify_host``'s counts."""
+    import firmware_export
+    from firmware_export import codegen
+    from firmware_export.tflite_model import load
+
+    need("gcc")
+
+    def run(name: str, plan) -> dict:
+        d = tmp_path_factory.mktemp(f"plan_{name}")
+        shutil.copytree(exported[name], d, dirs_exist_ok=True)
+        src = codegen.source(load(int8_models[name]), plan, f"{name}_model", None)
+        (d / "src" / f"{name}_model.c").write_text(src)
+        return firmware_export.verify_host(d, int8_models[name], n=200, cc="gcc")
+    return run

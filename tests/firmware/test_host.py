@@ -10,7 +10,7 @@ import firmware_export
 from firmware_export.lower import KERNEL_OPS
 from firmware_export.tflite_model import load
 
-MODELS = ["tiny_convnet", "dscnn", "conv1d", "flatten"]
+MODELS = ["tiny_convnet", "dscnn", "conv1d", "flatten", "rows"]
 
 
 def test_models_cover_every_kernel(int8_models):

@@ -4,13 +4,11 @@ offset does to the generated C."""
 from __future__ import annotations
 
 import itertools
-import shutil
 
 import numpy as np
 import pytest
 
-import firmware_export
-from firmware_export import codegen, lower
+from firmware_export import arena, lower
 from firmware_export.overlap import last_readers
 from firmware_export.planner import Buffer, Overlap, check, plan
 from firmware_export.tflite_model import load
@@ -128,7 +126,7 @@ def test_checker_rejects_an_output_one_byte_too_late():
 @pytest.fixture(scope="module")
 def dscnn_plan(int8_models):
     m = load(int8_models["dscnn"])
-    return m, codegen.make_plan(m, lower.Lowerer(m, "dscnn_model").lower(), "dscnn_model")
+    return m, arena.make_plan(m, lower.Lowerer(m, "dscnn_model").lower(), "dscnn_model")
 
 
 def test_dscnn_arena_is_two_feature_maps(dscnn_plan):
@@ -144,35 +142,23 @@ def test_dscnn_arena_is_two_feature_maps(dscnn_plan):
     assert max(p.live_bytes) == p.arena_bytes < p.unplanned_bytes
 
 
-def _with_pointwise_output_at(d, dscnn_plan, delta: int):
-    """A copy of the exported dscnn folder whose pointwise conv output starts ``delta`` bytes after
-    its input; returns (folder, whether the plan checker accepts it)."""
-    m, p = dscnn_plan
+@pytest.mark.parametrize("delta,exact", [(-15, True), (0, False)])
+def test_pointwise_offset_decides_bit_exactness(dscnn_plan, verify_plan, delta, exact):
+    """At the proven bound (-15, unaligned) the C output is still bit-exact; writing the pointwise conv
+    naively in place (0) corrupts it, and the plan checker rejects that offset."""
+    _, p = dscnn_plan
     o = next(o for o in p.overlaps if o.max_delta == -15)
     bufs = {b.id: b for b in p.buffers}
-    saved = {b.id: b.offset for b in p.buffers}
+    saved = bufs[o.output].offset
+    bufs[o.output].offset = bufs[o.input].offset + delta
     try:
-        bufs[o.output].offset = bufs[o.input].offset + delta
         try:
             p.check()
             accepted = True
         except AssertionError:
             accepted = False
-        (d / "src" / "dscnn_model.c").write_text(codegen.source(m, p, "dscnn_model", None))
+        res = verify_plan("dscnn", p)
     finally:
-        for b in p.buffers:
-            b.offset = saved[b.id]
-    return d, accepted
-
-
-@pytest.mark.parametrize("delta,exact", [(-15, True), (0, False)])
-def test_pointwise_offset_decides_bit_exactness(exported, int8_models, dscnn_plan, tmp_path, need, delta, exact):
-    """At the proven bound (-15, unaligned) the C output is still bit-exact; writing the pointwise conv
-    naively in place (0) corrupts it, and the plan checker rejects that offset."""
-    need("gcc")
-    d = tmp_path / "dscnn"
-    shutil.copytree(exported["dscnn"], d)
-    d, accepted = _with_pointwise_output_at(d, dscnn_plan, delta)
+        bufs[o.output].offset = saved
     assert accepted is exact
-    res = firmware_export.verify_host(d, int8_models["dscnn"], n=200, cc="gcc")
     assert (res["mismatched_inputs"] == 0) is exact, res

@@ -16,7 +16,7 @@ def _tools(need):
     need("qemu-system-arm")
 
 
-@pytest.mark.parametrize("name", ["dscnn", "tiny_convnet", "conv1d", "flatten"])
+@pytest.mark.parametrize("name", ["dscnn", "tiny_convnet", "conv1d", "flatten", "rows"])
 def test_cortex_m4_qemu_matches(exported, name):
     res = firmware_export.verify_qemu(exported[name])
     assert res["ok"], res

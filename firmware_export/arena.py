@@ -1,0 +1,189 @@
+"""The arena plan of a model: activation lifetimes, the overlaps the kernels allow, row-fused layer pairs.
+
+Two ways to need less than "every live tensor whole":
+
+* **Overlap**: a layer's output may share bytes with an input it reads for the last time, at an offset
+  its kernel's loop order proves safe (``overlap.py``): a pointwise conv writes 1 - C bytes before its
+  input, elementwise ops write in place, a stride-2 conv trails its larger input.
+* **Row fusion**: when window layer B (conv, depthwise conv, pooling) is the only reader of window
+  layer A's output, the pair runs row by row: A computes just the rows B's next output row needs into
+  a ring of ``dilation * (kh - 1) + 1`` rows, so A's output never exists whole. A fusion is kept only
+  when it makes the arena smaller (it can stop an overlap that was better).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from firmware_export import overlap, planner
+from firmware_export.lower import ALIAS_OPS, Layer, shape4
+from firmware_export.planner import Buffer, Overlap
+from firmware_export.tflite_model import Model
+from sdk.errors import ExportError
+
+ARENA_ALIGN = 8
+ROW_KERNELS = overlap.WINDOW_KERNELS
+
+
+@dataclass(frozen=True)
+class Fusion:
+    producer: int  # index into the layer list; the consumer is producer + 1
+    ring_rows: int  # rows of the producer's output kept at once
+
+
+@dataclass
+class Plan:
+    layers: list[Layer]
+    roots: dict[int, int]  # tensor id -> the tensor whose storage it uses (reshapes alias their input)
+    in_root: int
+    out_root: int
+    buffers: list[Buffer]  # arena buffers, ids are root tensor ids
+    overlaps: list[Overlap]  # outputs allowed to overlap an input they were computed from
+    fusions: list[Fusion]
+    arena_bytes: int
+    unplanned_bytes: int  # sum of all activations (what a no-reuse allocator would need)
+    prefix: str
+
+    def where(self, t: int) -> str:
+        """C pointer expression of tensor ``t``."""
+        r = self.roots.get(t, t)
+        if r == self.in_root:
+            return "input"
+        if r == self.out_root:
+            return "output"
+        offset = next(b.offset for b in self.buffers if b.id == r)
+        return f"{self.prefix}_arena + {offset}"
+
+    @property
+    def live_bytes(self) -> list[int]:
+        """Arena bytes in use while each layer runs."""
+        return [planner.live_bytes(self.buffers, k) for k in range(len(self.layers))]
+
+    def fusion_at(self, k: int) -> Fusion | None:
+        """The fusion whose producer (or consumer) is layer ``k``."""
+        return next((f for f in self.fusions if k in (f.producer, f.producer + 1)), None)
+
+    def check(self) -> None:
+        """AssertionError if two live buffers share bytes in a way no kernel analysis allowed."""
+        planner.check(self.buffers, self.overlaps)
+
+
+class _Planner:
+    def __init__(self, model: Model, layers: list[Layer], prefix: str) -> None:
+        self.m, self.layers, self.prefix = model, layers, prefix
+        parent: dict[int, int] = {}
+
+        def root(t: int) -> int:
+            while parent.get(t, t) != t:
+                t = parent[t]
+            return t
+
+        for op in model.ops:
+            if op.code in ALIAS_OPS:
+                parent[root(op.outputs[0])] = root(op.inputs[0])
+        self.roots = {t: root(t) for t in range(len(model.tensors))}
+        self.in_root, self.out_root = root(model.inputs[0]), root(model.outputs[0])
+        if self.in_root == self.out_root:
+            raise ExportError("the model only reshapes its input; there is nothing to compute")
+        self.span: dict[int, tuple[int, int]] = {}
+        for k, layer in enumerate(layers):
+            for r in [self.root(layer.output)] + [self.root(t) for t in layer.inputs if t >= 0]:
+                a, b = self.span.get(r, (k, k))
+                self.span[r] = (min(a, k), max(b, k))
+        self.deltas: dict[int, Overlap | None] = {}
+
+    def root(self, t: int) -> int:
+        return self.roots.get(t, t)
+
+    def candidates(self) -> list[Fusion]:
+        out = []
+        for k, (a, b) in enumerate(zip(self.layers, self.layers[1:])):
+            r = self.root(a.output)
+            src = [self.root(t) for t in b.inputs if t >= 0]
+            if (a.kernel not in ROW_KERNELS or b.kernel not in ROW_KERNELS or src != [r]
+                    or r in (self.in_root, self.out_root) or self.span[r] != (k, k + 1)):
+                continue
+            a_out, b_out = shape4(self.m.tensors[a.output].shape), shape4(self.m.tensors[b.output].shape)
+            rows = int(b.fields.get("dil_h", 1)) * (int(b.fields["kh"]) - 1) + 1  # type: ignore[call-overload]
+            if a_out[0] == 1 and b_out[0] == 1 and rows < a_out[1]:
+                out.append(Fusion(k, rows))
+        return out
+
+    def overlap_of(self, k: int, buffers: dict[int, Buffer]) -> Overlap | None:
+        """The overlap of layer ``k``'s output with a last-read input that saves the most bytes."""
+        if k not in self.deltas:
+            self.deltas[k] = _best_overlap(self.m, self.layers[k], k, self.root, buffers)
+        return self.deltas[k]
+
+    def plan(self, fusions: list[Fusion]) -> Plan:
+        span = dict(self.span)
+        fused = {f.producer: f for f in fusions}
+        sizes = {r: self.m.tensors[r].nbytes for r in span}
+        for k, f in fused.items():  # the pair runs interleaved: everything it touches lives through both
+            a, b = self.layers[k], self.layers[k + 1]
+            for t in a.inputs:
+                if t >= 0:
+                    r = self.root(t)
+                    span[r] = (span[r][0], max(span[r][1], k + 1))
+            rb = self.root(b.output)
+            span[rb] = (k, span[rb][1])
+            _, _, w, c = shape4(self.m.tensors[a.output].shape)
+            sizes[self.root(a.output)] = f.ring_rows * w * c
+        buffers = {r: Buffer(r, sizes[r], a, b) for r, (a, b) in span.items()
+                   if r not in (self.in_root, self.out_root)}
+        busy = set(fused) | {k + 1 for k in fused}
+        overlaps = [o for k in range(len(self.layers)) if k not in busy and (o := self.overlap_of(k, buffers))]
+        arena = planner.plan(list(buffers.values()), ARENA_ALIGN, overlaps)
+        unplanned = sum(self.m.tensors[r].nbytes for r in buffers)
+        return Plan(self.layers, self.roots, self.in_root, self.out_root, list(buffers.values()), overlaps,
+                    list(fusions), arena, unplanned, self.prefix)
+
+
+def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
+                  buffers: dict[int, Buffer]) -> Overlap | None:
+    out = buffers.get(root(layer.output))
+    if out is None:
+        return None
+    best: Overlap | None = None
+    for r in {root(t) for t in layer.inputs if t >= 0}:
+        if r not in buffers or buffers[r].last != k:
+            continue
+        deltas = [overlap.max_safe_delta(model, layer, a) for a, t in enumerate(layer.inputs)
+                  if t >= 0 and root(t) == r]
+        if None in deltas:
+            continue
+        delta = min(d for d in deltas if d is not None)
+        if delta > -out.size and (best is None or delta > best.max_delta):
+            best = Overlap(r, out.id, delta)
+    return best
+
+
+def candidates(model: Model, layers: list[Layer]) -> list[Fusion]:
+    """Every layer pair that could run row by row (at most one per layer is used at a time)."""
+    return _Planner(model, layers, "m").candidates()
+
+
+def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusion] | None = None) -> Plan:
+    """Lifetimes, overlaps and row fusions, offsets placed. ``fusions``: None picks the fusions that
+    shrink the arena (greedily, in layer order); a list (``[]``: none) uses exactly those."""
+    p = _Planner(model, layers, prefix)
+    allowed = p.candidates()
+    if fusions is None:
+        best = p.plan([])
+        for cand in allowed:
+            if any(cand.producer in (f.producer - 1, f.producer, f.producer + 1) for f in best.fusions):
+                continue
+            trial = p.plan(best.fusions + [cand])
+            if trial.arena_bytes < best.arena_bytes:
+                best = trial
+    else:
+        producers = [f.producer for f in fusions]
+        if any(f not in allowed for f in fusions) or any(k + 1 in producers for k in producers):
+            raise ExportError(f"fusions {fusions} are not possible here; candidates: {allowed}")
+        best = p.plan(list(fusions))
+    try:
+        best.check()
+    except AssertionError as e:  # pragma: no cover - would be a planner bug
+        raise ExportError(f"internal error: unsafe arena plan ({e}); please report this model") from None
+    return best
