@@ -27,6 +27,7 @@ def trained_onnx(tmp_path_factory: pytest.TempPathFactory, bars_data: dict[str, 
     from torch import nn
 
     torch.set_num_threads(1)
+    torch.manual_seed(0)  # weight init too: the model (and every figure below) is reproducible
     net = nn.Sequential(
         nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

@@ -62,7 +62,7 @@ def test_int8_tflite_is_full_integer_and_agrees(trained_onnx: Path, bars_data: d
     xs = bars_data["x_eval"][:100]
     ref = np.stack([_onnx(trained_onnx, x[None])[0] for x in xs])
     got = np.stack([_run_tflite(it, x[None])[0] for x in xs])
-    assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.95
+    assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.9
     assert np.abs(ref - got).mean() < 0.05 * np.abs(ref).max()
 
 
