@@ -47,32 +47,41 @@ def builtin_models(d: Path) -> list[tuple[str, Path]]:
             for name, make, shape in specs]
 
 
-def arena_without_overlaps(model: Path) -> int:
-    """The same planner with no output/input overlaps: what the arena was before they existed."""
+def plan_stats(model: Path) -> dict:
+    """What the arena planner did: overlaps and row-fused pairs used, and the arena of a plan by
+    lifetimes alone (no overlaps, no fusion: the planner before either existed)."""
     from firmware_export import arena, lower, planner
     from firmware_export.tflite_model import load
 
     m = load(model)
-    p = arena.make_plan(m, lower.Lowerer(m, "m").lower(), "m", fusions=[])
-    return planner.plan([planner.Buffer(b.id, b.size, b.first, b.last) for b in p.buffers], arena.ARENA_ALIGN)
+    layers = lower.Lowerer(m, "m").lower()
+    p = arena.make_plan(m, layers, "m")
+    bare = [planner.Buffer(b.id, m.tensors[b.id].nbytes, b.first, b.last)
+            for b in arena.make_plan(m, layers, "m", fusions=[]).buffers]
+    return {"arena_lifetimes_only_bytes": planner.plan(bare, arena.ARENA_ALIGN), "overlaps": len(p.overlaps),
+            "fused_pairs": [[layers[f.producer].op, layers[f.producer + 1].op, f.ring_rows] for f in p.fusions]}
 
 
 def measure(name: str, model: Path, d: Path) -> dict:
     import firmware_export as fx
-    from firmware_export.tflm import measure_arena
+    from firmware_export.tflm import arena_breakdown
 
     res = fx.export(model, d / name, target="cortex-m4", name=name)
     host = [fx.verify_host(res.out_dir, model, n=1000, cc=cc) for cc in ("gcc", "clang")]
     qemu = fx.verify_qemu(res.out_dir)
-    tflm_arena = measure_arena(model.read_bytes())
+    tflm = arena_breakdown(model.read_bytes()) or {}
+    tflm_arena, tflm_head = tflm.get("total"), tflm.get("head")
     return {
         "name": name, "arena_bytes": res.arena_bytes, "flash_bytes": res.flash_bytes if res.measured else None,
         "bit_exact": all(h["max_abs_diff"] == 0 for h in host), "qemu_ok": bool(qemu["ok"]),
         "tflm_arena_bytes": tflm_arena, "tflm_flash_bytes": None,
         "ram_bytes": res.ram_bytes, "weight_bytes": res.weight_bytes, "stack_bytes": res.stack_bytes,
         "unplanned_arena_bytes": res.unplanned_arena_bytes,
-        "arena_without_overlaps_bytes": arena_without_overlaps(model), "tflm_model_array_bytes": res.model_bytes,
+        **plan_stats(model), "tflm_model_array_bytes": res.model_bytes,
         "arena_ratio_vs_tflm": round(res.arena_bytes / tflm_arena, 3) if tflm_arena else None,
+        "arena_plus_io_ratio_vs_tflm": round((res.arena_bytes + res.io_bytes) / tflm_arena, 3) if tflm_arena else None,
+        "tflm_arena_head_bytes": tflm_head,
+        "arena_plus_io_ratio_vs_tflm_head": round((res.arena_bytes + res.io_bytes) / tflm_head, 3) if tflm_head else None,
         "flash_ratio_vs_tflm_model_array": round(res.flash_bytes / res.model_bytes, 3) if res.measured else None,
         "macs": sum(ly["macs"] for ly in res.layers), "qemu_output": qemu["output"],
     }
@@ -93,7 +102,10 @@ def main() -> None:
         "tflm_arena": "tflite-micro Python interpreter's RecordingMicroAllocator total on x86-64 (64-bit "
                       "pointers: its bookkeeping is somewhat larger than on a 32-bit MCU)",
         "arena": "static plan by lifetime; a layer's output may overlap an input it reads for the last time at "
-                 "the offset its kernel's loop order proves safe (firmware_export/overlap.py)",
+                 "the offset its kernel's loop order proves safe (firmware_export/overlap.py); window-layer pairs "
+                 "may run row by row through a ring buffer (firmware_export/arena.py). Our arena excludes the "
+                 "caller's input/output buffers, TFLM's includes them: arena_plus_io_ratio_vs_tflm adds them; *_vs_tflm_head compares with TFLM's tensor "
+                 "area alone (no persistent bookkeeping, whose size depends on the pointer width)",
         "tflm_flash": "not measured: no TFLite Micro sources or Cortex-M build of it on this machine (PyPI has "
                       "only x86-64 wheels, GitHub unreachable)",
         "app_models": "none found" if not app_models() else "included",

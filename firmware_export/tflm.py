@@ -55,6 +55,13 @@ def measure_arena(raw: bytes, timeout: float = 120) -> int | None:
     """Arena bytes TFLite Micro allocates for ``raw`` (tflite-micro's recording allocator, run on this
     host; 64-bit pointers make its bookkeeping a little larger than on a 32-bit MCU). None if the
     ``tflite-micro`` package is missing or the model does not load."""
+    parts = arena_breakdown(raw, timeout)
+    return parts["total"] if parts else None
+
+
+def arena_breakdown(raw: bytes, timeout: float = 120) -> dict[str, int] | None:
+    """TFLite Micro's arena for ``raw``: ``total``, ``head`` (tensors: activations, input and output,
+    whose size does not depend on the pointer width) and ``tail`` (persistent bookkeeping)."""
     code = ("import sys, numpy as np\n"
             "from tflite_micro.python.tflite_micro import runtime\n"
             "data = sys.stdin.buffer.read()\n"
@@ -68,8 +75,11 @@ def measure_arena(raw: bytes, timeout: float = 120) -> int | None:
                               check=False)
     except subprocess.TimeoutExpired:
         return None
-    m = re.search(rb"Arena allocation total (\d+) bytes", proc.stderr + proc.stdout)
-    return int(m.group(1)) if m and proc.returncode == 0 else None
+    text = proc.stderr + proc.stdout
+    found = {k: re.search(rb"Arena allocation " + k.encode() + rb" (\d+) bytes", text) for k in ("total", "head", "tail")}
+    if proc.returncode != 0 or not all(found.values()):
+        return None
+    return {k: int(m.group(1)) for k, m in found.items() if m}
 
 
 def arena_estimate(model: Model, activations: int) -> tuple[int, bool]:
