@@ -9,7 +9,6 @@ whole model folder with its manifest.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,58 +42,21 @@ def make_fp16(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-class _Reader:
-    """A ``CalibrationDataReader`` over float arrays for the model's single input."""
-
-    def __init__(self, name: str, arrays: Iterable[np.ndarray]) -> None:
-        self._it = iter({name: np.asarray(a, np.float32)} for a in arrays)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
-
-
 def make_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray] | None = None, *,
               per_channel: bool = True, samples: int = 16, seed: int = 0) -> Path:
-    """int8 QDQ (int8 weights, per channel; int8 activations, MinMax calibration) via ``quantize_static``.
+    """int8 QDQ (int8 weights, per channel; int8 activations, MinMax calibration) via
+    ``sdk.optimize.quantize.quantize_static_int8``.
 
     ``calibration``: float arrays of the model input's shape; default ``samples`` uniform 0..1
     arrays (fine for tests; calibrate real models on real data)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from sdk.optimize.quantize import quantize_static_int8
 
-    model = _load(src)
-    inp = model.graph.input[0]
-    shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
     if calibration is None:
+        inp = _load(src).graph.input[0]
+        shape = [d.dim_value or 1 for d in inp.type.tensor_type.shape.dim]
         rng = np.random.default_rng(seed)
         calibration = [rng.random(shape, dtype=np.float32) for _ in range(samples)]
-    reader = _Reader(inp.name, calibration)
-    CalibrationDataReader.register(_Reader)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                            calibrate_method=CalibrationMethod.MinMax, **_tmp_kw(tmp))
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(f"{src}: int8 quantization failed ({e})") from None
-    return dst
-
-
-def _tmp_kw(tmp: str) -> dict[str, Any]:
-    import inspect
-
-    from onnxruntime.quantization import quantize_static
-
-    return {"calibration_data_reader_tmp": tmp} if "calibration_data_reader_tmp" in inspect.signature(
-        quantize_static).parameters else {}
+    return quantize_static_int8(src, dst, calibration, per_channel=per_channel)
 
 
 def make_model_folder(folder: str | Path, fp32: str | Path, name: str, *, tiers: Sequence[str] = ("fp32", "int8"),
