@@ -27,6 +27,13 @@ def test_tiny_convnet_keeps_three_rows_of_the_first_conv(int8_models):
     assert arena.make_plan(m, layers, "x", fusions=[]).arena_bytes > p.arena_bytes
 
 
+def test_footprint_names_the_ring(exported):
+    import json
+
+    layers = json.loads((exported["tiny_convnet"] / "footprint.json").read_text())["layers"]
+    assert [ly["ring_rows"] for ly in layers][:2] == [3, None]
+
+
 def test_every_producer_and_consumer_kernel_is_bit_exact(int8_models, verify_plan):
     """Each possible pair of rows_net (conv, max pool, depthwise conv, average pool as producer and as
     consumer) run fused on its own matches LiteRT."""
