@@ -25,9 +25,10 @@ def _need(tool: str) -> None:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """A plain broker with persistence, shared by a test module."""
+    """A plain broker with persistence, shared by a test module. It saves its state on every
+    change, so a persistent session survives a SIGKILL however busy the machine is."""
     _need("mosquitto")
-    b = LocalBroker(persistence=True, workdir=tmp_path_factory.mktemp("mosq"))
+    b = LocalBroker(persistence=True, extra="autosave_on_changes true\n", workdir=tmp_path_factory.mktemp("mosq"))
     b.start()
     yield b
     b.stop()
