@@ -26,11 +26,11 @@ $(VENV)/.venv-created:
 	touch $@
 
 $(VENV)/.demo-installed: $(VENV)/.venv-created pyproject.toml
-	$(BIN)/pip install -q -e '.[litert,audio,sensors,fleet]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q --disable-pip-version-check -e '.[litert,audio,sensors,fleet]'
 	touch $@
 
 $(VENV)/.all-installed: $(VENV)/.venv-created pyproject.toml
-	$(BIN)/pip install -q -e '.[all]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install -q --disable-pip-version-check -e '.[all]'
 	touch $@ $(VENV)/.demo-installed
 
 clean:
