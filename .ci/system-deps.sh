@@ -9,7 +9,6 @@ want="${1:-test}"
 checks_demo=(
   "cmd:python3 python3"
   "pymod:venv python3-venv"
-  "cmd:espeak-ng espeak-ng"
 )
 checks_test=(
   "${checks_demo[@]}"
