@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
                    "and telemetry spool (default: demo-out)")
     p.add_argument("--data", metavar="DIR", help="use real images or a video instead of the generated clip "
                    "(a folder of images, a glob, or a video file); accuracy is then not scored")
-    p.add_argument("--frames", type=int, default=900, help="length of the generated clip (default 900 = 30 s)")
+    p.add_argument("--frames", type=int, default=1200, help="length of the generated clip (default 1200 = 40 s at 30 fps)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
     p.set_defaults(func=_demo)
 

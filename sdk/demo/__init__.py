@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.demo.scene import QUADRANTS, Scene, preprocess, write_clip
+from sdk.demo.scene import PERIOD, QUADRANTS, Scene, preprocess, write_clip
 from sdk.events import Event, EventBus
 
 MODEL = Path(__file__).with_name("quadrant.onnx")
@@ -33,6 +33,7 @@ class DemoResult:
     spool_counts: dict[str, int]
     files: dict[str, str]
     manager: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
 
 
 def _model_folder(folder: Path, scene: Scene, progress: Callable[[str], None]) -> Path:
@@ -45,11 +46,13 @@ def _model_folder(folder: Path, scene: Scene, progress: Callable[[str], None]) -
     return folder
 
 
-def _profile(folder: Path, scene: Scene, frames: int, progress: Callable[[str], None]) -> Any:
+def _profile(folder: Path, uri: str, frames: int, progress: Callable[[str], None]) -> Any:
+    from sdk.sources import open_source
     from sdk.telemetry import build_reference_profile, embed_in_manifest
 
-    progress("building the drift reference profile from daylight frames")
-    images = [scene.frame(i).image for i in range(0, frames, 2)]
+    progress(f"building the drift reference profile from the first {frames} frames (daylight)")
+    with open_source(uri) as src:
+        images = [item.data for item, _ in zip(src, range(frames))]
     profile = build_reference_profile(images, "image", labels=list(QUADRANTS))
     embed_in_manifest(profile, folder / "manifest.json")
     return profile
@@ -64,7 +67,7 @@ def _inputs(out: Path, data: str | None, frames: int) -> tuple[str, list[int] | 
     return f"file://{clip}", write_clip(clip, frames, dusk_from=frames // 2, fps=FPS)
 
 
-def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int = 900,
+def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int = 1200,
              config: Any = None, progress: Callable[[str], None] = print) -> DemoResult:
     """Run the demo, writing its files under ``out``; ``data`` swaps the clip for real images/video."""
     from sdk.device import FakeClock, ScriptedDevice, drain, windows
@@ -81,7 +84,7 @@ def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int 
     uri, truth = _inputs(out, data, frames)
     scene = Scene()
     folder = _model_folder(out / "model", scene, progress)
-    profile = _profile(folder, scene, frames // 2, progress)
+    profile = _profile(folder, uri, PERIOD, progress)
 
     bus, events = EventBus(), []
     bus.subscribe(events.append)
@@ -93,7 +96,7 @@ def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int 
                            rules=["battery < 30 and not charging -> max_tier int8"], min_dwell_s=2.0)
     tel = Telemetry.from_config(config, kind="image", profile=profile, labels=list(QUADRANTS), bus=bus,
                                 spool=str(spool), broker="", device_id="demo", fleet="demo",
-                                window_block=32, window_blocks=4, drift_interval_s=5.0,
+                                window_block=PERIOD // 6, window_blocks=6, drift_interval_s=0.0, interval_s=0.1,
                                 device_state=lambda: device.snapshot().as_dict())
     tel.register_handler("pin_tier", lambda tier, backend=None: manager.pin(tier, backend))
 
@@ -120,6 +123,8 @@ def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int 
     finally:
         manager.close()
     result = _result(frames, truth, results, stats, events, read_messages(spool), out, folder, manager)
+    result.source = (f"{uri} (generated: a ball over a panning photo, {frames} frames at {FPS:.0f} fps, "
+                     f"light fading from frame {frames // 2})") if truth is not None else uri
     try:
         from sdk.fleet.report import write_report
 
@@ -149,7 +154,8 @@ def _result(frames: int, truth: list[int] | None, results: list[tuple[int, dict[
 def describe(r: DemoResult) -> str:
     """The demo's printed report."""
     s = r.stats
-    lines = [f"pipeline: {s['items_out']} frames in {s['elapsed_s']:.1f} s ({s['fps_overall']:.0f} fps), "
+    lines = [f"input: {r.source}",
+             f"pipeline: {s['items_out']} frames in {s['elapsed_s']:.1f} s ({s['fps_overall']:.0f} fps), "
              f"end-to-end latency p50 {s['latency_p50_ms']:.1f} ms / p95 {s['latency_p95_ms']:.1f} ms, "
              f"dropped {sum(s['dropped'].values())}"]
     if r.accuracy is not None:

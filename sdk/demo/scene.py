@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
+PERIOD = 384  # frames after which the daylight scene repeats: any window of PERIOD frames looks alike
 INPUT_HW = (64, 64)
 
 
@@ -49,7 +50,8 @@ class SceneFrame:
 
 
 class Scene:
-    """Frame ``i`` of the clip: the photo pans slowly, the ball follows a Lissajous path; from
+    """Frame ``i`` of the clip: the photo pans, the ball follows a Lissajous path, both repeating
+    every ``PERIOD`` frames; from
     ``dusk_from`` on the light fades to ``dusk_level`` (a drift the telemetry should notice)."""
 
     def __init__(self, size: tuple[int, int] = (320, 240), dusk_from: int | None = None,
@@ -64,14 +66,14 @@ class Scene:
         self.dusk_level = dusk_level
 
     def frame(self, i: int) -> SceneFrame:
-        t = i / 30.0
+        phase = 2 * np.pi * i / PERIOD
         max_x, max_y = self.bg.shape[1] - self.w, self.bg.shape[0] - self.h
-        ox = int((0.5 + 0.5 * np.sin(t * 0.21)) * max_x)
-        oy = int((0.5 + 0.5 * np.cos(t * 0.17)) * max_y)
+        ox = int((0.5 + 0.5 * np.sin(6 * phase)) * max_x)
+        oy = int((0.5 + 0.5 * np.cos(3 * phase)) * max_y)
         img = self.bg[oy:oy + self.h, ox:ox + self.w].copy()
         r = self.h // 10
-        cx = self.w / 2 + (self.w / 2 - r - 4) * np.sin(t * 0.9)
-        cy = self.h / 2 + (self.h / 2 - r - 4) * np.sin(t * 0.63 + 1.0)
+        cx = self.w / 2 + (self.w / 2 - r - 4) * np.sin(phase)
+        cy = self.h / 2 + (self.h / 2 - r - 4) * np.sin(2 * phase + 1.0)
         draw_ball(img, cx, cy, r, (40, 200, 255))
         if self.dusk_from is not None and i >= self.dusk_from:
             img = (img.astype(np.float32) * self.dusk_level).astype(np.uint8)

@@ -14,11 +14,11 @@ from sdk.telemetry import read_messages
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return run_demo(tmp_path_factory.mktemp("demo"), frames=600, progress=lambda _m: None)
+    return run_demo(tmp_path_factory.mktemp("demo"), frames=900, progress=lambda _m: None)
 
 
 def test_demo_finds_the_ball(demo) -> None:  # type: ignore[no-untyped-def]
-    assert demo.frames == 600
+    assert demo.frames == 900
     assert demo.accuracy is not None and demo.accuracy > 0.85
 
 
@@ -37,9 +37,9 @@ def test_demo_detects_the_dusk_drift_and_spools_it(demo) -> None:  # type: ignor
     assert {"event", "drift", "telemetry"} <= kinds
     assert Path(demo.files["report"]).read_text().lower().startswith("<!doctype html>")
     lines = Path(demo.files["results"]).read_text().splitlines()
-    assert len(lines) == 600 and "label" in json.loads(lines[0])["value"]
+    assert len(lines) == 900 and "label" in json.loads(lines[0])["value"]
     text = describe(demo)
-    assert "found: the ball's quadrant" in text and "drift: brightness ok → alert" in text
+    assert "found: the ball's quadrant" in text and "drift: brightness " in text and "→ alert" in text
 
 
 def test_demo_cli_on_real_images(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
