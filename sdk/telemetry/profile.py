@@ -99,17 +99,19 @@ class ReferenceProfile:
 
 
 def embed_in_manifest(profile: ReferenceProfile, manifest: str | os.PathLike[str]) -> Path:
-    """Write ``profile`` into ``manifest.json`` (a file or its folder) under ``reference_profile``."""
+    """Write ``profile`` into ``manifest.json`` (a file or its folder) under ``reference_profile``,
+    through ``sdk.models.manifest`` (validated, saved atomically)."""
+    from sdk.errors import ModelError
+    from sdk.models.manifest import Manifest
+
     p = Path(manifest)
-    if p.is_dir():
-        p = p / "manifest.json"
+    folder = p if p.is_dir() else p.parent
     try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise TelemetryError(f"{p}: cannot read the manifest to embed the profile ({e})") from None
-    data["reference_profile"] = profile.to_dict()
-    _atomic_write_json(p, data)
-    return p
+        m = Manifest.load(folder)
+    except ModelError as e:
+        raise TelemetryError(f"cannot embed the reference profile: {e}") from None
+    m.reference_profile = profile.to_dict()
+    return m.save(folder)
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:

@@ -111,19 +111,31 @@ def test_class_frequency_drift_uses_chi_square(tmp_path: Path) -> None:
     tel.close()
 
 
+def _model_folder(folder: Path) -> Path:
+    """A real model folder (fp32 tiny conv net + manifest.json); returns the manifest's path."""
+    from sdk.models.builtin import tiny_convnet
+    from sdk.models.variants import make_model_folder
+
+    make_model_folder(folder, tiny_convnet(folder / "src.onnx", input_hw=(16, 16)), "m", tiers=("fp32",))
+    return folder / "manifest.json"
+
+
 def test_profile_roundtrip_and_manifest_embedding(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     profile = build_reference_profile(_images(rng, 100), "image")
     p = profile.save(tmp_path / "profile.json")
     again = ReferenceProfile.load(p)
     assert again.features == profile.features and again.kind == "image"
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"schema_version": 1, "name": "m", "reference_profile": {}}))
+    manifest = _model_folder(tmp_path)
     with pytest.raises(TelemetryError, match="empty reference_profile"):
         ReferenceProfile.load(tmp_path)
     embed_in_manifest(profile, manifest)
     assert json.loads(manifest.read_text())["name"] == "m"
     assert ReferenceProfile.load(tmp_path).features == profile.features
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text(json.dumps({"schema_version": 1, "name": "m"}))
+    with pytest.raises(TelemetryError, match="missing required key 'variants'"):
+        embed_in_manifest(profile, tmp_path / "broken")
     (tmp_path / "bad.json").write_text(json.dumps({"format": "ember-reference-profile", "kind": "image"}))
     with pytest.raises(TelemetryError, match="malformed"):
         ReferenceProfile.load(tmp_path / "bad.json")
@@ -137,8 +149,7 @@ def test_profile_data_command(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     for i, img in enumerate(_images(rng, 12)):
         cv2.imwrite(str(tmp_path / f"{i}.png"), img)
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"schema_version": 1, "name": "m"}))
+    manifest = _model_folder(tmp_path / "model")
     out = tmp_path / "p.json"
     assert main(["profile-data", "--kind", "image", "--data", str(tmp_path), "--out", str(out),
                  "--manifest", str(manifest)]) == 0
