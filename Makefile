@@ -17,7 +17,7 @@ bench: $(VENV)/.all-installed
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 lint: $(VENV)/.all-installed
-	$(BIN)/ruff check sdk apps firmware_export tests bench
+	$(BIN)/ruff check sdk apps firmware_export tests bench examples
 
 $(VENV)/.venv-created:
 	bash .ci/system-deps.sh demo
