@@ -24,7 +24,7 @@ def test_every_example_is_listed() -> None:
 
 @pytest.mark.parametrize("script", sorted(EXPECT))
 def test_example_runs(script: str, tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=tmp_path, capture_output=True,
+    run = subprocess.run([sys.executable, str(EXAMPLES / script)], check=False, cwd=tmp_path, capture_output=True,
                          text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-2000:]
     assert EXPECT[script] in run.stdout, run.stdout[-2000:]
