@@ -155,9 +155,9 @@ def describe(r: DemoResult) -> str:
     """The demo's printed report."""
     s = r.stats
     lines = [f"input: {r.source}",
-             f"pipeline: {s['items_out']} frames in {s['elapsed_s']:.1f} s ({s['fps_overall']:.0f} fps), "
-             f"end-to-end latency p50 {s['latency_p50_ms']:.1f} ms / p95 {s['latency_p95_ms']:.1f} ms, "
-             f"dropped {sum(s['dropped'].values())}"]
+             (f"pipeline: {s['items_out']} frames in {s['elapsed_s']:.1f} s ({s['fps_overall']:.0f} fps), "
+              f"end-to-end latency p50 {s['latency_p50_ms']:.1f} ms / p95 {s['latency_p95_ms']:.1f} ms, "
+              f"dropped {sum(s['dropped'].values())}")]
     if r.accuracy is not None:
         per = ", ".join(f"{t} {a:.1%}" for t, a in sorted(r.accuracy_by_tier.items()))
         lines.append(f"found: the ball's quadrant, right on {r.accuracy:.1%} of frames ({per})")

@@ -19,14 +19,13 @@ def background_image() -> np.ndarray:
     import cv2
 
     try:
-        import matplotlib.cbook as cbook
+        from matplotlib import cbook
 
-        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        img = cv2.imread(str(path))
-        if img is not None:
-            return img
-    except Exception:  # matplotlib missing or without sample data: fall back to a gradient
-        pass
+        img = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    except (ImportError, OSError, ValueError):  # no matplotlib, or one without sample data
+        img = None
+    if img is not None:
+        return img
     y, x = np.mgrid[0:480, 0:640]
     return np.stack([x * 255 // 640, y * 255 // 480, (x + y) * 255 // 1120], -1).astype(np.uint8)
 

@@ -42,7 +42,7 @@ def random_views(n: int, seed: int, size: tuple[int, int] = (320, 240)) -> tuple
 
 
 def build_net():  # type: ignore[no-untyped-def]
-    import torch.nn as nn
+    from torch import nn
 
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(),
