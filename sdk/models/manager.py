@@ -79,6 +79,20 @@ class ModelManager:
         self.frames = 0
         self._active = self._initial_load(initial)
 
+    @classmethod
+    def from_config(cls, model: str | Path | ModelStore, config: Mapping[str, Any] | None = None,
+                    **kwargs: Any) -> ModelManager:
+        """A manager set from the ``[models]`` section: ``budget_ms``, ``rules`` (a list of rule
+        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them."""
+        section = dict((config or {}).get("models", {}))
+        for key in ("budget_ms", "rules", "min_dwell_s"):
+            if section.get(key) is not None:
+                kwargs.setdefault(key, section[key])
+        threads = section.get("threads")
+        if threads:
+            kwargs.setdefault("backend_options", {b: {"threads": int(threads)} for b in ("onnxruntime", "litert")})
+        return cls(model, **kwargs)
+
     # ---- set-up ----------------------------------------------------------------------------------
     def _profiles(self, measure: str) -> list[Profile]:
         for v in self.store.manifest.variants:

@@ -128,3 +128,22 @@ def test_battery_drain_switches_down_and_back_up(model_folder: Path, inputs, bus
     switches = [e.data for e in events if e.kind == "tier.switch" and e.data["reason"] != "initial"]
     assert switches[0]["to_tier"] == "int8" and "battery" in switches[0]["reason"]
     assert len(switches) == 2
+
+
+def test_from_config_reads_the_models_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sdk.config import load_config
+    from sdk.device import FakeClock, ScriptedDevice
+    from sdk.models.builtin import tiny_convnet
+    from sdk.models.manager import ModelManager
+    from sdk.models.variants import make_model_folder
+
+    make_model_folder(tmp_path / "m", tiny_convnet(tmp_path / "src.onnx", input_hw=(16, 16)), "m", tiers=("fp32",))
+    toml = tmp_path / "ember.toml"
+    toml.write_text('[models]\nbudget_ms = 12.5\nthreads = 2\nrules = ["battery < 30 -> max_tier int8"]\n')
+    cfg = load_config(toml, env={})
+    clock = FakeClock()
+    manager = ModelManager.from_config(tmp_path / "m", cfg, device=ScriptedDevice(clock), clock=clock)
+    assert manager.policy.budget_ms == 12.5
+    assert manager.backend_options["onnxruntime"] == {"threads": 2}
+    assert any("battery < 30" in str(r) for r in manager.policy.rules)
+    manager.close()
