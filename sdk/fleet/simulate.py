@@ -35,6 +35,7 @@ class SimulatedDevice:
                              device_state=self._device_state)
         self.name = name
         self.frames = 0
+        self.tier: str | None = None
 
     def _device_state(self) -> dict[str, Any]:
         self.battery = max(0.0, self.battery - 0.05)
@@ -49,8 +50,11 @@ class SimulatedDevice:
         self.frames += 1
 
     def report(self, fps: float) -> None:
-        if self.rng.random() < 0.05:
-            self.bus.publish("tier.switch", tier=TIERS[int(self.rng.integers(len(TIERS)))], reason="simulated")
+        if self.tier is None or self.rng.random() < 0.05:  # the manager's event shape, starting with "initial"
+            new = TIERS[int(self.rng.integers(len(TIERS)))]
+            self.bus.publish("tier.switch", reason="simulated" if self.tier else "initial", to_tier=new,
+                             **{"from": self.tier, "to": new, "from_tier": self.tier})
+            self.tier = new
         p50 = float(8 + self.rng.random() * 2)
         self.tel.publish_telemetry(fps=round(fps, 2), latency_p50_ms=round(p50, 2),
                                    latency_p95_ms=round(p50 * 1.4, 2), drops=0)
