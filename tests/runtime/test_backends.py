@@ -59,6 +59,33 @@ def test_tinygrad_matches_onnxruntime(model_folder: Path, tinygrad_models, input
         assert np.abs(ref - got).max() <= tol
 
 
+def test_tinygrad_serves_while_another_variant_warms_up(model_folder: Path, tinygrad_models, inputs) -> None:
+    """A hot swap: one tinygrad variant serves frames while the next one loads and compiles in another
+    thread. Without the backend's lock tinygrad fails the serving thread ("usage of device ...")."""
+    import threading
+
+    serving = tinygrad_models["fp32"]
+    ref = [serving.run(x)[0] for x in inputs[:4]]
+    results: list[np.ndarray] = []
+    errors: list[Exception] = []
+
+    def serve() -> None:
+        try:
+            results.extend(serving.run(inputs[i % 4])[0] for i in range(40))
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    fresh = load_backend(model_folder / "model.int8.onnx", "tinygrad")
+    fresh.warmup()
+    t.join(120)
+    assert not errors, errors
+    assert all(np.array_equal(r, ref[i % 4]) for i, r in enumerate(results)) and len(results) == 40
+    assert np.abs(fresh.run(inputs[0])[0] - tinygrad_models["int8"].run(inputs[0])[0]).max() == 0
+    fresh.close()
+
+
 def test_int8_close_to_fp32(model_folder: Path, inputs) -> None:
     for x in inputs[:3]:
         assert np.abs(_ort(model_folder / "model.int8.onnx", x) - _ort(model_folder / "model.fp32.onnx", x)).max() < 0.05

@@ -4,12 +4,17 @@ tinygrad's CPU device compiles with clang. The first runs compile kernels (secon
 ``warmup()`` before timing or serving. Unused opset imports that ONNX Runtime's quantizer adds
 (``ai.onnx.preview``, ``com.microsoft`` when no node uses them) are stripped before loading,
 because tinygrad rejects domains it does not know.
+
+tinygrad keeps global state (kernel caches, the scheduler), so every load and run holds one
+process-wide lock: a variant warming up in the background pauses a tinygrad variant that is
+serving; ONNX Runtime and LiteRT variants are not affected.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ import numpy as np
 from sdk.runtime.backends.base import BaseBackend, Inputs, TensorSpec
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
+_LOCK = threading.RLock()
 
 
 def available() -> bool:
@@ -68,10 +74,11 @@ class TinygradBackend(BaseBackend):
         self.device = device or Device.DEFAULT
         self._Tensor = Tensor
         try:
-            data = np.frombuffer(model.SerializeToString(), dtype=np.uint8)
-            self._runner = OnnxRunner(Tensor(data, device="CPU"))
-            if device:
-                self._runner.to(device)
+            with _LOCK:
+                data = np.frombuffer(model.SerializeToString(), dtype=np.uint8)
+                self._runner = OnnxRunner(Tensor(data, device="CPU"))
+                if device:
+                    self._runner.to(device)
         except Exception as e:  # noqa: BLE001
             raise self.fail("load", e) from None
         self._inputs = [self._spec(n, v) for n, v in self._runner.graph_inputs.items()]
@@ -100,12 +107,13 @@ class TinygradBackend(BaseBackend):
         self._check_open()
         named = self.named_inputs(inputs)
         try:
-            feed = {}
-            for spec in self._inputs:
-                x = np.ascontiguousarray(named[spec.name], dtype=np.dtype(spec.dtype))
-                feed[spec.name] = self._Tensor(x, device=self.device).realize()
-            outs = self._jit(**feed) if self._jit is not None else self._forward(**feed)
-            return [o.numpy().copy() for o in outs]
+            with _LOCK:
+                feed = {}
+                for spec in self._inputs:
+                    x = np.ascontiguousarray(named[spec.name], dtype=np.dtype(spec.dtype))
+                    feed[spec.name] = self._Tensor(x, device=self.device).realize()
+                outs = self._jit(**feed) if self._jit is not None else self._forward(**feed)
+                return [o.numpy().copy() for o in outs]
         except Exception as e:  # noqa: BLE001 - tinygrad raises RuntimeError/AssertionError/NotImplementedError
             raise self.fail("run", e) from None
 
