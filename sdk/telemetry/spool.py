@@ -15,6 +15,7 @@ as ``lost_critical`` and reported), policy ``refuse`` rejects the new message (c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -59,6 +60,14 @@ class Spool:
         self.full_policy = full_policy
         self._lock = threading.RLock()
         self._db = _connect(self.path)
+        try:
+            self._load_state()
+        except sqlite3.Error as e:
+            self._db.close()
+            raise TelemetryError(f"spool {self.path}: not a usable spool ({e}); move it away or point "
+                                 "telemetry.spool at a new file") from None
+
+    def _load_state(self) -> None:
         with self._lock:
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT COALESCE(SUM(length(payload)), 0), COUNT(*) FROM messages").fetchone()
@@ -158,9 +167,22 @@ class Spool:
         return out
 
     def _quarantine(self, id_: int) -> None:
+        """Delete a row whose CRC does not match, keeping ``bytes``/``count`` and ``corrupt`` in step."""
         with self._lock:
-            self._db.execute("DELETE FROM messages WHERE id = ?", (id_,))
-            self.count_event("corrupt")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute("SELECT length(payload) FROM messages WHERE id = ?", (id_,)).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM messages WHERE id = ?", (id_,))
+                    self._bump("corrupt")
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError:
+                self._rollback()
+                self._bump_memory("corrupt")
+                return
+            if row is not None:
+                self.bytes -= int(row[0])
+                self.count -= 1
 
     def ack(self, ids: Iterable[int]) -> int:
         """Delete acknowledged messages (one transaction); returns how many were still there."""
@@ -193,6 +215,7 @@ class Spool:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    db = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
@@ -200,6 +223,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=FULL")
         return db
     except (sqlite3.Error, OSError) as e:
+        if db is not None:
+            db.close()
         raise TelemetryError(f"spool {path}: cannot open ({e}); check the path and that the disk is writable "
                              "(telemetry.spool)") from None
 
@@ -209,9 +234,8 @@ def verify(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``{"ok", "integrity", "messages", "corrupt_ids", "ids"}``; raises TelemetryError if unreadable."""
     rows = read_messages(path, with_crc=True)
     try:
-        db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-        db.close()
+        with contextlib.closing(sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)) as db:
+            integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     except sqlite3.Error as e:
         raise TelemetryError(f"spool {path}: integrity check failed ({e})") from None
     bad = [r["id"] for r in rows if not r["crc_ok"]]
@@ -225,9 +249,8 @@ def read_messages(path: str | os.PathLike[str], with_crc: bool = False) -> list[
     if not p.is_file():
         raise TelemetryError(f"spool {p} does not exist (telemetry.spool names it)")
     try:
-        db = sqlite3.connect(str(p), timeout=10)
-        rows = db.execute("SELECT id, topic, kind, qos, payload, crc, created FROM messages ORDER BY id").fetchall()
-        db.close()
+        with contextlib.closing(sqlite3.connect(str(p), timeout=10)) as db:
+            rows = db.execute("SELECT id, topic, kind, qos, payload, crc, created FROM messages ORDER BY id").fetchall()
     except sqlite3.DatabaseError as e:
         raise TelemetryError(f"spool {p}: not a readable spool ({e})") from None
     out = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -93,3 +94,50 @@ def test_unwritable_spool_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(TelemetryError, match="cannot open"):
         Spool(tmp_path / "file" / "s.db")
+
+
+def _open_fds_to(path: Path) -> int:
+    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += str(path) in os.readlink(fd)
+        except OSError:  # the fd listing itself, closed meanwhile
+            continue
+    return n
+
+
+def test_skipping_a_corrupt_record_keeps_the_size_accounting(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "s.db")
+    for i in range(3):
+        s.put("t/events", "event", {"i": i})
+    s.close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("UPDATE messages SET payload = X'00' WHERE id = 2")
+    db.close()
+    s = Spool(tmp_path / "s.db")
+    assert [m.id for m in s.pending()] == [1, 3]
+    remaining = sum(len(m.payload) for m in s.pending())
+    assert (s.count, s.bytes) == (2, remaining)  # the deleted row no longer counts against max_bytes
+    s.close()
+    s = Spool(tmp_path / "s.db")
+    assert (s.count, s.bytes, s.counters["corrupt"]) == (2, remaining, 1)
+    s.close()
+
+
+def test_a_file_that_is_not_a_spool_is_a_clear_error_and_not_left_open(tmp_path: Path) -> None:
+    from sdk.errors import TelemetryError
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all " * 100)
+    with pytest.raises(TelemetryError, match="not a readable spool"):
+        read_messages(junk)
+    with pytest.raises(TelemetryError):
+        Spool(junk)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY)")
+    db.close()
+    with pytest.raises(TelemetryError, match="not a usable spool"):
+        Spool(other)
+    assert _open_fds_to(junk) == 0 and _open_fds_to(other) == 0
