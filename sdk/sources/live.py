@@ -122,6 +122,7 @@ class LiveSource(BaseSource):
                 except (Disconnected, OSError) as e:
                     log.warning("%s: disconnected (%s); reconnecting", self.uri, e or type(e).__name__)
                     self._safe_release(conn)
+                    conn = None  # released: the finally below must not release it again
                     conn = self._reconnect()
                     continue
                 if entry is not None:

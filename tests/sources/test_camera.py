@@ -47,6 +47,7 @@ def test_gives_up_after_retries_with_clear_error(scripted_camera) -> None:  # ty
     src.close()
     assert got == [1, 2]
     assert len(src.backoff_delays) == 3 and src.stats.reconnects == 0
+    assert cam.released == 4  # the lost capture and the 3 that did not open, each released once
 
 
 def test_slow_consumer_drops_oldest_and_counts_them(scripted_camera) -> None:  # type: ignore[no-untyped-def]
