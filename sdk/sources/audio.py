@@ -9,6 +9,7 @@ audio), ``padded`` (zero samples appended to the last chunk of a file) and, for 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -211,13 +212,18 @@ class MicSource(BaseSource):
         self._capacity = int(self.opts["buffer_s"] * rate)
         self._blocks.clear()
         self._frames = self._lost = self._gap = 0
+        stream = None
         try:
             # int16 is what microphones deliver; ALSA's plug layer mangles some float conversions
-            self._stream = sd.InputStream(device=self.device, channels=channels, samplerate=rate,
-                                          dtype="int16", callback=self._callback)
-            self._stream.start()
+            stream = sd.InputStream(device=self.device, channels=channels, samplerate=rate,
+                                    dtype="int16", callback=self._callback)
+            stream.start()
         except Exception as e:  # noqa: BLE001 - PortAudioError
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
             raise SourceError(self.uri, f"cannot start recording: {e}", "check `ember devices`") from None
+        self._stream = stream
         self._meta.update(self._shaper.meta, device_name=info["name"])
 
     def _callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:

@@ -189,3 +189,30 @@ def test_microphone_through_sounddevice() -> None:
 def test_missing_microphone_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="no such microphone|PortAudio"):
         open_source("mic://no-such-device-xyz").open()
+
+
+def test_microphone_that_fails_to_start_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PortAudio stream that is created but cannot start is closed, and the error is a SourceError.
+    (The sound card is the only thing faked: no real device fails on demand.)"""
+    sd = pytest.importorskip("sounddevice", reason="hardware: PortAudio (libportaudio2) missing")
+    streams = []
+
+    class FailingStream:
+        def __init__(self, **kwargs: object) -> None:
+            self.closed = False
+            streams.append(self)
+
+        def start(self) -> None:
+            raise sd.PortAudioError("Device unavailable")
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(sd, "query_devices", lambda *a, **k: {"name": "fake", "max_input_channels": 1,
+                                                               "default_samplerate": 16000.0})
+    monkeypatch.setattr(sd, "check_input_settings", lambda **k: None)
+    monkeypatch.setattr(sd, "InputStream", FailingStream)
+    src = open_source("mic://fake?rate=16000")
+    with pytest.raises(SourceError, match="cannot start recording: Device unavailable"):
+        src.open()
+    assert len(streams) == 1 and streams[0].closed
