@@ -134,13 +134,23 @@ class CsvSource(BaseSource):
     def _open(self) -> None:
         try:
             f = open(self.path, newline="", encoding="utf-8")  # noqa: SIM115 - closed in _close
+        except OSError as e:
+            raise SourceError(self.uri, f"cannot read {self.path}: {e}", "give a UTF-8 text CSV file") from None
+        try:
+            self._start(f)
+        except BaseException:  # a bad header, column or first rows: the source is not open, close the file
+            f.close()
+            self._file = None
+            raise
+
+    def _start(self, f: Any) -> None:
+        try:
             first = f.readline()
         except (OSError, UnicodeDecodeError) as e:
             raise SourceError(self.uri, f"cannot read {self.path}: {e}", "give a UTF-8 text CSV file") from None
         delimiter = "\t" if "\t" in first else ";" if ";" in first else ","
         cells = next(csv.reader([first], delimiter=delimiter), [])
         if not cells:
-            f.close()
             raise SourceError(self.uri, f"{self.path} is empty", "give a CSV with one sample per row")
         header = None if all(_is_number(c) for c in cells) else [c.strip() for c in cells]
         if header is None:

@@ -51,6 +51,21 @@ def test_csv_errors(tmp_path: Path) -> None:
     assert "a, b" in e.value.hint
     with pytest.raises(SourceError, match="does not exist"):
         open_source(f"csv://{tmp_path}/none.csv")
+    (tmp_path / "latin1.csv").write_bytes("t,\xe9cg\n".encode("latin-1"))
+    with pytest.raises(SourceError, match="cannot read"):
+        open_source(f"csv://{tmp_path}/latin1.csv").open()
+    assert _open_fds_to(f) == 0 and _open_fds_to(tmp_path / "latin1.csv") == 0  # failed opens close the file
+
+
+def _open_fds_to(path: Path) -> int:
+    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += str(path) in os.readlink(fd)
+        except OSError:  # the fd listing itself, closed meanwhile
+            continue
+    return n
 
 
 @pytest.fixture(scope="module")
