@@ -121,16 +121,19 @@ class ModelStore:
         if not v.usable:
             raise ModelError(f"model {self.name}: variant {v.tier}/{v.backend} is unusable: {v.problem}")
         t0 = time.perf_counter()
+        backend = None
         try:
             backend = load_backend(v.path, v.backend, **options)
             loaded = LoadedVariant(v, backend, self.manifest.input.get("shape"),
                                    self.manifest.input.get("layout"), 0.0)
             for _ in range(max(1, warmup)):
                 loaded.run(self.example_input())
-        except BackendError as e:
-            v.mark_unusable(str(e))
-            raise
-        except Exception as e:  # noqa: BLE001 - anything else from a runtime is reported with the file
+        except Exception as e:  # anything from a runtime is reported with the file
+            if backend is not None:  # loaded but failed to warm up: free the session
+                backend.close()
+            if isinstance(e, BackendError):
+                v.mark_unusable(str(e))
+                raise
             v.mark_unusable(f"{v.path}: {type(e).__name__}: {e}")
             raise ModelError(f"model {self.name}: variant {v.tier}/{v.backend} ({v.path}) failed: {e}") from None
         loaded.served = 0

@@ -147,3 +147,25 @@ def test_from_config_reads_the_models_section(tmp_path) -> None:  # type: ignore
     assert manager.backend_options["onnxruntime"] == {"threads": 2}
     assert any("battery < 30" in str(r) for r in manager.policy.rules)
     manager.close()
+
+
+def test_a_variant_that_fails_its_warm_up_is_closed(fresh_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sdk.models.store as store_mod
+    from sdk.models.store import ModelStore
+
+    m = Manifest.load(fresh_folder)
+    m.input["shape"] = [1, 3, 16, 16]  # the files take 32x32: loading works, the warm-up run fails
+    m.save()
+    opened, real_load = [], store_mod.load_backend
+
+    def recording_load(*args, **kwargs):  # type: ignore[no-untyped-def]  # the real loader, remembered
+        opened.append(real_load(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(store_mod, "load_backend", recording_load)
+    store = ModelStore(fresh_folder, backends=["onnxruntime"])
+    v = store.manifest.variant("fp32", "onnxruntime")
+    with pytest.raises(ModelError, match="model.fp32.onnx"):
+        store.load(v)
+    assert len(opened) == 1 and opened[0]._closed and opened[0]._session is None
+    assert not v.usable
