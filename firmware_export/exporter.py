@@ -62,13 +62,15 @@ def check_name(name: str) -> str:
 
 
 def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex-m4", name: str = "ember_model",
-           section: str | None = None, overwrite: bool = False, measure: bool = True) -> ExportResult:
+           section: str | None = None, overwrite: bool = False, measure: bool = True,
+           frontend: str | None = None) -> ExportResult:
     """Export ``model`` (a full-integer int8 ``.tflite``) to ``out_dir`` for ``target``.
 
     Writes ``src/NAME.{h,c}`` + kernels (standalone C99), ``tflm/model_data.{h,c}``, an example,
     Arduino/Make/CMake files, ``mcu/`` (QEMU verification firmware) and ``footprint.json``.
     Raises ExportError (and leaves ``out_dir`` untouched) for unsupported models, bad names, or a
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
+    ``frontend="kws"`` adds the audio front end (``firmware_export.frontend``) to ``src/``.
     """
     name = check_name(name)
     tgt = get_target(target)
@@ -90,6 +92,10 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
         result.out_dir = out
         (tmp / "footprint.json").write_text(json.dumps(result.footprint(tgt), indent=2) + "\n")
         (tmp / "README.md").write_text(project.readme(name, tgt, result.footprint(tgt)))
+        if frontend:
+            from firmware_export.frontend import install
+
+            install(tmp, name, m, frontend)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -96,3 +96,21 @@ def arm_footprint(fe: KwsFrontend, target: str = "cortex-m4") -> dict[str, int]:
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     stack = max((int(ln.split("\t")[1]) for ln in su.splitlines() if ln.count("\t") >= 1), default=0)
     return {"text": text, "data": data, "bss": bss, "max_frame_stack": stack}
+
+
+def run_exported(out_dir: Path, name: str, clips: np.ndarray, out_size: int, cc: str = "gcc") -> np.ndarray:
+    """Build an exported folder that has the front end with ``kws_model_runner.c`` and run int16
+    ``clips`` [N, EMBER_KWS_SAMPLES] through PCM -> features -> int8 -> model; returns N x out int8."""
+    src = Path(out_dir) / "src"
+    with tempfile.TemporaryDirectory() as b:
+        exe = Path(b) / "kws_model_runner"
+        cmd = [cc, *toolchain.HOST_FLAGS, f"-I{src}", "-include", str(src / f"{name}.h"),
+               *toolchain._model_defines(name), *sorted(str(p) for p in src.glob("*.c")),
+               str(HERE / "kws_model_runner.c"), "-o", str(exe)]
+        toolchain._run(cmd, f"model + front end host build with {cc}", timeout=300)
+        data = np.ascontiguousarray(clips, np.int16).tobytes()
+        proc = toolchain._run([str(exe)], "running the model with the front end", input=data, timeout=300)
+    out = np.frombuffer(proc.stdout, np.int8)
+    if out.size != len(clips) * out_size:
+        raise ExportError(f"kws_model_runner wrote {out.size} bytes, expected {len(clips) * out_size}")
+    return out.reshape(len(clips), out_size)

@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default="ember_model", help="C identifier prefix (NAME_invoke, NAME.h)")
     p.add_argument("--section", default=None, metavar="SECTION",
                    help="linker section for the weights and the TFLM array, e.g. .rodata (default: none)")
+    p.add_argument("--frontend", choices=["kws"], default=None,
+                   help="also write the integer audio front end (16 kHz int16 PCM -> the model's int8 input, "
+                        "bit-exact with sdk.features.kws.KwsFrontend) into src/")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--verify-host", action="store_true",
                    help="compile with gcc and clang and compare 1000 seeded inputs with LiteRT")
@@ -38,7 +41,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     import firmware_export as fx
 
     res = fx.export(args.model, args.out, target=args.target, name=args.name, section=args.section,
-                    overwrite=args.force)
+                    overwrite=args.force, frontend=args.frontend)
     report: dict[str, Any] = res.footprint(fx.TARGETS[args.target])
     status = 0
     if args.verify_host:
