@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 from sdk.errors import TelemetryError
 
@@ -51,6 +52,7 @@ class LocalBroker:
             lines.insert(0, "user root")  # else mosquitto drops to user 'mosquitto', who cannot read our temp files
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
         self.restarts = 0
 
     @property
@@ -58,16 +60,20 @@ class LocalBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 5.0) -> LocalBroker:
-        self.log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - kept open while it runs
+        """Start mosquitto and wait until it accepts connections; on failure nothing is left running."""
+        self.log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - closed by kill()/stop()
         self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise TelemetryError(f"mosquitto exited at start (code {self.proc.returncode}); "
+                code = self.proc.returncode
+                self.kill()
+                raise TelemetryError(f"mosquitto exited at start (code {code}); "
                                      f"see {self.dir / 'mosquitto.log'}: {self.log_text()[-400:]}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return self
             time.sleep(0.01)
+        self.kill()
         raise TelemetryError(f"mosquitto did not listen on port {self.port} within {timeout} s")
 
     def log_text(self) -> str:
@@ -80,6 +86,12 @@ class LocalBroker:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
         self.proc = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        log, self.log = self.log, None
+        if log is not None:
+            log.close()
 
     def restart(self) -> None:
         self.kill()
@@ -95,6 +107,7 @@ class LocalBroker:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+        self._close_log()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

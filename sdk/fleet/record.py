@@ -3,6 +3,7 @@ and read history back from a recording or from a device spool."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -29,9 +30,13 @@ class HistoryDB:
         self.path = Path(path)
         try:
             self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as e:
+            raise TelemetryError(f"recording {self.path}: cannot open ({e})") from None
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(_SCHEMA)
         except sqlite3.Error as e:
+            self.db.close()
             raise TelemetryError(f"recording {self.path}: cannot open ({e})") from None
         self.lock = threading.Lock()
         self.stored = 0
@@ -72,7 +77,11 @@ def record(settings: TelemetrySettings, db_path: str | os.PathLike[str], duratio
     from sdk.fleet.watch import FleetSubscriber
 
     db = HistoryDB(db_path)
-    sub = FleetSubscriber(settings, db.add, shared=shared).start()
+    try:
+        sub = FleetSubscriber(settings, db.add, shared=shared).start()
+    except BaseException:
+        db.close()
+        raise
     end = None if duration_s is None else time.monotonic() + duration_s
     try:
         while end is None or time.monotonic() < end:
@@ -92,11 +101,10 @@ def load_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not p.is_file():
         raise TelemetryError(f"{p} does not exist: give a recording (ember fleet record --db) or a device spool")
     try:
-        db = sqlite3.connect(str(p))
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        rows = (db.execute("SELECT device, channel, seq, ts, payload FROM history ORDER BY ts, seq").fetchall()
-                if "history" in tables else None)
-        db.close()
+        with contextlib.closing(sqlite3.connect(str(p))) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            rows = (db.execute("SELECT device, channel, seq, ts, payload FROM history ORDER BY ts, seq").fetchall()
+                    if "history" in tables else None)
     except sqlite3.DatabaseError as e:
         raise TelemetryError(f"{p}: not an Ember recording or spool ({e})") from None
     if rows is not None:

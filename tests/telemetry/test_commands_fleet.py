@@ -122,3 +122,42 @@ def test_report_from_spool_and_recording(tmp_path: Path) -> None:
     db.close()
     page2 = write_report(tmp_path / "rec.db", tmp_path / "r2.html").read_text()
     assert page2.count("data:image/png;base64,") == 3
+
+
+def _open_fds_to(path: Path) -> int:
+    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
+    import os
+
+    n = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            n += str(path) in os.readlink(fd)
+        except OSError:  # the fd listing itself, closed meanwhile
+            continue
+    return n
+
+
+def test_unreadable_recordings_are_clear_errors_and_not_left_open(tmp_path: Path) -> None:
+    from sdk.errors import TelemetryError
+
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite " * 200)
+    with pytest.raises(TelemetryError, match="cannot open"):
+        HistoryDB(junk)
+    with pytest.raises(TelemetryError, match="not an Ember recording"):
+        load_history(junk)
+    assert _open_fds_to(junk) == 0
+
+
+def test_local_broker_that_fails_to_start_leaves_nothing_running(tmp_path: Path) -> None:
+    from sdk.errors import TelemetryError
+    from sdk.fleet.broker import LocalBroker
+
+    b = LocalBroker(extra="no_such_mosquitto_option 1\n", workdir=tmp_path / "b")
+    with pytest.raises(TelemetryError, match="exited at start"):
+        b.start()
+    assert b.proc is None and _open_fds_to(tmp_path / "b" / "mosquitto.log") == 0
+    with LocalBroker(workdir=tmp_path / "ok") as ok:
+        ok.restart()
+        assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 1  # restart closed the first run's log
+    assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 0
