@@ -66,8 +66,10 @@ def agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def latency(path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 50, warmup: int = 5,
-            budget_s: float = 5.0) -> Latency:
-    """Latency percentiles of single-sample inference (stops early after ``budget_s`` seconds)."""
+            budget_s: float = 5.0, min_time_s: float = 0.0) -> Latency:
+    """Latency percentiles of single-sample inference: at least ``runs`` runs and ``min_time_s``
+    seconds (a sub-millisecond model's 50 runs would otherwise fit inside one burst of another
+    process's load), stopping early after ``budget_s`` seconds."""
     backend = backend_for(path)
     x = to_tflite_layout(sample) if backend == "litert" else sample
     times = []
@@ -75,7 +77,7 @@ def latency(path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 
         for _ in range(warmup):
             model.run(x)
         start = time.perf_counter()
-        for _ in range(runs):
+        while len(times) < runs or time.perf_counter() - start < min_time_s:
             t0 = time.perf_counter()
             model.run(x)
             times.append((time.perf_counter() - t0) * 1e3)

@@ -77,3 +77,12 @@ def test_data_formats(tmp_path: Path) -> None:
         load_dataset(tmp_path / "missing.npz")
     with pytest.raises(ModelError, match="labels"):
         load_dataset(folder).check([1, 1, 4, 4], need_labels=True)
+
+
+def test_latency_runs_at_least_min_time_beyond_the_run_count(convnet: Path) -> None:
+    from sdk.optimize.measure import latency
+
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    assert latency(convnet, x, runs=3, warmup=1).runs == 3
+    lat = latency(convnet, x, runs=3, warmup=1, min_time_s=0.2)
+    assert lat.runs > 3  # kept going until 0.2 s had passed
