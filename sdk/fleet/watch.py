@@ -7,12 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from sdk.errors import TelemetryError
 from sdk.fleet.state import FleetState
-from sdk.telemetry.link import classify_connect_error
+from sdk.telemetry.link import classify_connect_error, new_client
 from sdk.telemetry.settings import TelemetrySettings
 
 STATE_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red"}
@@ -52,13 +49,7 @@ class FleetSubscriber:
         self.s = settings
         topic = f"ember/{settings.fleet}/#"
         self.topic = f"$share/{shared}/{topic}" if shared else topic
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ember-watch-{time.time_ns()}",
-                                  protocol=mqtt.MQTTv5)
-        if settings.username:
-            self.client.username_pw_set(settings.username, settings.password or None)
-        if settings.use_tls:
-            self.client.tls_set(ca_certs=settings.ca_certs or None, certfile=settings.certfile or None,
-                                keyfile=settings.keyfile or None)
+        self.client = new_client(settings, client_id or f"ember-watch-{time.time_ns()}")
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1) if not rc.is_failure else None
         self.client.on_message = lambda c, u, m: on_message(m.topic, m.payload)
         self.connected = threading.Event()

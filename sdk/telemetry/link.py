@@ -126,16 +126,9 @@ class MqttLink:
 
     def _new_client(self) -> mqtt.Client:
         s = self.s
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5)
+        c = new_client(s, s.client_id)
         c.max_inflight_messages_set(s.max_inflight)
         c.max_queued_messages_set(0)
-        if s.username:
-            c.username_pw_set(s.username, s.password or None)
-        if s.use_tls:
-            try:
-                c.tls_set(ca_certs=s.ca_certs or None, certfile=s.certfile or None, keyfile=s.keyfile or None)
-            except (OSError, ssl.SSLError, ValueError) as e:
-                raise TelemetryError(f"TLS setup failed ({e}): check telemetry.ca_certs, certfile and keyfile") from None
         c.will_set(f"{s.base_topic}/status", status_payload(s, "offline"), qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_publish = self._on_publish
@@ -240,6 +233,20 @@ class MqttLink:
         if not repeat:
             log.warning("telemetry: %s", message)
             self.on_error(code, message)
+
+
+def new_client(s: TelemetrySettings, client_id: str) -> mqtt.Client:
+    """A paho MQTT v5 client with the credentials and TLS files of ``s``; a TLS file problem is a
+    ``TelemetryError`` naming the settings to check."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if s.username:
+        c.username_pw_set(s.username, s.password or None)
+    if s.use_tls:
+        try:
+            c.tls_set(ca_certs=s.ca_certs or None, certfile=s.certfile or None, keyfile=s.keyfile or None)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            raise TelemetryError(f"TLS setup failed ({e}): check telemetry.ca_certs, certfile and keyfile") from None
+    return c
 
 
 def classify_connect_error(e: BaseException, s: TelemetrySettings) -> tuple[str, str]:

@@ -161,3 +161,14 @@ def test_local_broker_that_fails_to_start_leaves_nothing_running(tmp_path: Path)
         ok.restart()
         assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 1  # restart closed the first run's log
     assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 0
+
+
+def test_fleet_subscriber_with_a_bad_ca_file_is_a_clear_error(tmp_path: Path) -> None:
+    from sdk.errors import TelemetryError
+    from sdk.fleet.watch import FleetSubscriber
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    s = TelemetrySettings(broker="mqtts://127.0.0.1:8883", ca_certs=str(ca), device_id="w").finish()
+    with pytest.raises(TelemetryError, match="TLS setup failed .*telemetry.ca_certs"):
+        FleetSubscriber(s, lambda topic, payload: None)
