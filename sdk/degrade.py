@@ -18,7 +18,6 @@ was engaged) is under ``headroom_ratio × budget``. Steps are at least ``min_dwe
 
 from __future__ import annotations
 
-import collections
 import functools
 import threading
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from sdk.device import Device, DeviceState
 from sdk.events import EventBus, default_bus
 from sdk.models.rules import Rule, make_rule
+from sdk.pipeline.stats import TimedWindow
 
 
 class Step:
@@ -165,7 +165,7 @@ class Degrader:
         self._saving: list[float | None] = []  # p95 after / p95 before, per engaged step
         self._before: float | None = None
         self._last_step = -float("inf")
-        self._lat: collections.deque[tuple[float, float]] = collections.deque(maxlen=512)
+        self._lat = TimedWindow(512)
         self._lock = threading.Lock()
 
     def __call__(self, x: Any) -> Any:
@@ -173,7 +173,7 @@ class Degrader:
             self._update()
             t0 = self.timer()
             y = self._chain(x)
-            self._lat.append((self.clock(), (self.timer() - t0) * 1e3))
+            self._lat.add(self.clock(), (self.timer() - t0) * 1e3)
             return y
 
     def _chain(self, x: Any) -> Any:
@@ -183,9 +183,8 @@ class Degrader:
         return call(x)
 
     def p95(self) -> float | None:
-        cutoff = self.clock() - self.window_s
-        xs = [ms for t, ms in self._lat if t >= cutoff]
-        return float(np.percentile(xs, 95)) if len(xs) >= 3 else None
+        """p95 latency (ms) of the wrapped chain over the last ``window_s``; None with < 3 frames."""
+        return self._lat.percentile(95, since=self.clock() - self.window_s)
 
     def _values(self, p95: float | None) -> dict[str, Any]:
         s = self.device.snapshot() if self.device is not None else DeviceState(timestamp=0.0)

@@ -14,7 +14,6 @@ swap included). The previous variant is closed once the new one has served a fra
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ from sdk.models.policy import Decision, Key, Profile, TierPolicy, default_rules,
 from sdk.models.rules import Rule
 from sdk.models.store import LoadedVariant, ModelStore
 from sdk.models.swap import BackgroundLoader
+from sdk.pipeline.stats import TimedWindow
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ModelManager:
         self.policy = TierPolicy(self._profiles(measure), all_rules, budget_ms=budget_ms,
                                  min_dwell_s=min_dwell_s, clock=clock)
         self._lock = threading.RLock()
-        self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=512)
+        self._latencies = TimedWindow(512)
         self._loader = BackgroundLoader(self._load_key, self.store.name)
         self._retiring: LoadedVariant | None = None
         self._just_swapped: tuple[LoadedVariant | None, str, float] | None = None
@@ -248,7 +248,7 @@ class ModelManager:
             except BackendError as e:
                 self._fail_over(active, str(e))
                 continue
-            self._latencies.append((self.clock(), (time.perf_counter() - t0) * 1e3))
+            self._latencies.add(self.clock(), (time.perf_counter() - t0) * 1e3)
             return out
 
     def _fail_over(self, failed: LoadedVariant, problem: str) -> None:
@@ -288,9 +288,7 @@ class ModelManager:
                          "load_ms": round(load_ms, 3), "switch_ms": round(switch_ms, 3)})
 
     def _percentile(self, q: float) -> float | None:
-        cutoff = self.clock() - self.window_s
-        xs = [ms for t, ms in self._latencies if t >= cutoff]
-        return float(np.percentile(xs, q)) if len(xs) >= 3 else None
+        return self._latencies.percentile(q, since=self.clock() - self.window_s)
 
     # ---- failures --------------------------------------------------------------------------------
     def _quarantine(self, key: Key, problem: str) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     """Linear-interpolated ``q``-th percentile (0..100) of an already sorted list; NaN when empty."""
@@ -47,6 +49,28 @@ class RollingWindow:
     def percentiles(self, *qs: float) -> tuple[float, ...]:
         values = sorted(self.snapshot())
         return tuple(percentile(values, q) for q in qs)
+
+
+class TimedWindow:
+    """The last ``size`` ``(time, value)`` samples; percentiles over those taken since a given time
+    (the rolling latency of a model manager or a degrader)."""
+
+    __slots__ = ("_samples",)
+
+    def __init__(self, size: int = 512) -> None:
+        self._samples: deque[tuple[float, float]] = deque(maxlen=size)
+
+    def add(self, t: float, value: float) -> None:
+        self._samples.append((t, value))
+
+    def clear(self) -> None:
+        self._samples.clear()
+
+    def percentile(self, q: float, since: float, min_count: int = 3) -> float | None:
+        """The ``q``-th percentile (0..100) of the samples at or after ``since``; None with fewer
+        than ``min_count`` of them."""
+        xs = [v for t, v in self._samples if t >= since]
+        return float(np.percentile(xs, q)) if len(xs) >= min_count else None
 
 
 class RateMeter:

@@ -9,7 +9,7 @@ import pytest
 
 from sdk.errors import ConfigError
 from sdk.pipeline.queues import END, StageQueue, resolve_policy
-from sdk.pipeline.stats import RateMeter, RollingWindow, percentile
+from sdk.pipeline.stats import RateMeter, RollingWindow, TimedWindow, percentile
 
 
 def test_block_put_waits_for_room():
@@ -87,3 +87,15 @@ def test_rate_meter_counts_recent_events_only():
         m.mark(100.0 + i * 0.1)  # 10 per second
     assert m.rate(now=101.0) == pytest.approx(10.0)
     assert m.rate(now=200.0) == 0.0
+
+
+def test_timed_window_percentile_over_recent_samples_only():
+    w = TimedWindow(size=4)
+    for t, v in [(0.0, 100.0), (1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (4.0, 4.0)]:  # the first is pushed out
+        w.add(t, v)
+    assert w.percentile(50, since=-1.0) == pytest.approx(2.5)
+    assert w.percentile(95, since=2.0) == pytest.approx(np.percentile([2.0, 3.0, 4.0], 95))
+    assert w.percentile(50, since=3.0) is None  # two samples: fewer than min_count
+    assert w.percentile(50, since=3.0, min_count=2) == pytest.approx(3.5)
+    w.clear()
+    assert w.percentile(50, since=-1.0) is None
