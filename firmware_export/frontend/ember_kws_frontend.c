@@ -18,15 +18,6 @@ typedef char ember_kws_arithmetic_shift_check[((-1) >> 1) == -1 ? 1 : -1];
 static int32_t kws_re[EMBER_KWS_FFT_SIZE];
 static int32_t kws_im[EMBER_KWS_FFT_SIZE];
 
-static unsigned kws_bit_reverse(unsigned i) {
-  unsigned r = 0, b;
-  for (b = 1; b < (unsigned)EMBER_KWS_FFT_SIZE; b <<= 1) {
-    r = (r << 1) | (i & 1u);
-    i >>= 1;
-  }
-  return r;
-}
-
 static void kws_fft(void) {
   int half, start, j, step = EMBER_KWS_FFT_SIZE / 2;
   for (half = 1; half < EMBER_KWS_FFT_SIZE; half <<= 1, step >>= 1) {
@@ -69,11 +60,19 @@ static int32_t kws_log2_q16(int64_t v) {
 
 void ember_kws_frame(const int16_t *window, uint8_t *features) {
   int64_t acc[EMBER_KWS_CHANNELS + 2];
+  unsigned rev;
   int i;
-  for (i = 0; i < EMBER_KWS_FFT_SIZE; ++i) kws_re[i] = kws_im[i] = 0;
-  for (i = 0; i < EMBER_KWS_WINDOW; ++i)
-    kws_re[kws_bit_reverse((unsigned)i)] =
-        ((int32_t)window[i] * ember_kws_window[i] + (1 << (KWS_WINDOW_SHIFT - 1))) >> KWS_WINDOW_SHIFT;
+  for (i = 0, rev = 0; i < EMBER_KWS_FFT_SIZE; ++i) { /* windowed, zero-padded, bit-reversed order */
+    unsigned bit = EMBER_KWS_FFT_SIZE / 2;
+    kws_re[rev] = i < EMBER_KWS_WINDOW ? ((int32_t)window[i] * ember_kws_window[i] + (1 << (KWS_WINDOW_SHIFT - 1)))
+                                             >> KWS_WINDOW_SHIFT : 0;
+    kws_im[rev] = 0;
+    while (rev & bit) { /* rev = bit-reversed i + 1 */
+      rev ^= bit;
+      bit >>= 1;
+    }
+    rev |= bit;
+  }
   kws_fft();
   for (i = 0; i < EMBER_KWS_CHANNELS + 2; ++i) acc[i] = 0;
   for (i = 0; i < KWS_BINS; ++i) {

@@ -114,3 +114,51 @@ def run_exported(out_dir: Path, name: str, clips: np.ndarray, out_size: int, cc:
     if out.size != len(clips) * out_size:
         raise ExportError(f"kws_model_runner wrote {out.size} bytes, expected {len(clips) * out_size}")
     return out.reshape(len(clips), out_size)
+
+
+def arm_instructions_per_frame(fe: KwsFrontend, target: str = "cortex-m4", repeat: int = 5) -> int:
+    """Instructions one ``ember_kws_frame`` call executes on ``target`` (-Os), counted from qemu's
+    translation-block exec trace (``-d in_asm,exec,nochain``): (count(repeat) - count(1)) / (repeat - 1).
+    Cycles on silicon are higher (2-cycle loads, flash wait states)."""
+    tgt = TARGETS[target]
+    clip = np.random.default_rng(0).integers(-3000, 3000, (1, fe.window)).astype(np.int16)
+    counts = []
+    with tempfile.TemporaryDirectory() as b:
+        src, data = Path(b) / "src", Path(b) / "data"
+        write_sources(src, fe, 1)
+        data.mkdir()
+        (data / "kws_verify_data.h").write_text(verify_data_header(fe, clip))
+        for n in (1, repeat):
+            main = Path(b) / f"count{n}.c"
+            main.write_text(f"#define KWS_REPEAT {n}\n" + (HERE / "kws_count_main.c").read_text())
+            build = toolchain.arm_build(src, PREFIX, tgt, Path(b) / f"build{n}", main, extra_include=data)
+            log = Path(b) / f"trace{n}.log"
+            cmd = ["qemu-system-arm", "-M", tgt.qemu_machine or "mps2-an386", "-nographic", "-monitor", "none",
+                   "-serial", "none", "-semihosting-config", "enable=on,target=native",
+                   "-d", "in_asm,exec,nochain", "-D", str(log), "-kernel", str(build.elf)]
+            if toolchain._run(cmd, "", timeout=120).returncode != 0:
+                raise ExportError(f"instruction-count firmware failed under qemu ({target})")
+            counts.append(_executed_instructions(log))
+    return round((counts[1] - counts[0]) / (repeat - 1))
+
+
+def _executed_instructions(log: Path) -> int:
+    sizes: dict[int, int] = {}
+    block: int | None = None
+    total, new = 0, False
+    with open(log) as f:
+        for line in f:
+            if line.startswith("0x") and ":" in line:
+                pc = int(line.split(":", 1)[0], 16)
+                if block is None:
+                    block = pc
+                    new = block not in sizes
+                    sizes.setdefault(block, 0)
+                if new:
+                    sizes[block] += 1
+            elif line.startswith("Trace "):
+                block = None
+                total += sizes.get(int(line.split("[", 1)[1].split("/")[1], 16), 0)
+            else:
+                block = None
+    return total

@@ -6,6 +6,8 @@ rounding is always ``(v + 2**(s-1)) >> s`` (arithmetic shift, i.e. round half up
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 WINDOW_BITS = 15  # window coefficients: Q15 int16
@@ -51,31 +53,52 @@ def window_frames(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
     return round_shift(frames.astype(np.int64) * window.astype(np.int64), WINDOW_BITS - FFT_FRAC_BITS)
 
 
-def fft_power(x: np.ndarray, fft_size: int, cos_t: np.ndarray, sin_t: np.ndarray) -> np.ndarray:
-    """Radix-2 decimation-in-time FFT of real rows ``x`` [F, <= fft_size] zero-padded to ``fft_size``;
-    returns the power spectrum [F, fft_size/2 + 1] in pcm^2 units (floor). No per-stage scaling: with
-    |pcm| <= 2^15, a window <= 1 and 6 fractional bits every value stays below 2^31 (int32 in C)."""
-    f = x.shape[0]
-    padded = np.zeros((f, fft_size), np.int64)
-    padded[:, : x.shape[1]] = x
-    re = padded[:, bit_reverse(fft_size)]
-    im = np.zeros_like(re)
-    half = 1
+@dataclass(frozen=True)
+class FftPlan:
+    size: int
+    bit_reverse: np.ndarray  # input permutation
+    stages: list[tuple[int, np.ndarray, np.ndarray]]  # (half, cos, sin) per radix-2 stage, int64
+
+
+def fft_plan(fft_size: int, cos_t: np.ndarray, sin_t: np.ndarray) -> FftPlan:
+    stages, half = [], 1
     while half < fft_size:
         step = fft_size // (2 * half)
-        c = cos_t[::step][:half].astype(np.int64)
-        s = sin_t[::step][:half].astype(np.int64)
-        re4 = re.reshape(f, -1, 2, half)
-        im4 = im.reshape(f, -1, 2, half)
-        br, bi = re4[:, :, 1, :], im4[:, :, 1, :]
-        tr = round_shift(br * c + bi * s, TWIDDLE_BITS)
-        ti = round_shift(bi * c - br * s, TWIDDLE_BITS)
-        ar, ai = re4[:, :, 0, :], im4[:, :, 0, :]
-        re = np.stack([ar + tr, ar - tr], axis=2).reshape(f, fft_size)
-        im = np.stack([ai + ti, ai - ti], axis=2).reshape(f, fft_size)
+        stages.append((half, cos_t[::step][:half].astype(np.int64), sin_t[::step][:half].astype(np.int64)))
         half *= 2
-    nb = fft_size // 2 + 1
-    return (re[:, :nb] * re[:, :nb] + im[:, :nb] * im[:, :nb]) >> POWER_SHIFT
+    return FftPlan(fft_size, bit_reverse(fft_size), stages)
+
+
+def fft_power(x: np.ndarray, plan: FftPlan) -> np.ndarray:
+    """Radix-2 decimation-in-time FFT of real rows ``x`` [F, <= size] zero-padded to ``plan.size``;
+    returns the power spectrum [F, size/2 + 1] in pcm^2 units (floor). No per-stage scaling: with
+    |pcm| <= 2^15, a window <= 1 and 6 fractional bits every value stays below 2^31 (int32 in C).
+    Butterfly: t = round((b * W) / 2^15) per component, a' = a + t, b' = a - t."""
+    f, n = x.shape[0], plan.size
+    padded = np.zeros((f, n), np.int64)
+    padded[:, : x.shape[1]] = x
+    re = padded[:, plan.bit_reverse]
+    im = np.zeros_like(re)
+    rnd = 1 << (TWIDDLE_BITS - 1)
+    for half, c, s in plan.stages:
+        re4, im4 = re.reshape(f, -1, 2, half), im.reshape(f, -1, 2, half)
+        ar, br = re4[:, :, 0, :], re4[:, :, 1, :]
+        ai, bi = im4[:, :, 0, :], im4[:, :, 1, :]
+        tr = br * c
+        tr += bi * s
+        tr += rnd
+        tr >>= TWIDDLE_BITS
+        ti = bi * c
+        ti -= br * s
+        ti += rnd
+        ti >>= TWIDDLE_BITS
+        np.subtract(ar, tr, out=br)
+        ar += tr
+        np.subtract(ai, ti, out=bi)
+        ai += ti
+    nb = n // 2 + 1
+    re, im = re[:, :nb], im[:, :nb]
+    return (re * re + im * im) >> POWER_SHIFT
 
 
 def mel_segments(channels: int, fft_size: int, sample_rate: int, lower_hz: float,

@@ -86,6 +86,10 @@ class KwsFrontend:
         return KwsTables(fx.hann_window(self.window), cos_t, sin_t, seg, weight, fx.log2_lut())
 
     @cached_property
+    def _fft(self) -> fx.FftPlan:
+        return fx.fft_plan(self.fft_size, self.tables.cos, self.tables.sin)
+
+    @cached_property
     def _mel(self) -> np.ndarray:
         t = self.tables
         return fx.mel_matrix(t.mel_segment, t.mel_weight, self.channels)
@@ -113,7 +117,7 @@ class KwsFrontend:
     def _frames(self, frames: np.ndarray) -> np.ndarray:
         t = self.tables
         win = fx.window_frames(frames, t.window)
-        power = fx.fft_power(win, self.fft_size, t.cos, t.sin)
+        power = fx.fft_power(win, self._fft)
         energy = (power @ self._mel) >> fx.MEL_WEIGHT_BITS
         log = fx.log2_q16(energy + 1, t.log2_lut)
         return np.clip(fx.round_shift(log * self.gain_q4, fx.GAIN_SHIFT), 0, 255).astype(np.uint8)
