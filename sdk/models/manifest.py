@@ -21,13 +21,13 @@ import copy
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sdk.errors import ModelError
 from sdk.models import schema as _schema
+from sdk.util.files import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
@@ -183,12 +183,13 @@ class Manifest:
         if target is None:
             raise ModelError(f"manifest {self.name!r}: no folder to save to (pass save(folder))")
         self.validate(strict=True)
-        target.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=target)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target / MANIFEST_FILE)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(target / MANIFEST_FILE, text)
+        except OSError as e:
+            raise ModelError(f"manifest {self.name!r}: cannot write {target / MANIFEST_FILE} ({e.strerror or e}); "
+                             "check the folder exists and is writable") from None
         self.folder = target
         for v in self.variants:
             v.folder = target

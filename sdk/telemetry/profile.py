@@ -29,6 +29,7 @@ import numpy as np
 from sdk.errors import TelemetryError
 from sdk.telemetry.features import DEFAULT_RANGES, FeatureExtractor, feature_names, parse_output
 from sdk.telemetry.stats import Binning, WindowStats
+from sdk.util.files import write_text_atomic
 
 FORMAT = "ember-reference-profile"
 
@@ -76,9 +77,11 @@ class ReferenceProfile:
         return prof
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        _atomic_write_json(p, self.to_dict())
-        return p
+        """Write the profile JSON to ``path`` atomically; a write failure is a ``TelemetryError``."""
+        try:
+            return write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            raise TelemetryError(f"{path}: cannot write the reference profile ({e.strerror or e})") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
@@ -112,12 +115,6 @@ def embed_in_manifest(profile: ReferenceProfile, manifest: str | os.PathLike[str
         raise TelemetryError(f"cannot embed the reference profile: {e}") from None
     m.reference_profile = profile.to_dict()
     return m.save(folder)
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def build_reference_profile(

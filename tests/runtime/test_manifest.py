@@ -44,6 +44,22 @@ def test_invalid_manifest_is_a_model_error(fresh_folder: Path, edit, match: str)
         Manifest.load(fresh_folder)
 
 
+def test_save_failures_are_model_errors_and_leave_no_temp_file(fresh_folder: Path, tmp_path: Path) -> None:
+    from sdk.util.files import write_text_atomic
+
+    m = Manifest.load(fresh_folder)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ModelError, match="cannot write"):
+        m.save(tmp_path / "a_file")  # a file where the folder should be
+    (tmp_path / "dir" / "manifest.json").mkdir(parents=True)  # a folder where the file should be
+    with pytest.raises(ModelError, match="cannot write"):
+        m.save(tmp_path / "dir")
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["manifest.json"]
+    assert write_text_atomic(tmp_path / "t.txt", "one") == tmp_path / "t.txt"
+    write_text_atomic(tmp_path / "t.txt", "two")
+    assert (tmp_path / "t.txt").read_text() == "two"
+
+
 def test_missing_or_broken_manifest(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no manifest"):
         Manifest.load(tmp_path)

@@ -124,6 +124,8 @@ def test_profile_roundtrip_and_manifest_embedding(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     profile = build_reference_profile(_images(rng, 100), "image")
     p = profile.save(tmp_path / "profile.json")
+    with pytest.raises(TelemetryError, match="cannot write the reference profile"):
+        profile.save(tmp_path / "no_such_folder" / "profile.json")
     again = ReferenceProfile.load(p)
     assert again.features == profile.features and again.kind == "image"
     manifest = _model_folder(tmp_path)
