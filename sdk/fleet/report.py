@@ -113,5 +113,8 @@ def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>Ember fleet report</title></head><body>"
             + "\n".join(parts) + "</body></html>\n")
     path = Path(out)
-    path.write_text(page)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise TelemetryError(f"cannot write the report to {path} ({e.strerror or e}); check --out") from None
     return path

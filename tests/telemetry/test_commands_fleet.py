@@ -122,6 +122,10 @@ def test_report_from_spool_and_recording(tmp_path: Path) -> None:
     db.close()
     page2 = write_report(tmp_path / "rec.db", tmp_path / "r2.html").read_text()
     assert page2.count("data:image/png;base64,") == 3
+    from sdk.errors import TelemetryError
+
+    with pytest.raises(TelemetryError, match="cannot write the report"):
+        write_report(tmp_path / "rec.db", tmp_path / "no_such_folder" / "r.html")
 
 
 def _open_fds_to(path: Path) -> int:
