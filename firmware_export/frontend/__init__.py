@@ -84,14 +84,16 @@ def install(out: Path, name: str, m: Model, kind: str = "kws") -> KwsFrontend:
     fe, frames, lut = for_model(m)
     write_sources(out / "src", fe, frames, lut)
     _add_source(out / "Makefile", r"^SRC := .*$", " src/ember_kws_frontend.c")
+    _add_source(out / "Makefile", r"^\t\$\(AR\) rcs \$@ .*$", " src/ember_kws_frontend.o",
+                before="\t$(CC) $(CFLAGS) -Isrc -c src/ember_kws_frontend.c -o src/ember_kws_frontend.o\n")
     _add_source(out / "CMakeLists.txt", r"src/ember_nn\.c", " src/ember_kws_frontend.c")
     with open(out / "README.md", "a") as f:
         f.write(readme_section(fe, name, frames))
     return fe
 
 
-def _add_source(path: Path, pattern: str, extra: str) -> None:
-    text, n = re.subn(pattern, lambda mt: mt.group(0) + extra, path.read_text(), flags=re.MULTILINE)
+def _add_source(path: Path, pattern: str, extra: str, before: str = "") -> None:
+    text, n = re.subn(pattern, lambda mt: before + mt.group(0) + extra, path.read_text(), flags=re.MULTILINE)
     if n == 0:
         raise ExportError(f"cannot add the front end to {path.name}: no line matches {pattern!r}")
     path.write_text(text)
@@ -119,5 +121,12 @@ ember_kws_to_int8(feat, EMBER_KWS_FRAMES * EMBER_KWS_CHANNELS, in);  /* model's 
 ```
 
 Streaming: `ember_kws_frame(last_{fe.window}_samples, feat + row * EMBER_KWS_CHANNELS)` every
-{fe.stride} new samples computes one row.
+{fe.stride} new samples computes one row. The same features in Python (for training the model):
+
+```python
+from sdk.features import KwsFrontend
+fe = KwsFrontend(channels={fe.channels})
+features = fe(pcm_int16)            # uint8 [frames, {fe.channels}]; fe.features_float(audio) for -1..1 floats
+x = fe.to_int8(features, scale, zero_point)   # this model's input quantization
+```
 """

@@ -57,8 +57,8 @@ class KwsFrontend:
 
     def _check(self) -> None:
         problems = []
-        if not 8 <= self.window <= 2048:
-            problems.append(f"window of {self.window} samples (need 8..2048)")
+        if not 8 <= self.window <= 1024:  # keeps every FFT value below 2^31 and every channel sum below 2^63
+            problems.append(f"window of {self.window} samples (need 8..1024)")
         if not 1 <= self.stride <= self.window:
             problems.append(f"stride of {self.stride} samples (need 1..window)")
         if not 1 <= self.channels <= 128:

@@ -160,6 +160,8 @@ def test_bad_input_is_a_clear_error(fe):
         fe.from_float(np.array([0.0, np.nan]))
     with pytest.raises(ConfigError, match="channels=0"):
         KwsFrontend(channels=0)
+    with pytest.raises(ConfigError, match="window of 1600 samples"):
+        KwsFrontend(window_ms=100)
     with pytest.raises(ConfigError, match="band"):
         KwsFrontend(upper_hz=9000)
 
@@ -183,6 +185,7 @@ def test_export_with_frontend_builds_and_matches_python(kws_model, clips, tmp_pa
     readme = (out / "README.md").read_text()
     assert "ember_kws_features(pcm, EMBER_KWS_SAMPLES, feat)" in readme and "kws_invoke(in, out)" in readme
     assert "src/ember_kws_frontend.c" in (out / "Makefile").read_text()
+    assert "src/ember_kws_frontend.o" in (out / "Makefile").read_text()
     assert "src/ember_kws_frontend.c" in (out / "CMakeLists.txt").read_text()
     assert "#define EMBER_KWS_CHANNELS 10" in (src / "ember_kws_config.h").read_text()
     toolchain.host_build(src, "kws", tmp_path / "plain_runner")  # the project's own runner still builds
