@@ -102,6 +102,10 @@ def run_exported(out_dir: Path, name: str, clips: np.ndarray, out_size: int, cc:
     """Build an exported folder that has the front end with ``kws_model_runner.c`` and run int16
     ``clips`` [N, EMBER_KWS_SAMPLES] through PCM -> features -> int8 -> model; returns N x out int8."""
     src = Path(out_dir) / "src"
+    config = (src / "ember_kws_config.h").read_text()
+    samples = int(config.split("#define EMBER_KWS_SAMPLES ", 1)[1].split()[0])
+    if clips.ndim != 2 or clips.shape[1] != samples:
+        raise ExportError(f"clips must be [N, {samples}] (EMBER_KWS_SAMPLES), got {list(clips.shape)}")
     with tempfile.TemporaryDirectory() as b:
         exe = Path(b) / "kws_model_runner"
         cmd = [cc, *toolchain.HOST_FLAGS, f"-I{src}", "-include", str(src / f"{name}.h"),

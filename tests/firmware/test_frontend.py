@@ -172,10 +172,15 @@ def test_bad_input_is_a_clear_error(fe):
 
 
 @pytest.fixture(scope="module")
-def kws_model(tmp_path_factory, fw_models):
+def kws_model(tmp_path_factory, fw_models, synthetic):
+    """A DS-CNN on [1, 1, 49, 10] calibrated on the front end's (dequantized) features."""
+    from sdk.optimize.tflite_export import onnx_to_tflite
+
     d = tmp_path_factory.mktemp("kws_frontend_model")
-    onnx_path = fw_models.dscnn(d / "dscnn.onnx")  # input [1, 1, 49, 10]
-    return fw_models.to_int8(onnx_path, d / "dscnn.tflite", [1, 1, 49, 10])
+    onnx_path = fw_models.dscnn(d / "dscnn.onnx")
+    fe = KwsFrontend(channels=10)
+    cal = [fe.dequantize(fe(c)).reshape(1, 1, 49, 10) for c in synthetic[::8]]
+    return onnx_to_tflite(onnx_path, d / "dscnn.tflite", int8=True, calibration=cal)
 
 
 def test_export_with_frontend_builds_and_matches_python(kws_model, synthetic, tmp_path, need):
@@ -198,11 +203,14 @@ def test_export_with_frontend_builds_and_matches_python(kws_model, synthetic, tm
     m = load(kws_model)
     x = m.tensors[m.inputs[0]]
     fe = KwsFrontend(channels=10)
-    picked = synthetic[::20]
+    picked = synthetic[::20, : fe.samples_for(49)]  # EMBER_KWS_SAMPLES = 15840
     inputs = np.stack([fe.to_int8(fe(c), *x.qparams()).ravel() for c in picked])
     expected = litert_outputs(m.raw, inputs)
     got = verify.run_exported(out, "kws", picked, m.tensors[m.outputs[0]].size)
     assert (got == expected).all()
+    assert len({row.tobytes() for row in got}) > len(picked) // 2  # inputs really differ, none saturated
+    with pytest.raises(ExportError, match="EMBER_KWS_SAMPLES"):
+        verify.run_exported(out, "kws", synthetic[:2], m.tensors[m.outputs[0]].size)
 
 
 def test_exported_frontend_runs_on_cortex_m4(kws_model, tmp_path, need):
