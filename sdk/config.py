@@ -131,7 +131,11 @@ def load_config(
     data: dict[str, Any] = copy.deepcopy(DEFAULTS)
     for f in config_files(path, env):
         if f.is_file():
-            data = merge(data, read_toml(f))
+            loaded = read_toml(f)
+            for section in set(DEFAULTS) & set(loaded):
+                if not isinstance(loaded[section], Mapping):
+                    raise ConfigError(f"{f}: [{section}] must be a table, not {loaded[section]!r}")
+            data = merge(data, loaded)
     data = merge(data, env_overrides(env, set(data)))
     for key, value in (overrides or {}).items():
         if value is None:

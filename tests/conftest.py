@@ -40,3 +40,19 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"reference data not found at {path}")
     return path
+
+
+@pytest.fixture
+def open_fds_to():  # type: ignore[no-untyped-def]
+    """``open_fds_to(path)``: how many file descriptors of this process point at ``path`` (Linux /proc)."""
+
+    def count(path: Path) -> int:
+        n = 0
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                n += str(path) in os.readlink(fd)
+            except OSError:  # the fd listing itself, closed meanwhile
+                continue
+        return n
+
+    return count

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,11 @@ class BaseSource:
     def open(self) -> None:
         if not self._opened:
             self._closed.clear()
-            self._open()
+            try:
+                self._open()
+            except BaseException:
+                self._close_quietly()
+                raise
             self._opened = True
 
     def close(self) -> None:
@@ -93,6 +100,13 @@ class BaseSource:
         if self._opened:
             self._opened = False
             self._close()
+
+    def _close_quietly(self) -> None:
+        """Release what a failed ``_open`` may have acquired; its own error is the one to report."""
+        try:
+            self._close()
+        except Exception:  # a half-opened source may not close cleanly
+            log.debug("%s: closing after a failed open also failed", self.uri, exc_info=True)
 
     @property
     def closed(self) -> bool:

@@ -219,8 +219,8 @@ class Telemetry:
     def _report_spool_counters(self) -> None:
         changed = {k: v for k, v in self.spool.counters.items() if v != self._reported_counters.get(k)}
         self._reported_counters = dict(self.spool.counters)
-        self._last_drift_pub = -1e9
-        self._last_drift_states: dict[str, Any] = {}
+        self._last_drift_pub = -1e9  # the spool may have lost a drift report: send the next one in any case
+        self._last_drift_states = {}
         self.bus.publish("telemetry.spool", level="error", changed=changed, counters=dict(self.spool.counters),
                          message=f"spool {self.settings.spool}: {changed} (full or disk full; see telemetry "
                                  "spool_max_bytes/spool_full_policy)")

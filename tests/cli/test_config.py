@@ -67,3 +67,9 @@ def test_config_section_is_a_copy() -> None:
     cfg = Config({"a": {"b": 1}})
     cfg.section("a")["b"] = 2
     assert cfg.get_path("a.b") == 1
+
+
+def test_a_section_that_is_not_a_table_names_the_file(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "flat.toml", "telemetry = 5\n")
+    with pytest.raises(ConfigError, match=r"flat.toml: \[telemetry\] must be a table"):
+        load_config(bad, env={"XDG_CONFIG_HOME": str(tmp_path)})

@@ -63,3 +63,25 @@ def test_unsupported_extension(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="unsupported file type '.onnx'") as e:
         open_source(str(f))
     assert ".mp4" in e.value.hint and ".wav" in e.value.hint
+
+
+def test_a_failed_open_releases_what_it_acquired() -> None:
+    from sdk.sources.base import BaseSource
+
+    class HalfOpen(BaseSource):
+        released = 0
+
+        def _open(self) -> None:
+            self.handle = object()
+            raise SourceError(self.uri, "device vanished during open")
+
+        def _close(self) -> None:
+            HalfOpen.released += 1
+
+        def _items(self):  # type: ignore[no-untyped-def]
+            yield from ()
+
+    src = HalfOpen("test://x")
+    with pytest.raises(SourceError, match="vanished"):
+        src.open()
+    assert HalfOpen.released == 1

@@ -41,7 +41,7 @@ def test_csv_headerless_columns_and_seq(tmp_path: Path) -> None:
     assert src.meta["rate"] == 360 and src.meta["channels"] == 1
 
 
-def test_csv_errors(tmp_path: Path) -> None:
+def test_csv_errors(tmp_path: Path, open_fds_to) -> None:
     f = tmp_path / "bad.csv"
     f.write_text("a,b\n1,2\n3,x\n")
     with pytest.raises(SourceError, match="line 3 has a non-numeric value"):
@@ -54,18 +54,7 @@ def test_csv_errors(tmp_path: Path) -> None:
     (tmp_path / "latin1.csv").write_bytes("t,\xe9cg\n".encode("latin-1"))
     with pytest.raises(SourceError, match="cannot read"):
         open_source(f"csv://{tmp_path}/latin1.csv").open()
-    assert _open_fds_to(f) == 0 and _open_fds_to(tmp_path / "latin1.csv") == 0  # failed opens close the file
-
-
-def _open_fds_to(path: Path) -> int:
-    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
-    n = 0
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            n += str(path) in os.readlink(fd)
-        except OSError:  # the fd listing itself, closed meanwhile
-            continue
-    return n
+    assert open_fds_to(f) == 0 and open_fds_to(tmp_path / "latin1.csv") == 0  # failed opens close the file
 
 
 @pytest.fixture(scope="module")

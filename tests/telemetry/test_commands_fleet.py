@@ -128,20 +128,7 @@ def test_report_from_spool_and_recording(tmp_path: Path) -> None:
         write_report(tmp_path / "rec.db", tmp_path / "no_such_folder" / "r.html")
 
 
-def _open_fds_to(path: Path) -> int:
-    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
-    import os
-
-    n = 0
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            n += str(path) in os.readlink(fd)
-        except OSError:  # the fd listing itself, closed meanwhile
-            continue
-    return n
-
-
-def test_unreadable_recordings_are_clear_errors_and_not_left_open(tmp_path: Path) -> None:
+def test_unreadable_recordings_are_clear_errors_and_not_left_open(tmp_path: Path, open_fds_to) -> None:
     from sdk.errors import TelemetryError
 
     junk = tmp_path / "junk.db"
@@ -150,21 +137,21 @@ def test_unreadable_recordings_are_clear_errors_and_not_left_open(tmp_path: Path
         HistoryDB(junk)
     with pytest.raises(TelemetryError, match="not an Ember recording"):
         load_history(junk)
-    assert _open_fds_to(junk) == 0
+    assert open_fds_to(junk) == 0
 
 
-def test_local_broker_that_fails_to_start_leaves_nothing_running(tmp_path: Path) -> None:
+def test_local_broker_that_fails_to_start_leaves_nothing_running(tmp_path: Path, open_fds_to) -> None:
     from sdk.errors import TelemetryError
     from sdk.fleet.broker import LocalBroker
 
     b = LocalBroker(extra="no_such_mosquitto_option 1\n", workdir=tmp_path / "b")
     with pytest.raises(TelemetryError, match="exited at start"):
         b.start()
-    assert b.proc is None and _open_fds_to(tmp_path / "b" / "mosquitto.log") == 0
+    assert b.proc is None and open_fds_to(tmp_path / "b" / "mosquitto.log") == 0
     with LocalBroker(workdir=tmp_path / "ok") as ok:
         ok.restart()
-        assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 1  # restart closed the first run's log
-    assert _open_fds_to(tmp_path / "ok" / "mosquitto.log") == 0
+        assert open_fds_to(tmp_path / "ok" / "mosquitto.log") == 1  # restart closed the first run's log
+    assert open_fds_to(tmp_path / "ok" / "mosquitto.log") == 0
 
 
 def test_fleet_subscriber_with_a_bad_ca_file_is_a_clear_error(tmp_path: Path) -> None:

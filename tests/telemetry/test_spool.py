@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -96,17 +95,6 @@ def test_unwritable_spool_is_a_clear_error(tmp_path: Path) -> None:
         Spool(tmp_path / "file" / "s.db")
 
 
-def _open_fds_to(path: Path) -> int:
-    """How many file descriptors of this process point at ``path`` (Linux /proc)."""
-    n = 0
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            n += str(path) in os.readlink(fd)
-        except OSError:  # the fd listing itself, closed meanwhile
-            continue
-    return n
-
-
 def test_skipping_a_corrupt_record_keeps_the_size_accounting(tmp_path: Path) -> None:
     s = Spool(tmp_path / "s.db")
     for i in range(3):
@@ -125,7 +113,7 @@ def test_skipping_a_corrupt_record_keeps_the_size_accounting(tmp_path: Path) -> 
     s.close()
 
 
-def test_a_file_that_is_not_a_spool_is_a_clear_error_and_not_left_open(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_spool_is_a_clear_error_and_not_left_open(tmp_path: Path, open_fds_to) -> None:
     from sdk.errors import TelemetryError
 
     junk = tmp_path / "junk.db"
@@ -140,4 +128,4 @@ def test_a_file_that_is_not_a_spool_is_a_clear_error_and_not_left_open(tmp_path:
     db.close()
     with pytest.raises(TelemetryError, match="not a usable spool"):
         Spool(other)
-    assert _open_fds_to(junk) == 0 and _open_fds_to(other) == 0
+    assert open_fds_to(junk) == 0 and open_fds_to(other) == 0
