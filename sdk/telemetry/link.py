@@ -21,6 +21,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -112,7 +113,7 @@ class MqttLink:
     def _try_connect(self) -> None:
         client = self._new_client()
         try:
-            client.connect(self.s.host, self.s.port, keepalive=self.s.keepalive, clean_start=True)
+            client.connect(self.s.host, self.s.port, keepalive=self.s.keepalive, **session_args(self.s))
         except Exception as e:  # noqa: BLE001 - classified into a clear message
             self.counts["connect_failures"] += 1
             self._error(*classify_connect_error(e, self.s))
@@ -233,6 +234,16 @@ class MqttLink:
         if not repeat:
             log.warning("telemetry: %s", message)
             self.on_error(code, message)
+
+
+def session_args(s: TelemetrySettings) -> dict[str, Any]:
+    """Connect arguments: with ``session_expiry_s`` > 0 the broker keeps the device's session (its
+    ``cmd`` subscription and the QoS 1 commands sent meanwhile) while the device is offline."""
+    if s.session_expiry_s <= 0:
+        return {"clean_start": True}
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = int(s.session_expiry_s)
+    return {"clean_start": False, "properties": props}
 
 
 def new_client(s: TelemetrySettings, client_id: str) -> mqtt.Client:

@@ -35,6 +35,7 @@ class TelemetrySettings:
     drift_interval_s: float = 10.0
     client_id: str = ""
     keepalive: int = 30
+    session_expiry_s: int = 86400
     username: str = ""
     password: str = ""
     ca_certs: str = ""

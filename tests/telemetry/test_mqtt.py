@@ -145,3 +145,48 @@ def test_password_file_and_acl_denial(tmp_path: Path) -> None:
         assert tel.spool.counters["denied"] >= 1  # the drift message (and the error events about it)
         assert tel.spool.count == 0  # denied messages leave the spool, counted, instead of blocking it
         tel.close()
+
+
+def _send_command(port: int, device: str, payload: dict) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"operator-{device}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish(f"ember/t/{device}/cmd", json.dumps(payload), qos=1).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+
+
+def _wait(pred, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+@pytest.mark.parametrize("expiry,delivered_offline", [(3600, True), (0, False)])
+def test_remote_commands_online_and_queued_while_offline(broker: LocalBroker, tmp_path: Path, expiry: int,
+                                                         delivered_offline: bool) -> None:
+    device, pinned = f"cmd{expiry}", []
+    tel = _tel(tmp_path, broker.url, device_id=device, session_expiry_s=expiry)
+    tel.register_handler("pin_tier", lambda tier, backend=None: pinned.append(tier))
+    tel.start()
+    tel.wait_connected(5)
+    time.sleep(0.3)  # the cmd subscription is acknowledged
+    _send_command(broker.port, device, {"cmd": "pin_tier", "tier": "int8"})
+    assert _wait(lambda: pinned == ["int8"]), pinned
+    tel.close()  # the device goes offline; the operator sends a command meanwhile
+    _send_command(broker.port, device, {"cmd": "pin_tier", "tier": "fp16"})
+    tel = _tel(tmp_path, broker.url, device_id=device, session_expiry_s=expiry)
+    tel.register_handler("pin_tier", lambda tier, backend=None: pinned.append(tier))
+    tel.start()
+    tel.wait_connected(5)
+    if delivered_offline:
+        assert _wait(lambda: pinned == ["int8", "fp16"]), pinned
+    else:
+        assert not _wait(lambda: len(pinned) > 1, timeout=1.0), pinned
+    tel.close()
