@@ -32,6 +32,10 @@ def test_birth_retained_status_and_last_will(broker: LocalBroker, tmp_path: Path
     tel = _tel(tmp_path, broker.url, device_id="willdev", keepalive=1)
     tel.start()
     tel.wait_connected(5)
+    # once any subscriber has seen "online" the broker holds it; a later subscriber must get it retained
+    early = Recorder(broker.port, "ember/t/willdev/status", client_id="early")
+    assert early.wait_for(lambda ms: any(json.loads(p)["state"] == "online" for _, p, _r in ms))
+    early.close()
     late = Recorder(broker.port, "ember/t/willdev/status", client_id="late")
     assert late.wait_for(lambda ms: any(r and json.loads(p)["state"] == "online" for _, p, r in ms))
     # an unclean end (socket closed without DISCONNECT) makes the broker send the last will
