@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+from sdk.apps import available_apps, load_app
+from sdk.util.jsonutil import dumps
 
 
 def register(sub: Any) -> None:
@@ -21,6 +24,9 @@ def register(sub: Any) -> None:
                    "(a folder of images, a glob, or a video file); accuracy is then not scored")
     p.add_argument("--frames", type=int, default=1200, help="length of the generated clip (default 1200 = 40 s at 30 fps)")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
+    p.add_argument("--apps", default="all", metavar="LIST",
+                   help="reference apps to show after the SDK part: all (default), none, or a comma list "
+                   "such as speech,health; each runs on a short recording shipped with it")
     p.set_defaults(func=_demo)
 
 
@@ -29,5 +35,22 @@ def _demo(args: argparse.Namespace, config: Any) -> int:
 
     say = (lambda _msg: None) if args.json else (lambda msg: print(f"• {msg}", flush=True))
     result = run_demo(args.out, data=args.data, frames=args.frames, config=config, progress=say)
-    print(json.dumps(asdict(result), indent=2, default=str) if args.json else describe(result))
+    print(dumps(asdict(result), indent=2) if args.json else describe(result))
+    for name in _apps(args.apps):
+        app = load_app(name)
+        if hasattr(app, "demo"):
+            say(f"{name} app")
+            for line in app.demo(Path(args.out) / name, config, say):
+                print(line)
     return 0
+
+
+def _apps(spec: str) -> list[str]:
+    if spec == "none":
+        return []
+    if spec == "all":
+        return available_apps()
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    for n in names:
+        load_app(n)  # a clear error for an unknown or missing app
+    return names

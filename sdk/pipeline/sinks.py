@@ -8,7 +8,6 @@ called from the pipeline's sink thread (``open``/``close`` from the thread runni
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from sdk.errors import PipelineError
 from sdk.pipeline.overlay import as_bgr_frame, draw_overlay
 from sdk.pipeline.packet import Packet, StopPipeline
+from sdk.util.jsonutil import jsonable
 
 DrawFn = Callable[[np.ndarray, Packet], "np.ndarray | None"]
 
@@ -55,34 +55,6 @@ class BaseSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy arrays/scalars, tuples, paths and bytes turned into JSON types.
-
-    Non-finite floats become None so every line is strict JSON.
-    """
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            return jsonable(value.astype(object))
-        return value.tolist() if value.dtype != object else [jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return jsonable(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "as_dict"):
-        return jsonable(value.as_dict())
-    return repr(value)
 
 
 class JsonlSink(BaseSink):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.errors import TelemetryError
+from sdk.util.jsonutil import dumps
 
 CRITICAL = ("drift", "event")
 COUNTERS = ("dropped_telemetry", "lost_critical", "refused", "disk_full", "denied", "corrupt")
@@ -82,7 +83,7 @@ class Spool:
         disk is full (both counted in ``counters``)."""
         with self._lock:
             seq = self._next_id
-            payload = json.dumps({**body, "seq": seq}, separators=(",", ":"), default=_jsonable).encode()
+            payload = dumps({**body, "seq": seq}, separators=(",", ":")).encode()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 if not self._make_room(len(payload), kind):
@@ -265,11 +266,3 @@ def read_messages(path: str | os.PathLike[str], with_crc: bool = False) -> list[
             rec["crc_ok"] = ok
         out.append(rec)
     return out
-
-
-def _jsonable(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if hasattr(o, "item"):
-        return o.item()
-    return str(o)

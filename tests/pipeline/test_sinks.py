@@ -12,7 +12,7 @@ import pytest
 
 from sdk.errors import PipelineError
 from sdk.pipeline import CallbackSink, DisplaySink, JsonlSink, Pipeline, Stage, VideoSink
-from sdk.pipeline.sinks import jsonable
+from sdk.util.jsonutil import jsonable
 
 
 def scores(frame: np.ndarray) -> dict:
