@@ -1,0 +1,139 @@
+"""Custom keywords from a few examples: ``ember speech enroll --word marco --examples clips/``.
+
+The shipped network without its last layer is an embedding (the pooled features before the
+classifier). A new word is the normalised mean embedding of its examples (a prototype); a window's
+score is its cosine similarity to the prototype. The threshold is set above every window of the
+shipped negatives (unknown words and noise, ``negatives.npz`` in the base model folder, slid across
+each other like a stream) with a margin towards the examples' own (leave-one-out) similarity.
+The result is a model folder (embedding tiers via ``sdk.optimize`` + ``speech.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.speech.data import AUDIO_EXT, CLIP, fit, read_audio
+from apps.speech.spotter import MODEL_DIR, SETTINGS_FILE, load_settings
+from sdk.errors import ConfigError, ModelError
+from sdk.features.kws import KwsFrontend
+
+NEGATIVES = "negatives.npz"
+SLOPE = 25.0  # logistic slope on cosine similarity: p goes 0.08 -> 0.92 over +-0.1 around the threshold
+MIN_EXAMPLES = 3
+
+
+def embedding_model(base: Path, out: Path) -> Path:
+    """The base fp32 ONNX model cut before its final Gemm/MatMul: outputs the pooled embedding."""
+    import onnx
+    from onnx.utils import Extractor
+
+    from sdk.models.manifest import Manifest
+
+    m = Manifest.load(base)
+    v = next((v for v in m.variants if v.tier == "fp32" and v.backend == "onnxruntime"), None)
+    if v is None:
+        raise ModelError(f"{base}: no fp32/onnxruntime variant to take the embedding from")
+    model = onnx.load(str(base / v.file))
+    last = [n for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
+    if not last:
+        raise ModelError(f"{base / v.file}: no final Gemm/MatMul layer; cannot cut an embedding")
+    sub = Extractor(model).extract_model([model.graph.input[0].name], [last[-1].input[0]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(sub, str(out))
+    return out
+
+
+def _inputs(feats: np.ndarray) -> np.ndarray:
+    return (np.asarray(feats, np.float32) / np.float32(KwsFrontend().steps_per_octave))[:, None]
+
+
+def _embed(path: Path, feats: np.ndarray) -> np.ndarray:
+    """Unit-length embeddings of uint8 feature windows [n, 49, 40]."""
+    e = _raw(path, _inputs(feats)).reshape(len(feats), -1)
+    return e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9)
+
+
+def example_features(folder: Path) -> np.ndarray:
+    """Features of each example (centred 1 s) and of copies shifted by +-100 ms."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXT) if folder.is_dir() else []
+    if len(files) < MIN_EXAMPLES:
+        raise ConfigError(f"{folder}: found {len(files)} recordings (WAV/FLAC); give at least {MIN_EXAMPLES}, "
+                          "better 5-10, of the word alone, about 1 s each")
+    fe = KwsFrontend()
+    out = []
+    for f in files:
+        pcm = fit(read_audio(f), CLIP)
+        out += [fe(np.roll(pcm, s)) for s in (0, -1600, 1600)]
+    return np.stack(out)
+
+
+def negative_windows(feats: np.ndarray, hop: int = 10) -> np.ndarray:
+    """Windows slid every ``hop`` frames over the negatives laid end to end (a stream of features)."""
+    seq = feats.reshape(-1, feats.shape[-1])
+    n = feats.shape[1]
+    return np.stack([seq[i:i + n] for i in range(0, len(seq) - n + 1, hop)])
+
+
+def choose_centre(pos: np.ndarray, neg_sims: np.ndarray, copies: int = 3) -> tuple[np.ndarray, float, float]:
+    """(prototype, threshold similarity, leave-one-out similarity median) from example embeddings ``pos``."""
+    proto = pos.mean(0)
+    proto /= np.linalg.norm(proto) + 1e-9
+    groups = np.arange(len(pos)) // copies
+    loo = []
+    for g in np.unique(groups):
+        rest = pos[groups != g].mean(0)
+        loo.append(float(np.max(pos[groups == g] @ (rest / (np.linalg.norm(rest) + 1e-9)))))
+    neg_max = float(neg_sims.max())
+    pos_mid = float(np.median(loo))
+    centre = neg_max + 0.25 * max(pos_mid - neg_max, 0.0) + 0.02
+    return proto, centre, pos_mid
+
+
+def enroll(word: str, examples: Path, out: Path, base: str | Path | None = None) -> dict[str, Any]:
+    """Write a model folder at ``out`` that detects ``word``; returns the enrolment summary."""
+    from sdk.optimize import optimize
+
+    if not word or not word.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError(f"--word {word!r}: use letters, digits, '-' or '_'")
+    base_dir = Path(base) if base else MODEL_DIR
+    base_meta = load_settings(base_dir)
+    if not (base_dir / NEGATIVES).is_file():
+        raise ModelError(f"{base_dir}: no {NEGATIVES} (negative clips for the threshold); use the shipped model")
+    pos_feats = example_features(examples)
+    with np.load(base_dir / NEGATIVES) as z:
+        neg_feats = negative_windows(z["x"])
+    work = out / ".enroll"
+    emb_path = embedding_model(base_dir, work / "embedding.onnx")
+    pos, neg = _embed(emb_path, pos_feats), _embed(emb_path, neg_feats)
+    proto, centre, loo = choose_centre(pos, neg @ proto_of(pos))
+    x = _inputs(np.concatenate([pos_feats, neg_feats[::4]]))
+    ref = _raw(emb_path, x)
+    optimize(emb_path, calib=(x, None), evalset=(x, ref), out=out, task="regression", name=f"speech-{word}",
+             labels=[word, "unknown"], tiers=("fp32/onnxruntime", "int8/onnxruntime"), report=False)
+    meta = {"kind": "enrolled", "word": word, "labels": [word, "unknown"], "frontend": base_meta.get("frontend", {}),
+            "prototype": proto.round(6).tolist(), "centre": round(centre, 6), "slope": SLOPE,
+            "stream": {**base_meta.get("stream", {}), "threshold": 0.5, "smooth": 1},
+            "base_model": str(base_dir), "examples": len(pos_feats) // 3}
+    (out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return {"word": word, "model": str(out), "examples": meta["examples"], "threshold_similarity": round(centre, 4),
+            "negatives_max_similarity": round(float((neg @ proto).max()), 4),
+            "examples_loo_similarity": round(loo, 4), "negative_windows": len(neg)}
+
+
+def proto_of(pos: np.ndarray) -> np.ndarray:
+    p = pos.mean(0)
+    return p / (np.linalg.norm(p) + 1e-9)
+
+
+def _raw(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: s[None]})[0] for s in x]).astype(np.float32)
