@@ -85,6 +85,7 @@ class SpeechApp:
 
         if args.hours <= 0:
             raise ConfigError(f"--hours must be > 0, got {args.hours}")
+        args.tier = args.tier or "fp32"
         spotter = spotter_from(args)
         try:
             return evaluate_folder(spotter, Path(args.data), stream=args.stream, hours=args.hours,

@@ -38,7 +38,7 @@ def embedding_model(base: Path, out: Path) -> Path:
     v = next((v for v in m.variants if v.tier == "fp32" and v.backend == "onnxruntime"), None)
     if v is None:
         raise ModelError(f"{base}: no fp32/onnxruntime variant to take the embedding from")
-    model = onnx.load(str(base / v.file))
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(base / v.file)))
     last = [n for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
     if not last:
         raise ModelError(f"{base / v.file}: no final Gemm/MatMul layer; cannot cut an embedding")
@@ -52,10 +52,10 @@ def _inputs(feats: np.ndarray) -> np.ndarray:
     return (np.asarray(feats, np.float32) / np.float32(KwsFrontend().steps_per_octave))[:, None]
 
 
-def _embed(path: Path, feats: np.ndarray) -> np.ndarray:
-    """Unit-length embeddings of uint8 feature windows [n, 49, 40]."""
-    e = _raw(path, _inputs(feats)).reshape(len(feats), -1)
-    return e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-9)
+def unit(e: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Embeddings centred on the negatives' mean and scaled to unit length (rows)."""
+    c = np.asarray(e, np.float32).reshape(len(e), -1) - mean
+    return c / (np.linalg.norm(c, axis=1, keepdims=True) + 1e-9)
 
 
 def example_features(folder: Path) -> np.ndarray:
@@ -79,19 +79,20 @@ def negative_windows(feats: np.ndarray, hop: int = 10) -> np.ndarray:
     return np.stack([seq[i:i + n] for i in range(0, len(seq) - n + 1, hop)])
 
 
-def choose_centre(pos: np.ndarray, neg_sims: np.ndarray, copies: int = 3) -> tuple[np.ndarray, float, float]:
-    """(prototype, threshold similarity, leave-one-out similarity median) from example embeddings ``pos``."""
-    proto = pos.mean(0)
-    proto /= np.linalg.norm(proto) + 1e-9
+def choose_threshold(pos: np.ndarray, neg: np.ndarray, copies: int = 3) -> dict[str, Any]:
+    """Prototype and threshold from unit embeddings of the examples ``pos`` (``copies`` per recording) and
+    of the negative windows ``neg``: just above the most similar negative, a quarter of the way towards the
+    examples' own leave-one-out similarity."""
+    proto = pos.mean(0) / (np.linalg.norm(pos.mean(0)) + 1e-9)
     groups = np.arange(len(pos)) // copies
     loo = []
     for g in np.unique(groups):
         rest = pos[groups != g].mean(0)
         loo.append(float(np.max(pos[groups == g] @ (rest / (np.linalg.norm(rest) + 1e-9)))))
-    neg_max = float(neg_sims.max())
-    pos_mid = float(np.median(loo))
+    neg_max, pos_mid = float((neg @ proto).max()), float(np.median(loo))
     centre = neg_max + 0.25 * max(pos_mid - neg_max, 0.0) + 0.02
-    return proto, centre, pos_mid
+    return {"prototype": proto, "centre": centre, "negatives_max_similarity": neg_max,
+            "examples_loo_similarity": pos_mid}
 
 
 def enroll(word: str, examples: Path, out: Path, base: str | Path | None = None) -> dict[str, Any]:
@@ -109,26 +110,24 @@ def enroll(word: str, examples: Path, out: Path, base: str | Path | None = None)
         neg_feats = negative_windows(z["x"])
     work = out / ".enroll"
     emb_path = embedding_model(base_dir, work / "embedding.onnx")
-    pos, neg = _embed(emb_path, pos_feats), _embed(emb_path, neg_feats)
-    proto, centre, loo = choose_centre(pos, neg @ proto_of(pos))
+    raw_pos, raw_neg = _raw(emb_path, _inputs(pos_feats)), _raw(emb_path, _inputs(neg_feats))
+    mean = raw_neg.mean(0)
+    choice = choose_threshold(unit(raw_pos, mean), unit(raw_neg, mean))
     x = _inputs(np.concatenate([pos_feats, neg_feats[::4]]))
-    ref = _raw(emb_path, x)
-    optimize(emb_path, calib=(x, None), evalset=(x, ref), out=out, task="regression", name=f"speech-{word}",
-             labels=[word, "unknown"], tiers=("fp32/onnxruntime", "int8/onnxruntime"), report=False)
+    optimize(emb_path, calib=(x, None), evalset=(x, _raw(emb_path, x)), out=out, task="regression",
+             name=f"speech-{word}", labels=[word, "unknown"], tiers=("fp32/onnxruntime", "int8/onnxruntime"),
+             report=False)
     meta = {"kind": "enrolled", "word": word, "labels": [word, "unknown"], "frontend": base_meta.get("frontend", {}),
-            "prototype": proto.round(6).tolist(), "centre": round(centre, 6), "slope": SLOPE,
+            "mean": mean.round(6).tolist(), "prototype": choice["prototype"].round(6).tolist(),
+            "centre": round(choice["centre"], 6), "slope": SLOPE,
             "stream": {**base_meta.get("stream", {}), "threshold": 0.5, "smooth": 1},
             "base_model": str(base_dir), "examples": len(pos_feats) // 3}
     (out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
-    return {"word": word, "model": str(out), "examples": meta["examples"], "threshold_similarity": round(centre, 4),
-            "negatives_max_similarity": round(float((neg @ proto).max()), 4),
-            "examples_loo_similarity": round(loo, 4), "negative_windows": len(neg)}
-
-
-def proto_of(pos: np.ndarray) -> np.ndarray:
-    p = pos.mean(0)
-    return p / (np.linalg.norm(p) + 1e-9)
+    return {"word": word, "model": str(out), "examples": meta["examples"],
+            "threshold_similarity": round(choice["centre"], 4),
+            "negatives_max_similarity": round(choice["negatives_max_similarity"], 4),
+            "examples_loo_similarity": round(choice["examples_loo_similarity"], 4), "negative_windows": len(raw_neg)}
 
 
 def _raw(path: Path, x: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ def degrader(spotter: KeywordSpotter, budget_ms: float, **kwargs: Any) -> Degrad
     """The speech ladder around ``spotter.process``: gate, then hop x2, then the fastest tier."""
     steps = [GateStep(spotter, max(spotter.settings.gate, 1.0) * 1.5 + 10), HopStep(spotter, spotter.settings.hop_ms * 2),
              TierStep(spotter.manager)]
-    kwargs.setdefault("down", "p95 > budget for 2s or (battery < 20 and not charging)")
+    kwargs.setdefault("down", "p95 > budget or (battery < 20 and not charging) for 2s")
     return Degrader(spotter.process, steps, budget_ms=budget_ms, name="speech", **kwargs)
 
 

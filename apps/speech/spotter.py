@@ -67,7 +67,7 @@ class KeywordSpotter:
         self.keywords = self._keywords(keywords)
         self.frontend = KwsFrontend(**self.meta.get("frontend", {}))
         if manager is None:
-            backends = [backend] if backend else None
+            backends = [backend] if backend and not tier else None  # with a tier, pin() picks the backend
             manager = ModelManager.from_config(self.folder, config, backends=backends, initial=tier,
                                                background=False)
             if tier:
@@ -135,9 +135,9 @@ class KeywordSpotter:
 
 
 def enrolled_probs(embedding: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """[p(word), p(other)] from cosine similarity to the enrolled prototype (a logistic on similarity)."""
-    e = embedding / (np.linalg.norm(embedding) + 1e-9)
-    sim = float(e @ np.asarray(meta["prototype"], np.float32))
+    """[p(word), p(other)]: a logistic on the cosine similarity of the centred embedding to the prototype."""
+    c = embedding.astype(np.float32) - np.asarray(meta["mean"], np.float32)
+    sim = float(c @ np.asarray(meta["prototype"], np.float32) / (np.linalg.norm(c) + 1e-9))
     p = 1.0 / (1.0 + np.exp(-meta["slope"] * (sim - meta["centre"])))
     return np.array([p, 1.0 - p], np.float32)
 
