@@ -31,6 +31,7 @@ from sdk.models.rules import Rule
 from sdk.models.store import LoadedVariant, ModelStore
 from sdk.models.swap import BackgroundLoader
 from sdk.pipeline.stats import TimedWindow
+from sdk.vocab import check_backend, check_tier
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,11 @@ class ModelManager:
         return self._active.key[0]
 
     def pin(self, tier: str, backend: str | None = None) -> None:
-        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary."""
+        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary.
+        A name outside ``sdk.vocab`` is a ``ModelError``/``BackendError`` saying so."""
+        check_tier(tier)
+        if backend is not None:
+            check_backend(backend)
         with self._lock:
             self._pinned = self._find(tier, backend)
             self._last_decide = -float("inf")

@@ -31,8 +31,6 @@ from sdk.util.files import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
-BACKENDS = _schema.BACKENDS
-BASE_TIERS = _schema.BASE_TIERS
 
 _VARIANT_KEYS = ("tier", "file", "backend", "sha256", "size_bytes", "metrics")
 _MANIFEST_KEYS = ("schema_version", "name", "task", "labels", "input", "output", "variants", "reference_profile")
@@ -45,11 +43,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def base_tier(tier: str) -> str:
-    """``pruned50-int8`` → ``int8``; ``fp16`` → ``fp16``."""
-    return tier.split("-", 1)[1] if tier.startswith("pruned") and "-" in tier else tier
 
 
 @dataclass

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from sdk.degrade import CascadeStep, Degrader, ResolutionStep, SkipStep, TierStep
-from sdk.device import FakeClock, ScriptedDevice
 from sdk.events import EventBus
 from sdk.models.manager import ModelManager
+from sdk.testing import FakeClock, ScriptedDevice
 
 
 def test_ladder_steps_down_in_order_and_back_up(model_folder: Path) -> None:
