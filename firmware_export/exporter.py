@@ -114,7 +114,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "src" / f"{name}.c").write_text(codegen.source(m, plan, name, section))
     for f in ("ember_nn.h", "ember_nn.c"):
         shutil.copy(toolchain.RUNTIME / f, d / "src" / f)
-    for f in ("startup.c", "mps2.ld", "verify_main.c"):
+    for f in ("startup.c", project.linker_script(tgt), "verify_main.c"):
         shutil.copy(toolchain.MCU / f, d / "mcu" / f)
     inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1)
     expected = oracle.litert_outputs(m.raw, inputs)

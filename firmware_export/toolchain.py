@@ -96,7 +96,7 @@ def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
               *_model_defines(prefix), "-c", s, "-o", str(obj)], f"arm-none-eabi-gcc {Path(s).name}",
              timeout=300)
         objs.append(str(obj))
-    _run(["arm-none-eabi-gcc", *target.cflags, "-nostdlib", "-Wl,--gc-sections", "-T", str(MCU / "mps2.ld"),
+    _run(["arm-none-eabi-gcc", *target.cflags, "-nostdlib", "-Wl,--gc-sections", "-T", str(MCU / target.linker_script),
           *objs, "-lgcc", "-o", str(elf)], "arm-none-eabi-gcc link", timeout=300)
     text, data, bss = arm_size(elf)
     return ArmBuild(elf, text, data, bss, stack_estimate(build))
