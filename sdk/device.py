@@ -44,11 +44,21 @@ def _read(path: str | Path) -> str | None:
         return None
 
 
+_configured_class: str | None = None
+
+
+def set_device_class(name: str | None) -> None:
+    """Use ``name`` as this process's device class (the config key ``device.class``; ``"auto"`` or
+    None: detect). The ``ember`` commands call it with the loaded configuration."""
+    global _configured_class
+    _configured_class = None if name in (None, "", "auto") else name
+
+
 def device_class(override: str | None = None) -> str:
     """Name the device class for per-device metrics, e.g. ``x86_64-avx512``,
-    ``aarch64-cortex-a76``, ``jetson-orin-nano``. ``override`` or ``EMBER_DEVICE_CLASS`` wins
-    (``"auto"`` means detect)."""
-    chosen = override or os.environ.get("EMBER_DEVICE_CLASS")
+    ``aarch64-cortex-a76``, ``jetson-orin-nano``. ``override`` wins, then ``EMBER_DEVICE_CLASS``, then
+    the configured ``device.class`` (``set_device_class``); ``"auto"`` means detect."""
+    chosen = override or os.environ.get("EMBER_DEVICE_CLASS") or _configured_class
     if chosen and chosen != "auto":
         return chosen
     model = _read("/proc/device-tree/model") or ""

@@ -46,6 +46,7 @@ PRECISIONS: tuple[str, ...] = tuple(p.value for p in Precision)
 BACKENDS: tuple[str, ...] = tuple(b.value for b in Backend)
 FILE_SUFFIX: dict[str, str] = {"onnxruntime": ".onnx", "litert": ".tflite", "tinygrad": ".onnx"}
 # nominal quality of each precision (higher is better), used when variants have no accuracy metric
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")  # int8 calibration (ember optimize --method)
 QUALITY: dict[str, float] = {"fp32": 100.0, "fp16": 90.0, "int8-mixed": 80.0, "int8": 70.0, "int8-dynamic": 60.0}
 
 _PRECISION_ALT = "|".join(sorted((re.escape(p) for p in PRECISIONS), key=len, reverse=True))

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sdk.config import check_section
 from sdk.device import Device, DeviceState
 from sdk.errors import BackendError, ModelError
 from sdk.events import EventBus, default_bus
@@ -84,8 +85,11 @@ class ModelManager:
     def from_config(cls, model: str | Path | ModelStore, config: Mapping[str, Any] | None = None,
                     **kwargs: Any) -> ModelManager:
         """A manager set from the ``[models]`` section: ``budget_ms``, ``rules`` (a list of rule
-        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them."""
-        section = dict((config or {}).get("models", {}))
+        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them. A ``model``
+        given by name (``"kws"``, not an existing path) is the folder ``<models.dir>/kws``."""
+        section = check_section("models", dict((config or {}).get("models", {})), "models settings")
+        if isinstance(model, str) and not Path(model).exists() and section.get("dir") and "/" not in model:
+            model = Path(section["dir"]) / model
         for key in ("budget_ms", "rules", "min_dwell_s"):
             if section.get(key) is not None:
                 kwargs.setdefault(key, section[key])
