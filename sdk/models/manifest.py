@@ -179,9 +179,12 @@ class Manifest:
                              "write one with Manifest(...).save(folder) or 'ember optimize')")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_dict(data, folder=path.parent, source=str(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable JSON manifest ({e})") from None
-        return cls.from_dict(data, folder=path.parent, source=str(path))
+        except RecursionError:
+            raise ModelError(f"{path}: not a usable manifest (nested too deeply); rewrite it with "
+                             "Manifest(...).save(folder)") from None
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path | None = None, source: str = "manifest") -> Manifest:

@@ -107,3 +107,29 @@ def test_add_variant_refuses_paths_outside(fresh_folder: Path, name: str) -> Non
     m = Manifest.load(fresh_folder)
     with pytest.raises(ModelError, match="cannot add variant"):
         m.add_variant("fp16", name, "tinygrad", hash_file=False)
+
+
+@pytest.mark.parametrize("where", ["root", "extra_key", "reference_profile"])
+def test_deeply_nested_manifest_is_a_model_error(fresh_folder: Path, where: str, capsys) -> None:
+    p = fresh_folder / "manifest.json"
+    data = json.loads(p.read_text())
+    if where == "root":
+        p.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        depth = 950  # parses (under json's limit) but is deeper than anything should copy recursively
+        data[where] = json.loads('{"a":' * depth + "1" + "}" * depth)
+        p.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="manifest"):
+        ModelStore(fresh_folder, device_class="test")
+    with pytest.raises(ModelError, match="manifest"):
+        ModelManager(fresh_folder, measure="never")
+    assert main(["models", "verify", str(fresh_folder)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_fails_on_a_manifest_without_variants(fresh_folder: Path, capsys) -> None:
+    p = fresh_folder / "manifest.json"
+    p.write_text(json.dumps({**json.loads(p.read_text()), "variants": []}))
+    assert main(["models", "verify", str(fresh_folder)]) == 2
+    assert "lists no variants" in capsys.readouterr().err
