@@ -108,33 +108,43 @@ def noop_rate(frames: int, cpus: set[int]) -> float:
         st = Pipeline(Same("memory://noop"), [Stage(n, lambda x: x) for n in ("a", "b", "c")]).run()
         return st.items_out, st.elapsed_s
 
-    n, secs = pinned(cpus, run)()
+    n, secs, _ = pinned(cpus, run)()
     return round(n / secs)
 
 
-def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callable[[], tuple[int, float]]:
-    """``fn`` run with this thread (and the threads it starts) on ``cpus`` (None: all of them)."""
+Run = tuple[int, float, float]  # frames, wall seconds, CPU seconds (all threads of this process)
 
-    def run() -> tuple[int, float]:
+
+def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callable[[], Run]:
+    """``fn`` run with this thread (and the threads it starts) on ``cpus`` (None: all of them),
+    with the CPU time it took added."""
+
+    def run() -> Run:
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, cpus or before)
         try:
-            return fn()
+            c0 = time.process_time()
+            n, secs = fn()
+            return n, secs, time.process_time() - c0
         finally:
             os.sched_setaffinity(0, before)
 
     return run
 
 
-def summary(bare: list[tuple[int, float]], ember: list[tuple[int, float]], frames: int) -> dict[str, Any]:
-    for n, _ in (*bare, *ember):
+def summary(bare: list[Run], ember: list[Run], frames: int) -> dict[str, Any]:
+    """Medians over rounds; CPU ms per frame counts every thread of the process (load-independent-ish:
+    what the pipeline costs beyond the bare loop shows there even when other processes steal the CPU)."""
+    for n, _, _ in (*bare, *ember):
         if n != frames:
             raise SystemExit(f"a run processed {n} frames, expected {frames}")
-    bf, ef = [frames / s for _, s in bare], [frames / s for _, s in ember]
+    bf, ef = [frames / s for _, s, _ in bare], [frames / s for _, s, _ in ember]
+    bc, ec = (statistics.median(c / frames * 1e3 for _, _, c in runs) for runs in (bare, ember))
     b, e = statistics.median(bf), statistics.median(ef)
     ratios = [y / x for x, y in zip(bf, ef, strict=True)]  # per round: both ran under the same load
     return {"bare_fps": round(b, 1), "ember_fps": round(e, 1), "ratio": round(e / b, 3),
             "ratio_rounds": [round(r, 3) for r in ratios],
+            "cpu_ms_per_frame": {"bare": round(bc, 3), "ember": round(ec, 3)},
             "bare_fps_rounds": [round(v, 1) for v in bf], "ember_fps_rounds": [round(v, 1) for v in ef]}
 
 
