@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, write_result
+from _util import REPO, load, write_result
 
 RAM_GOAL = 0.6
 
@@ -99,6 +99,7 @@ def measure(name: str, model: Path, d: Path) -> dict:
 def main() -> None:
     from tqdm import tqdm
 
+    load_before = load()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         models = app_models() + builtin_models(d)
@@ -122,7 +123,8 @@ def main() -> None:
         "tflm_flash": "not measured: no TFLite Micro sources or Cortex-M build of it on this machine (PyPI has "
                       "only x86-64 wheels, GitHub unreachable)",
         "app_models": "none found" if not app_models() else "included",
-    })
+        "command": "python bench/firmware.py",
+    }, load_before)
 
 
 if __name__ == "__main__":
