@@ -61,6 +61,24 @@ def file_problem(file: str, folder: Path | None) -> str | None:
     return None
 
 
+MAX_DEPTH = 64  # no manifest needs more; deeper ones are refused before anything copies them recursively
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON, computed without recursion (whatever the interpreter's limit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
 @dataclass
 class Variant:
     """One model file. ``usable``/``problem`` are runtime state, not saved."""
@@ -172,6 +190,8 @@ class Manifest:
                              "write one with Manifest(...).save(folder) or 'ember optimize')")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if _depth(data) > MAX_DEPTH:
+                raise RecursionError
             return cls.from_dict(data, folder=path.parent, source=str(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable JSON manifest ({e})") from None

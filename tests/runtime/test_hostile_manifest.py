@@ -133,3 +133,21 @@ def test_verify_fails_on_a_manifest_without_variants(fresh_folder: Path, capsys)
     p.write_text(json.dumps({**json.loads(p.read_text()), "variants": []}))
     assert main(["models", "verify", str(fresh_folder)]) == 2
     assert "lists no variants" in capsys.readouterr().err
+
+
+def test_nested_manifest_refused_whatever_the_recursion_limit(fresh_folder: Path) -> None:
+    """tinygrad raises the interpreter's recursion limit to 10,000 on import: depth is checked, not caught."""
+    import sys
+
+    p = fresh_folder / "manifest.json"
+    data = json.loads(p.read_text())
+    depth = 950
+    data["extra_key"] = json.loads('{"a":' * depth + "1" + "}" * depth)
+    p.write_text(json.dumps(data))
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        with pytest.raises(ModelError, match="nested too deeply"):
+            ModelStore(fresh_folder, device_class="test")
+    finally:
+        sys.setrecursionlimit(old)
