@@ -139,7 +139,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
         proxy = tgt if tgt.arm else TARGETS["cortex-m4"]
         with tempfile.TemporaryDirectory() as b:
             build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c",
-                                        linker_script="mps2.ld")
+                                            linker_script="mps2.ld")
         res.flash_bytes, res.stack_bytes = build.flash, build.stack
         res.ram_bytes = build.ram  # .data + .bss (arena, in/out buffers) + stack
         res.measured, res.measured_on = True, proxy.name

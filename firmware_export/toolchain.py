@@ -83,8 +83,10 @@ def host_run(exe: Path, inputs: np.ndarray, out_size: int) -> np.ndarray:
 def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
               extra_include: Path | None = None, linker_script: str | None = None) -> ArmBuild:
     """Cross-compile the model with ``main`` for ``target``; return sizes from arm-none-eabi-size.
-    ``linker_script`` (in ``mcu/``; default: the target's, for its QEMU machine) — ``mps2.ld`` has
-    4 MiB of RAM, so a footprint is measured even when it would not fit the machine."""
+
+    ``linker_script`` (in ``mcu/``) defaults to the target's qemu machine's; footprint builds pass the
+    large ``mps2.ld`` so that a model too big for the target is measured (and refused with numbers), not
+    stopped by the linker."""
     if not target.arm:
         raise ExportError(f"target {target.name} is not an ARM Cortex-M; build it with its own SDK")
     build.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ VARIANT_SCHEMA: dict[str, Any] = {
     "required": ["tier", "file", "backend"],
     "properties": {
         "tier": {"type": "string", "pattern": TIER_PATTERN},
-        "file": {"type": "string", "pattern": r"^[^/\\].*"},
+        "file": {"type": "string", "pattern": r"\S"},  # where it may point: manifest.file_problem
         "backend": {"type": "string", "enum": list(BACKENDS)},
         "sha256": {"type": "string", "pattern": r"^[0-9a-f]{64}$"},
         "size_bytes": {"type": "integer", "minimum": 0},
