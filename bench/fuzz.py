@@ -459,12 +459,6 @@ def run_all(items: list[tuple[str, Path]], workers: int, timeout: float,
     return totals, per_target, problems
 
 
-def _git() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -497,7 +491,6 @@ def main() -> None:
         "problems": problems[:50],
         "seed": args.seed, "timeout_s": args.timeout, "workers": args.workers,
         "seconds": round(time.time() - t0, 1),
-        "git": _git(),
     }
     write_result("fuzz", result)
     if not args.keep:

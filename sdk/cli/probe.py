@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
 import numpy as np
+
+from sdk.util.jsonutil import dumps
 
 
 def register(sub: Any) -> None:
@@ -61,7 +62,7 @@ def _probe(args: argparse.Namespace, config: Any) -> int:
                    "items_per_s": round(n / elapsed, 2) if elapsed > 0 else None,
                    "meta": dict(src.meta), "stats": src.stats.as_dict()}
     if args.json:
-        print(json.dumps(summary, default=str))
+        print(dumps(summary))
     else:
         print(f"{n} items in {elapsed:.3f} s ({summary['items_per_s']} items/s)")
         print("meta:  " + ", ".join(f"{k}={v}" for k, v in summary["meta"].items()))

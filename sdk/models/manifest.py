@@ -31,8 +31,6 @@ from sdk.util.files import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
-BACKENDS = _schema.BACKENDS
-BASE_TIERS = _schema.BASE_TIERS
 
 _VARIANT_KEYS = ("tier", "file", "backend", "sha256", "size_bytes", "metrics")
 _MANIFEST_KEYS = ("schema_version", "name", "task", "labels", "input", "output", "variants", "reference_profile")
@@ -45,22 +43,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-MAX_DEPTH = 32  # nesting of objects/arrays in a manifest; real ones use about 5
-_TOO_DEEP = object()
-
-
-def _too_deep(data: Any) -> bool:
-    """Whether ``data`` nests deeper than ``MAX_DEPTH`` (iterative: no recursion limit to hit)."""
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                return True
-            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
-    return False
 
 
 def file_problem(file: str, folder: Path | None) -> str | None:
@@ -82,9 +64,22 @@ def file_problem(file: str, folder: Path | None) -> str | None:
     return None
 
 
-def base_tier(tier: str) -> str:
-    """``pruned50-int8`` → ``int8``; ``fp16`` → ``fp16``."""
-    return tier.split("-", 1)[1] if tier.startswith("pruned") and "-" in tier else tier
+MAX_DEPTH = 64  # no manifest needs more; deeper ones are refused before anything copies them recursively
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON, computed without recursion (whatever the interpreter's limit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
 
 
 @dataclass
@@ -201,14 +196,14 @@ class Manifest:
                              "write one with Manifest(...).save(folder) or 'ember optimize')")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if _depth(data) > MAX_DEPTH:
+                raise RecursionError
+            return cls.from_dict(data, folder=path.parent, source=str(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable JSON manifest ({e})") from None
-        except RecursionError:  # the JSON parser's own limit (e.g. 100,000 nested brackets)
-            data = _TOO_DEEP
-        if data is _TOO_DEEP or _too_deep(data):
-            raise ModelError(f"{path}: not a usable manifest (nested deeper than {MAX_DEPTH} levels); rewrite "
-                             "it with Manifest(...).save(folder)")
-        return cls.from_dict(data, folder=path.parent, source=str(path))
+        except RecursionError:
+            raise ModelError(f"{path}: not a usable manifest (nested too deeply); rewrite it with "
+                             "Manifest(...).save(folder)") from None
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path | None = None, source: str = "manifest") -> Manifest:

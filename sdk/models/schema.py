@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-BASE_TIERS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-mixed")
-TIER_PATTERN = r"^(pruned[0-9]{1,2}-)?(fp32|fp16|int8|int8-dynamic|int8-mixed)$"
-BACKENDS = ("onnxruntime", "litert", "tinygrad")
+from sdk.vocab import BACKENDS, TIER_PATTERN
+
 LAYOUTS = ("NCHW", "NHWC", "NCW", "NWC", "NC", "ANY")
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -20,6 +20,7 @@ from sdk.models.manifest import Manifest, Variant
 from sdk.models.policy import Profile, tier_quality
 from sdk.runtime.backends import available_backends, load_backend
 from sdk.runtime.backends.base import BaseBackend
+from sdk.util.timing import time_calls
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,8 @@ def _layout_transpose(shape: list[Any] | None, layout: str | None, file_shape: t
 
 def measure_latency(loaded: LoadedVariant, x: np.ndarray, runs: int = 20) -> tuple[float, float]:
     """p50 and p95 in ms over ``runs`` calls (after the warm-up done by ``load``)."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        loaded.run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+    t = time_calls(lambda: loaded.run(x), runs=runs, warmup=0)
+    return t.p50_ms, t.p95_ms
 
 
 class ModelStore:
