@@ -60,6 +60,11 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.1", "{}"),
         ("tier_switch", "load.before.0", "{:.1f}"),
     ],
+    "telemetry cost": [
+        ("telemetry", "stats_by_kind.image.cpu_us_per_frame", "{:.0f}"),
+        ("telemetry", "stats_by_kind.image.wall_us_per_frame", "{:.0f}"), ("telemetry", "load.before.0", "{:.1f}"),
+        ("telemetry", "stats_by_kind.image.spooled_with_fsync", "{}"), ("telemetry", "publish_cpu_percent", "{:.2f}"),
+    ],
     "MQTT chaos": [
         ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),
         ("chaos_mqtt", "received_unique", "{:,}"), ("chaos_mqtt", "duplicates", "{:,}"), ("chaos_mqtt", "lost", "{}"),
