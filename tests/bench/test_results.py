@@ -73,7 +73,7 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("kws_frontend", "bit_exact.host.0.clips", "{}"),
         ("kws_frontend", "bit_exact.qemu_cortex_m4.output", lambda s: s.rsplit("/", 1)[1]),
         ("kws_frontend", "c_host_gcc_O2_ms_per_second_of_audio", "{:.2f}"),
-        ("kws_frontend", "cortex_m4_instructions_per_frame", thousands),
+        ("kws_frontend", "cortex_m4_instructions_per_frame", thousands), ("kws_frontend", "load.before.0", "{:.1f}"),
     ],
     "firmware": [
         ("firmware", "headline.ram_like_for_like_ratio.ds_cnn_kws", "{:.2f}"),
