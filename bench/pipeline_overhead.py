@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -108,11 +109,11 @@ def noop_rate(frames: int, cpus: set[int]) -> float:
         st = Pipeline(Same("memory://noop"), [Stage(n, lambda x: x) for n in ("a", "b", "c")]).run()
         return st.items_out, st.elapsed_s
 
-    n, secs, _ = pinned(cpus, run)()
+    n, secs, *_ = pinned(cpus, run)()
     return round(n / secs)
 
 
-Run = tuple[int, float, float]  # frames, wall seconds, CPU seconds (all threads of this process)
+Run = tuple[int, float, float, int]  # frames, wall s, CPU s and voluntary context switches (all threads)
 
 
 def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callable[[], Run]:
@@ -123,9 +124,9 @@ def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callab
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, cpus or before)
         try:
-            c0 = time.process_time()
+            c0, v0 = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
             n, secs = fn()
-            return n, secs, time.process_time() - c0
+            return n, secs, time.process_time() - c0, resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - v0
         finally:
             os.sched_setaffinity(0, before)
 
@@ -135,16 +136,18 @@ def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callab
 def summary(bare: list[Run], ember: list[Run], frames: int) -> dict[str, Any]:
     """Medians over rounds; CPU ms per frame counts every thread of the process (load-independent-ish:
     what the pipeline costs beyond the bare loop shows there even when other processes steal the CPU)."""
-    for n, _, _ in (*bare, *ember):
+    for n, *_ in (*bare, *ember):
         if n != frames:
             raise SystemExit(f"a run processed {n} frames, expected {frames}")
-    bf, ef = [frames / s for _, s, _ in bare], [frames / s for _, s, _ in ember]
-    bc, ec = (statistics.median(c / frames * 1e3 for _, _, c in runs) for runs in (bare, ember))
+    bf, ef = [frames / r[1] for r in bare], [frames / r[1] for r in ember]
+    bc, ec = (statistics.median(r[2] / frames * 1e3 for r in runs) for runs in (bare, ember))
+    bs, es = (statistics.median(r[3] / frames for r in runs) for runs in (bare, ember))
     b, e = statistics.median(bf), statistics.median(ef)
     ratios = [y / x for x, y in zip(bf, ef, strict=True)]  # per round: both ran under the same load
     return {"bare_fps": round(b, 1), "ember_fps": round(e, 1), "ratio": round(e / b, 3),
             "ratio_rounds": [round(r, 3) for r in ratios],
             "cpu_ms_per_frame": {"bare": round(bc, 3), "ember": round(ec, 3)},
+            "voluntary_switches_per_frame": {"bare": round(bs, 2), "ember": round(es, 2)},
             "bare_fps_rounds": [round(v, 1) for v in bf], "ember_fps_rounds": [round(v, 1) for v in ef]}
 
 
