@@ -13,12 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
-NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:,\d{3})*(?:\.\d+)?")  # 7, 0.51, 10,000; not the 8 of int8
 
 Fmt = str | Callable[[Any], str]
-# README benchmark table row (its first cell) -> every number its result cell quotes:
-# (results file, path in the JSON, how the README prints it). Paths: dict keys and list indices
-# joined by ".", or "key=value" for the list element whose key has that value.
 def mega(v: Any) -> str:
     return f"{v / 1e6:.0f}"
 
@@ -35,6 +32,9 @@ def fast_p95(latency: dict[str, dict[str, dict[str, float]]]) -> list[float]:
     return [t["p95_ms"] for b in ("onnxruntime", "litert") for t in latency[b].values()]
 
 
+# README benchmark table row (its first cell) -> every number its result cell quotes:
+# (results file, path in the JSON, how the README prints it). Paths: dict keys and list indices
+# joined by ".", or "key=value" for the list element whose key has that value.
 QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
     "backends": [
         ("backends", "macs", mega), ("backends", "rounds", "{}"),
