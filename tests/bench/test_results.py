@@ -28,6 +28,10 @@ def thousands(v: Any) -> str:
     return f"{v / 1e3:.0f}"
 
 
+B = "models.name=builtin-bars64."
+F = "models.name=builtin-finebars48-nobn."
+
+
 def fast_p95(latency: dict[str, dict[str, dict[str, float]]]) -> list[float]:
     return [t["p95_ms"] for b in ("onnxruntime", "litert") for t in latency[b].values()]
 
@@ -59,6 +63,30 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.0.1", "{}"),
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.1", "{}"),
         ("tier_switch", "load.before.0", "{:.1f}"),
+    ],
+    "optimization": [
+        ("optimize", B + "macs", mega),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/litert.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.size_bytes", lambda v: f"{v / 1e6:.2f}"),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.size_bytes", lambda v: f"{v / 1e6:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.accuracy_drop_pts", "{:.1f}"),
+        ("optimize", B + "spread.drop_pts_range.int8/onnxruntime.0", lambda v: f"{abs(v):.1f}"),
+        ("optimize", B + "spread.drop_pts_range.int8/onnxruntime.1", lambda v: f"{abs(v):.1f}"),
+        ("optimize", B + "spread.eval_seeds", count),
+        ("optimize", F + "macs", mega),
+        ("optimize", F + "tiers.tier=int8/onnxruntime.accuracy_drop_pts", "{:.1f}"),
+        ("optimize", F + "spread.drop_pts_range.int8/onnxruntime.0", "{:.1f}"),
+        ("optimize", F + "spread.drop_pts_range.int8/onnxruntime.1", "{:.1f}"),
+        ("optimize", F + "tiers.tier=int8-mixed/onnxruntime.accuracy_drop_pts", lambda v: f"{abs(v):.1f}"),
+        ("optimize", F + "tiers.tier=int8-mixed/onnxruntime.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", "load.before.0", "{:.1f}"),
     ],
     "telemetry cost": [
         ("telemetry", "stats_by_kind.image.cpu_us_per_frame", "{:.0f}"),
