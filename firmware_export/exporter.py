@@ -114,7 +114,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "src" / f"{name}.c").write_text(codegen.source(m, plan, name, section))
     for f in ("ember_nn.h", "ember_nn.c"):
         shutil.copy(toolchain.RUNTIME / f, d / "src" / f)
-    for f in ("startup.c", "mps2.ld", "verify_main.c"):
+    for f in ("startup.c", project.linker_script(tgt), "verify_main.c"):
         shutil.copy(toolchain.MCU / f, d / "mcu" / f)
     inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1)
     expected = oracle.litert_outputs(m.raw, inputs)
@@ -138,7 +138,8 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     if measure and toolchain.which("arm-none-eabi-gcc"):
         proxy = tgt if tgt.arm else TARGETS["cortex-m4"]
         with tempfile.TemporaryDirectory() as b:
-            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c")
+            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c",
+                                            linker_script="mps2.ld")
         res.flash_bytes, res.stack_bytes = build.flash, build.stack
         res.ram_bytes = build.ram  # .data + .bss (arena, in/out buffers) + stack
         res.measured, res.measured_on = True, proxy.name

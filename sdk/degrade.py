@@ -100,7 +100,8 @@ class CascadeStep(Step):
 
 
 class SkipStep(Step):
-    """Run every ``every``-th frame; the others reuse the last result (one output per frame, always)."""
+    """Run one frame in ``every``, counted from when the step is engaged (frames 0, every, 2·every,
+    …); the others reuse the last result (one output per frame, always)."""
 
     name, order = "skip", 0
 
@@ -111,10 +112,16 @@ class SkipStep(Step):
         self._last: Any = None
         self._have = False
 
+    def engage(self) -> None:
+        super().engage()
+        self._n = 0
+
     def process(self, x: Any, nxt: Callable[[Any], Any]) -> Any:
-        self._n += 1
-        if self.engaged and self._have and self._n % self.every:
-            return self._last
+        if self.engaged:
+            skip = self._have and self._n % self.every != 0
+            self._n += 1
+            if skip:
+                return self._last
         self._last, self._have = nxt(x), True
         return self._last
 

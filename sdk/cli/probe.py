@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 import numpy as np
+
+from sdk.util.jsonutil import dumps
 
 
 def register(sub: Any) -> None:
@@ -59,7 +60,7 @@ def _probe(args: argparse.Namespace, config: Any) -> int:
                    "items_per_s": round(n / elapsed, 2) if elapsed > 0 else None,
                    "meta": dict(src.meta), "stats": src.stats.as_dict()}
     if args.json:
-        print(json.dumps(summary, default=str))
+        print(dumps(summary))
     else:
         print(f"{n} items in {elapsed:.3f} s ({summary['items_per_s']} items/s)")
         print("meta:  " + ", ".join(f"{k}={v}" for k, v in summary["meta"].items()))

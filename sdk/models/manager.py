@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from sdk.config import check_section
 from sdk.device import Device, DeviceState
 from sdk.errors import BackendError, ModelError
 from sdk.events import EventBus, default_bus
@@ -31,6 +32,7 @@ from sdk.models.rules import Rule
 from sdk.models.store import LoadedVariant, ModelStore
 from sdk.models.swap import BackgroundLoader
 from sdk.pipeline.stats import TimedWindow
+from sdk.vocab import check_backend, check_tier
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,11 @@ class ModelManager:
     def from_config(cls, model: str | Path | ModelStore, config: Mapping[str, Any] | None = None,
                     **kwargs: Any) -> ModelManager:
         """A manager set from the ``[models]`` section: ``budget_ms``, ``rules`` (a list of rule
-        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them."""
-        section = dict((config or {}).get("models", {}))
+        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them. A ``model``
+        given by name (``"kws"``, not an existing path) is the folder ``<models.dir>/kws``."""
+        section = check_section("models", dict((config or {}).get("models", {})), "models settings")
+        if isinstance(model, str) and not Path(model).exists() and section.get("dir") and "/" not in model:
+            model = Path(section["dir"]) / model
         for key in ("budget_ms", "rules", "min_dwell_s"):
             if section.get(key) is not None:
                 kwargs.setdefault(key, section[key])
@@ -149,7 +154,11 @@ class ModelManager:
         return self._active.key[0]
 
     def pin(self, tier: str, backend: str | None = None) -> None:
-        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary."""
+        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary.
+        A name outside ``sdk.vocab`` is a ``ModelError``/``BackendError`` saying so."""
+        check_tier(tier)
+        if backend is not None:
+            check_backend(backend)
         with self._lock:
             self._pinned = self._find(tier, backend)
             self._last_decide = -float("inf")

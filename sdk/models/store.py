@@ -117,10 +117,11 @@ class ModelStore:
         """Load and warm up ``v``; a failure marks it unusable and raises ``ModelError``."""
         if not v.usable:
             raise ModelError(f"model {self.name}: variant {v.tier}/{v.backend} is unusable: {v.problem}")
+        path = v.safe_path()  # re-checked now: nothing opens a file outside the model folder
         t0 = time.perf_counter()
         backend = None
         try:
-            backend = load_backend(v.path, v.backend, **options)
+            backend = load_backend(path, v.backend, **options)
             loaded = LoadedVariant(v, backend, self.manifest.input.get("shape"),
                                    self.manifest.input.get("layout"), 0.0)
             for _ in range(max(1, warmup)):

@@ -13,7 +13,6 @@ figures to an existing folder without rebuilding the tiers.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -43,6 +42,7 @@ from sdk.optimize.tiers import (
     int8_builder,
     tflite_builder,
 )
+from sdk.util.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
@@ -126,8 +126,8 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     _check_tflite_agreement(res, folder, ev, fp32_out)
     measure_tiers(res, ev, y, shape, power_table)
     write_manifest(res, shape, labels)
-    (folder / "results.json").write_text(json.dumps(res.to_dict(), indent=2, default=float) + "\n")
-    (folder / "sensitivity.json").write_text(json.dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
+    (folder / "results.json").write_text(dumps(res.to_dict(), indent=2) + "\n")
+    (folder / "sensitivity.json").write_text(dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
     if report:
         from sdk.optimize.report import write_report
         write_report(res)

@@ -16,12 +16,12 @@ from sdk.errors import SourceError
 from sdk.sources.base import BaseSource
 from sdk.sources.common import Pacer, require_path
 from sdk.sources.files import IMAGE_EXTENSIONS
-from sdk.sources.uri import ParsedUri, optional, options
+from sdk.sources.uri import ParsedUri, bounded, optional, options
 
 VIDEO_OPTIONS = {
     "realtime": (bool, False),
     "loop": (bool, False),
-    "fps": (optional(float), None),   # images: pacing rate (default 30); clips: overrides the file's
+    "fps": (optional(bounded(float, 0.01, 1000.0)), None),   # images: pacing rate (default 30); clips: overrides the file's
 }
 
 Entry = tuple[Any, float | None, Mapping[str, Any] | None]

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from sdk.degrade import CascadeStep, Degrader, ResolutionStep, SkipStep, TierStep
-from sdk.device import FakeClock, ScriptedDevice
 from sdk.events import EventBus
 from sdk.models.manager import ModelManager
+from sdk.testing import FakeClock, ScriptedDevice
 
 
 def test_ladder_steps_down_in_order_and_back_up(model_folder: Path) -> None:
@@ -62,16 +62,20 @@ def test_ladder_steps_down_in_order_and_back_up(model_folder: Path) -> None:
 
 
 def test_skip_step_keeps_one_output_per_frame() -> None:
-    s = SkipStep(every=3)
+    every, frames = 3, 9
+    s = SkipStep(every=every)
     s.engage()
-    n = {"runs": 0}
+    ran = []
 
     def run(x: int) -> int:
-        n["runs"] += 1
+        ran.append(x)
         return x * 10
 
-    out = [s.process(i, run) for i in range(9)]
-    assert len(out) == 9 and n["runs"] == 4
-    assert out == [0, 0, 20, 20, 20, 50, 50, 50, 80]
+    out = [s.process(i, run) for i in range(frames)]
+    # the spec: frames 0, every, 2·every, ... run; each other frame repeats the last result
+    assert ran == list(range(0, frames, every))
+    assert out == [(i - i % every) * 10 for i in range(frames)]
     s.release()
-    assert s.process(5, run) == 50
+    assert s.process(100, run) == 1000 and ran[-1] == 100  # released: every frame runs again
+    s.engage()  # re-engaged: counting starts over, so the first frame runs
+    assert s.process(7, run) == 70 and s.process(8, run) == 70
