@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from apps.speech.data import AUDIO_EXT, CLIP, fit, read_audio
-from apps.speech.spotter import MODEL_DIR, SETTINGS_FILE, load_settings
+from apps.speech.spotter import MODEL_DIR, SETTINGS_FILE, input_table, load_settings
 from sdk.errors import ConfigError, ModelError
 from sdk.features.kws import KwsFrontend
 
@@ -48,8 +48,8 @@ def embedding_model(base: Path, out: Path) -> Path:
     return out
 
 
-def _inputs(feats: np.ndarray) -> np.ndarray:
-    return (np.asarray(feats, np.float32) / np.float32(KwsFrontend().steps_per_octave))[:, None]
+def _inputs(feats: np.ndarray, table: np.ndarray) -> np.ndarray:
+    return table[np.asarray(feats, np.uint8)][:, None]
 
 
 def unit(e: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -110,14 +110,16 @@ def enroll(word: str, examples: Path, out: Path, base: str | Path | None = None)
         neg_feats = negative_windows(z["x"])
     work = out / ".enroll"
     emb_path = embedding_model(base_dir, work / "embedding.onnx")
-    raw_pos, raw_neg = _raw(emb_path, _inputs(pos_feats)), _raw(emb_path, _inputs(neg_feats))
+    table = input_table(base_meta)
+    raw_pos, raw_neg = _raw(emb_path, _inputs(pos_feats, table)), _raw(emb_path, _inputs(neg_feats, table))
     mean = raw_neg.mean(0)
     choice = choose_threshold(unit(raw_pos, mean), unit(raw_neg, mean))
-    x = _inputs(np.concatenate([pos_feats, neg_feats[::4]]))
+    x = _inputs(np.concatenate([pos_feats, neg_feats[::4]]), table)
     optimize(emb_path, calib=(x, None), evalset=(x, _raw(emb_path, x)), out=out, task="regression",
              name=f"speech-{word}", labels=[word, "unknown"], tiers=("fp32/onnxruntime", "int8/onnxruntime"),
              report=False)
     meta = {"kind": "enrolled", "word": word, "labels": [word, "unknown"], "frontend": base_meta.get("frontend", {}),
+            "input_quantization": base_meta.get("input_quantization"),
             "mean": mean.round(6).tolist(), "prototype": choice["prototype"].round(6).tolist(),
             "centre": round(choice["centre"], 6), "slope": SLOPE,
             "stream": {**base_meta.get("stream", {}), "threshold": 0.5, "smooth": 1},

@@ -13,55 +13,20 @@ from typing import Any, TextIO
 import numpy as np
 
 from apps.speech.spotter import KeywordSpotter
-from sdk.degrade import Degrader, Step, TierStep
 
 SAMPLE = Path(__file__).parent / "samples" / "keywords.flac"
 
 
-class GateStep(Step):
-    """Skip the model on more of the quiet input: raise the energy gate to ``gate``."""
+def degrader(spotter: KeywordSpotter, budget_ms: float, **kwargs: Any) -> Any:
+    """The speech ladder around ``spotter.process``: the model's fastest tier, then a higher energy gate
+    (more quiet windows skipped), then twice the hop (half the windows); each step a ``degrade.step`` event."""
+    from sdk.degrade import SetStep
 
-    name, order = "gate", 2
-
-    def __init__(self, spotter: KeywordSpotter, gate: float) -> None:
-        super().__init__()
-        self.spotter, self.gate, self._saved = spotter, gate, spotter.settings.gate
-
-    def engage(self) -> None:
-        super().engage()
-        self._saved = self.spotter.settings.gate
-        self.spotter.settings.gate = max(self.gate, self._saved)
-
-    def release(self) -> None:
-        super().release()
-        self.spotter.settings.gate = self._saved
-
-
-class HopStep(Step):
-    """Run the model less often: lengthen the window hop to ``hop_ms``."""
-
-    name, order = "hop", 1
-
-    def __init__(self, spotter: KeywordSpotter, hop_ms: float) -> None:
-        super().__init__()
-        self.spotter, self.hop_ms, self._saved = spotter, hop_ms, spotter.settings.hop_ms
-
-    def engage(self) -> None:
-        super().engage()
-        self._saved = self.spotter.settings.hop_ms
-        self.spotter.set_hop(max(self.hop_ms, self._saved))
-
-    def release(self) -> None:
-        super().release()
-        self.spotter.set_hop(self._saved)
-
-
-def degrader(spotter: KeywordSpotter, budget_ms: float, **kwargs: Any) -> Degrader:
-    """The speech ladder around ``spotter.process``: gate, then hop x2, then the fastest tier."""
-    steps = [GateStep(spotter, max(spotter.settings.gate, 1.0) * 1.5 + 10), HopStep(spotter, spotter.settings.hop_ms * 2),
-             TierStep(spotter.manager)]
+    s = spotter.settings
+    steps = [SetStep("gate", spotter, gate=max(s.gate * 1.25, s.gate + 10.0)),
+             SetStep("hop", spotter, hop_ms=min(1000.0, s.hop_ms * 2))]
     kwargs.setdefault("down", "p95 > budget or (battery < 20 and not charging) for 2s")
-    return Degrader(spotter.process, steps, budget_ms=budget_ms, name="speech", **kwargs)
+    return spotter.manager.degrader(spotter.process, steps, budget_ms=budget_ms, **kwargs)
 
 
 def source_uri(uri: str | None, hop_ms: float) -> str:
@@ -85,7 +50,7 @@ def run_stream(spotter: KeywordSpotter, uri: str, emit: Callable[[dict[str, Any]
     """Spot keywords on ``uri`` until it ends (or Ctrl-C); returns a summary."""
     from sdk.sources import open_source
 
-    step = degrader(spotter, budget_ms or spotter.settings.hop_ms, device=device)
+    step = degrader(spotter, budget_ms or spotter.settings.hop_ms, **({"device": device} if device else {}))
     n, t0 = 0, time.perf_counter()
     try:
         with open_source(source_uri(uri, spotter.settings.hop_ms)) as src:

@@ -43,9 +43,21 @@ def load_settings(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def model_input(feats: np.ndarray) -> np.ndarray:
-    """uint8 features [49, 40] -> float model input [1, 1, 49, 40] (log2 energy, as in training)."""
-    return (np.asarray(feats, np.float32) / np.float32(KwsFrontend().steps_per_octave))[None, None]
+def input_table(meta: dict[str, Any]) -> np.ndarray:
+    """float32 [256]: the model input (log2 energy) for each uint8 feature value. With the int8 model's input
+    quantization in ``meta`` the values sit exactly on its grid, so every tier sees the int8 input that the
+    C front end's table (``KwsFrontend.int8_lut``) gives the microcontroller: identical int8 results."""
+    fe = KwsFrontend(**meta.get("frontend", {}))
+    q = meta.get("input_quantization")
+    if not q:
+        return (np.arange(256) / fe.steps_per_octave).astype(np.float32)
+    scale, zero = float(q[0]), int(q[1])
+    return ((fe.int8_lut(scale, zero).astype(np.float64) - zero) * scale).astype(np.float32)
+
+
+def model_input(feats: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 features [49, 40] -> float model input [1, 1, 49, 40]."""
+    return table[np.asarray(feats, np.uint8)][None, None]
 
 
 class KeywordSpotter:
@@ -53,7 +65,8 @@ class KeywordSpotter:
 
     def __init__(self, folder: str | Path | None = None, *, tier: str | None = None, backend: str | None = None,
                  keywords: Sequence[str] | None = None, config: dict[str, Any] | None = None,
-                 manager: Any = None, **overrides: Any) -> None:
+                 manager: Any = None, backend_options: dict[str, dict[str, Any]] | None = None,
+                 **overrides: Any) -> None:
         from sdk.models.manager import ModelManager
 
         self.folder = Path(folder) if folder else MODEL_DIR
@@ -66,10 +79,11 @@ class KeywordSpotter:
         self.settings.check()
         self.keywords = self._keywords(keywords)
         self.frontend = KwsFrontend(**self.meta.get("frontend", {}))
+        self.table = input_table(self.meta)
         if manager is None:
             backends = [backend] if backend and not tier else None  # with a tier, pin() picks the backend
             manager = ModelManager.from_config(self.folder, config, backends=backends, initial=tier,
-                                               background=False)
+                                               background=False, backend_options=backend_options)
             if tier:
                 manager.pin(tier, backend)
         self.manager = manager
@@ -95,14 +109,30 @@ class KeywordSpotter:
         hop = max(1, round(self.settings.hop_ms / (1000 * self.frontend.stride / self.frontend.sample_rate)))
         return Windower(self.frontend, self.frontend.frames_for(RATE), hop)
 
-    def set_hop(self, hop_ms: float) -> None:
+    @property
+    def hop_ms(self) -> float:
+        return self.settings.hop_ms
+
+    @hop_ms.setter
+    def hop_ms(self, value: float) -> None:
         """Change the window hop (the degradation ladder lengthens it); restarts the window."""
-        self.settings = replace(self.settings, hop_ms=hop_ms).check()
+        self.settings.hop_ms = float(value)
+        self.settings.check()
         self.windower = self._windower()
+
+    @property
+    def gate(self) -> float:
+        return self.settings.gate
+
+    @gate.setter
+    def gate(self, value: float) -> None:
+        """Energy gate (the degradation ladder raises it to skip more quiet windows)."""
+        self.settings.gate = float(value)
+        self.settings.check()
 
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
         """Class probabilities [labels] for one window of uint8 features [49, 40]."""
-        out = self.manager(model_input(feats))[0].reshape(-1)
+        out = self.manager(model_input(feats, self.table))[0].reshape(-1)
         if self.enrolled:
             return enrolled_probs(out, self.meta)
         return softmax(out.astype(np.float32))

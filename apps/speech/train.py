@@ -225,6 +225,11 @@ def write_settings(args: argparse.Namespace, paths: dict[str, Path]) -> None:
             "frontend": {"sample_rate": fe.sample_rate, "channels": fe.channels},
             "training": {"width": args.width, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,
                          "copies": args.copies}}
+    from firmware_export.tflite_model import load
+
+    m = load(args.out / "model.int8.tflite")
+    scale, zero = m.tensors[m.inputs[0]].qparams()
+    meta["input_quantization"] = [float(scale), int(zero)]  # the int8 grid every tier's input is put on
     (args.out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     tx = np.load(paths["train"], mmap_mode="r")
     ty = np.load(paths["train"].with_name("train_y.npy"))
