@@ -133,6 +133,14 @@ def spec_augment(x: Any, rng: np.random.Generator) -> Any:
     return x
 
 
+def roll_time(x: Any, rng: np.random.Generator, max_roll: int) -> Any:
+    """Shift each sample by up to ``max_roll`` frames (wrapping): words anywhere in the window, as in a stream."""
+    if max_roll:
+        for i, r in enumerate(rng.integers(-max_roll, max_roll + 1, x.shape[0])):
+            x[i] = np.roll(x[i], int(r), axis=1)
+    return x
+
+
 def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
     import torch
 
@@ -165,7 +173,8 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         start, log = state["epoch"], state["log"]
         print(f"resumed from {ckpt} after epoch {start}")
     counts = np.bincount(ty, minlength=len(LABELS)).astype(np.float64)
-    weights = (1.0 / counts[ty]) / (1.0 / counts[ty]).sum()
+    boost = np.where(ty == LABELS.index("unknown"), args.unknown_weight, 1.0)  # streams are mostly other words
+    weights = boost / counts[ty] / (boost / counts[ty]).sum()
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng(args.seed * 1000 + epoch)
@@ -177,7 +186,7 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         for b in bar:
             idx = np.sort(order[b:b + args.batch])
             copy = rng.integers(0, tx.shape[1], len(idx))
-            xb = spec_augment(to_input(tx[idx, copy]), rng)
+            xb = spec_augment(roll_time(to_input(tx[idx, copy]), rng, args.max_roll), rng)
             loss = loss_fn(net(torch.from_numpy(xb)), torch.from_numpy(ty[idx]))
             opt.zero_grad()
             loss.backward()
@@ -224,7 +233,7 @@ def write_settings(args: argparse.Namespace, paths: dict[str, Path]) -> None:
     meta = {"kind": "classifier", "labels": list(LABELS), "stream": asdict(StreamSettings()),
             "frontend": {"sample_rate": fe.sample_rate, "channels": fe.channels},
             "training": {"width": args.width, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,
-                         "copies": args.copies}}
+                         "copies": args.copies, "unknown_weight": args.unknown_weight, "max_roll": args.max_roll}}
     from firmware_export.tflite_model import load
 
     m = load(args.out / "model.int8.tflite")
@@ -273,9 +282,11 @@ def tune_stream(args: argparse.Namespace) -> dict[str, Any]:
     spotter.close()
     meta = json.loads((args.out / SETTINGS_FILE).read_text())
     meta["stream"] = result["chosen"]
-    meta["selection"] = {k: result[k] for k in ("chosen_row", "keyword_events", "negative_hours", "max_fa_per_hour")}
+    meta["selection"] = {k: result[k] for k in ("chosen_row", "keyword_events", "negative_hours", "max_fa_per_hour",
+                                                "max_miss_rate")}
     (args.out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     (args.work / "tune.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"stream_settings": result["chosen"], "select": result["chosen_row"]}))
     return result
 
 
@@ -293,16 +304,23 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--unknown-weight", type=float, default=3.0, help="sampling weight of the unknown class "
+                   "relative to a keyword class (default 3)")
+    p.add_argument("--max-roll", type=int, default=12, help="random time shift of the features, frames (default 12)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tune-hours", type=float, default=2.0, help="negative stream for the threshold choice")
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint in --work")
-    p.add_argument("--stage", choices=("all", "cache", "fit", "export"), default="all")
+    p.add_argument("--stage", choices=("all", "cache", "fit", "export", "tune"), default="all",
+                   help="stop after this stage (export: tiers from the checkpoint; tune: only the streaming settings)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.stage == "tune":
+        tune_stream(args)
+        return 0
     paths = build_cache(args.work, args.data, args.copies, args.seed, args.extra_silence)
     if args.stage == "cache":
         return 0
@@ -314,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     res = make_tiers(args, export_onnx(net, args.work / "speech-kws.onnx"), paths)
     write_settings(args, paths)
     reference_profile(args, paths)
-    print(json.dumps({"stream_settings": tune_stream(args)["chosen"]}))
+    tune_stream(args)
     print(f"model folder: {res.folder}")
     return 0
 
