@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,44 @@ def streaming(parts: dict, noise: list, hours: float, seed: int) -> dict[str, An
     k = score_keywords(kw, decide(*kpost, kws.labels, kws.keywords, kws.settings))
     n = score_negatives(neg, decide(*npost, kws.labels, kws.keywords, kws.settings))
     gated = float(np.mean(npost[2] < kws.settings.gate)) if kws.settings.gate else 0.0
+    curve = []
+    for thr in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99):
+        s = replace(kws.settings, threshold=thr)
+        curve.append({"threshold": thr,
+                      "miss_rate": score_keywords(kw, decide(*kpost, kws.labels, kws.keywords, s))["miss_rate"],
+                      "false_accepts_per_hour": score_negatives(neg, decide(*npost, kws.labels, kws.keywords, s))[
+                          "false_accepts_per_hour"]})
     out = {"settings": vars(kws.settings).copy(), "keyword_stream": k, "negative_stream": n,
-           "negative_windows_gated": gated}
+           "negative_windows_gated": gated, "threshold_curve": curve, "plot": plot_curve(curve, kws.settings)}
     kws.close()
     return out
+
+
+def plot_curve(curve: list[dict[str, Any]], settings: Any) -> str:
+    """Miss rate against false accepts per hour over thresholds (val streams): bench/results/speech_stream.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from _util import RESULTS
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    fa = [max(c["false_accepts_per_hour"], 0.1) for c in curve]
+    ax.plot(fa, [c["miss_rate"] * 100 for c in curve], "o-")
+    for c, x in zip(curve, fa):
+        ax.annotate(f"{c['threshold']:g}", (x, c["miss_rate"] * 100), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.axvline(1.0, color="grey", ls="--", lw=0.8)
+    ax.axhline(5.0, color="grey", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour (unknown words + noise; 0 drawn at 0.1)")
+    ax.set_ylabel("miss rate %")
+    ax.set_title(f"speech, val speakers: threshold sweep (smooth {settings.smooth}, gate {settings.gate:g})")
+    fig.tight_layout()
+    path = RESULTS / "speech_stream.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path.relative_to(RESULTS.parent.parent))
 
 
 def mcu(clips: list) -> dict[str, Any]:

@@ -304,9 +304,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--unknown-weight", type=float, default=3.0, help="sampling weight of the unknown class "
-                   "relative to a keyword class (default 3)")
-    p.add_argument("--max-roll", type=int, default=12, help="random time shift of the features, frames (default 12)")
+    p.add_argument("--unknown-weight", type=float, default=1.0, help="sampling weight of the unknown class "
+                   "relative to a keyword class (default 1: balanced)")
+    p.add_argument("--max-roll", type=int, default=0, help="random time shift of the features, frames (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tune-hours", type=float, default=2.0, help="negative stream for the threshold choice")
