@@ -16,9 +16,10 @@ DATA_HELP = ".npz with array x (and y labels) or a folder of .npy files (x.npy [
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "optimize", help="make fp16/int8/mixed/LiteRT tiers of a model, measure them, write a report",
-        description="Build every precision tier of an fp32 ONNX model (fp16, int8 static QDQ, int8 dynamic "
-        "where the op census fits, int8 mixed precision by per-layer sensitivity, LiteRT fp32 and full-int8), "
-        "verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
+        description="Build every precision tier of an fp32 ONNX model of any opset >= 7 (upgraded and "
+        "pre-processed for the quantizer; dynamic dimensions fixed from the data or --input-shape): fp16, int8 "
+        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision by per-layer sensitivity, LiteRT "
+        "fp32 and full-int8; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
         "energy on this device, and write a model folder with manifest.json, report.md/.html and pareto.png. "
         "A tier that fails is recorded in the report; the others go on.",
         epilog="Example: ember optimize model.onnx --calib calib.npz --eval val.npz --out models/mine. "
@@ -30,6 +31,9 @@ def register(sub: Any) -> None:
     p.add_argument("--task", default="classification", choices=["classification", "regression"],
                    help="how outputs are scored: top-1 accuracy %% or 100·R² (default classification)")
     p.add_argument("--out", metavar="DIR", help="model folder to write")
+    p.add_argument("--input-shape", metavar="NAME=1x3x320x320",
+                   help="static input shape for a model with dynamic dimensions (default: taken from the "
+                   "data; the tiers are built at this shape and the manifest records it)")
     p.add_argument("--name", help="model name in the manifest (default: the file's stem)")
     p.add_argument("--labels", help="comma-separated class labels for the manifest")
     p.add_argument("--tiers", default=",".join(ALL_TIERS),
@@ -65,7 +69,7 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
                        method=args.method or settings.method,
                        max_drop=float(args.max_drop if args.max_drop is not None else settings.max_drop),
                        calib_limit=args.calib_limit, eval_limit=args.eval_limit, device=args.device_class,
-                       power_table=power)
+                       power_table=power, input_shape=args.input_shape)
     if args.json:
         print(dumps(res.to_dict(), indent=2))
         return 0

@@ -30,7 +30,7 @@ from sdk.optimize import energy
 from sdk.optimize.data import Dataset, as_dataset
 from sdk.optimize.graph_stats import load_inferred
 from sdk.optimize.measure import agreement, latency, peak_memory_bytes, predict, score
-from sdk.optimize.profile import input_shape_of
+from sdk.optimize.prepare import ShapeSpec, declared_input, prepare_model, resolve_shape
 from sdk.optimize.sensitivity import LayerSensitivity, MixedResult, mixed_precision, sensitivity_scan
 from sdk.optimize.tiers import (
     ALL_TIERS,
@@ -60,13 +60,14 @@ class OptimizeResult:
     sensitivity: list[LayerSensitivity] = field(default_factory=list)
     mixed: MixedResult | None = None
     max_drop: float = 1.0
+    prepare: dict[str, Any] = field(default_factory=dict)  # opset upgrade, static input shape, pre-processing
 
     def tier(self, key: str) -> TierResult:
         return next(t for t in self.tiers if t.key == key)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "device_class": self.device_class,
-                "fp32_score": self.fp32_score, "max_drop": self.max_drop,
+                "fp32_score": self.fp32_score, "max_drop": self.max_drop, "prepare": self.prepare,
                 "tiers": [t.to_dict() for t in self.tiers],
                 "sensitivity": [s.to_dict() for s in self.sensitivity],
                 "mixed": None if self.mixed is None else {
@@ -79,13 +80,18 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
              name: str | None = None, labels: Sequence[str] = (), tiers: Sequence[str] = ALL_TIERS,
              method: str = "minmax", max_drop: float = 1.0, calib_limit: int | None = 256,
              eval_limit: int | None = 1000, device: str | None = None, power_table: str | Path | None = None,
-             report: bool = True) -> OptimizeResult:
-    """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model."""
+             report: bool = True, input_shape: ShapeSpec = None) -> OptimizeResult:
+    """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model.
+
+    Any opset ≥ 7 works (upgraded to the one the quantizer needs); symbolic input dimensions are
+    taken from the data or from ``input_shape`` (``"NAME=1x3x320x320"``, a list or ``{name: list}``),
+    and every tier is built at that static shape (see :mod:`sdk.optimize.prepare`)."""
     src = Path(model)
-    load_inferred(src)  # a clear ModelError for a missing/unreadable model before anything else
-    shape = input_shape_of(src)
-    cal = as_dataset(calib, "calibration data").check(shape)
-    ev = as_dataset(evalset, "evaluation data").check(shape, need_labels=False)
+    in_name, declared = declared_input(load_inferred(src))  # a clear ModelError for a missing model first
+    cal = as_dataset(calib, "calibration data").check(declared)  # type: ignore[arg-type]
+    ev = as_dataset(evalset, "evaluation data").check(declared, need_labels=False)  # type: ignore[arg-type]
+    shape = resolve_shape(in_name, declared, [(d.source, tuple(d.x.shape[1:])) for d in (cal, ev)], input_shape)
+    cal, ev = cal.check(shape), ev.check(shape, need_labels=False)
     ev = Dataset(ev.x[:eval_limit], None if ev.y is None else ev.y[:eval_limit], ev.source)
     sel = None
     if "int8-mixed/onnxruntime" in tiers:  # choose the float layers on one part, report on the other
@@ -100,7 +106,9 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     for old in work.glob("calibration.*.json"):
         old.unlink()
 
-    fp32_res = build_tier("fp32/onnxruntime", src, folder, fp32_builder(src))
+    prepared = work / "prepared.onnx"
+    info = prepare_model(src, prepared, shape)
+    fp32_res = build_tier("fp32/onnxruntime", prepared, folder, fp32_builder(prepared))
     if fp32_res.status != "ok":
         raise ModelError(f"{src}: cannot copy the fp32 model: {fp32_res.reason}")
     fp32 = folder / fp32_res.file  # type: ignore[operator]
@@ -110,7 +118,7 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
         log.warning("evaluation data has no labels: scores are agreement with fp32")
     fp32_score = score(fp32_out, y, task)
     res = OptimizeResult(folder, name or src.stem, task, device or detect_device_class(), fp32_score,
-                         [fp32_res], max_drop=max_drop)
+                         [fp32_res], max_drop=max_drop, prepare=info)
     builders = {
         "fp16/onnxruntime": lambda: fp16_builder(fp32),
         "int8/onnxruntime": lambda: int8_builder(fp32, cal, method, calib_limit, work / f"calibration.{method}.json"),
