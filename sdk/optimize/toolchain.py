@@ -113,7 +113,7 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
         raise ModelError(f"{src}: cannot copy the fp32 model: {fp32_res.reason}")
     fp32 = folder / fp32_res.file  # type: ignore[operator]
     fp32_out = predict(fp32, ev)
-    y = ev.y if ev.y is not None else fp32_out.reshape(len(fp32_out), -1).argmax(1)
+    y = ev.y if ev.y is not None else fp32_reference(fp32_out, task)
     if ev.y is None:
         log.warning("evaluation data has no labels: scores are agreement with fp32")
     fp32_score = score(fp32_out, y, task)
@@ -143,6 +143,11 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     return res
 
 
+def fp32_reference(fp32_out: np.ndarray, task: str) -> np.ndarray:
+    """Labels for unlabeled evaluation data: fp32's top-1 class, or (regression) fp32's outputs."""
+    return fp32_out.reshape(len(fp32_out), -1).argmax(1) if task == "classification" else fp32_out
+
+
 def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, method: str,
                 calib_limit: int | None, work: Path) -> TierResult:
     """Rank the layers and choose those kept in float on ``sel`` (the selection part of the evaluation
@@ -150,7 +155,7 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, met
     out = TierResult("int8-mixed", "onnxruntime", "model.int8-mixed.onnx")
     try:
         sel_out = predict(fp32, sel)
-        y = sel.y if sel.y is not None else sel_out.reshape(len(sel_out), -1).argmax(1)
+        y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
         sel_score = score(sel_out, y, res.task)
         res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work, labels=y,
                                            fp32_outputs=sel_out, fp32_score=sel_score, calib_limit=calib_limit)
