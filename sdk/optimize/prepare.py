@@ -112,7 +112,7 @@ def upgrade_opset(model: Any, target: int = MIN_OPSET) -> tuple[Any, int]:
 
 def fix_input_shape(model: Any, shape: Sequence[int]) -> Any:
     """Set the input dims, forget every inferred shape (outputs too) so they are inferred again."""
-    name, declared = declared_input(model)
+    name = declared_input(model)[0]
     inp = next(i for i in model.graph.input if i.name == name)
     for d, v in zip(inp.type.tensor_type.shape.dim, shape):
         d.Clear()

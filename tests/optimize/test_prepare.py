@@ -115,8 +115,8 @@ def test_multi_output_model_end_to_end(tmp_path: Path) -> None:
     ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     x = _x(1, seed=5)
     y0, y1 = ref.run(None, {"x": x})
-    from sdk.runtime.backends import load_backend
     from sdk.optimize.tflite_export import to_tflite_layout
+    from sdk.runtime.backends import load_backend
     with load_backend(res.folder / "model.fp32.tflite", "litert") as lite:
         outs = lite.run(to_tflite_layout(x))
     assert len(outs) == 2  # both heads, in graph order
