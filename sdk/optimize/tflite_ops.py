@@ -37,13 +37,13 @@ class Converter(ShapeOps, MathOps):
         return list(k), strides, dil, pads
 
     def padding(self, node: Any, x: int, k: list[int], s: list[int], d: list[int], pads: list[int],
-                pad_value: float | None = 0.0) -> tuple[int, int]:
+                pad_value: float | None = 0.0, allow_same: bool = True) -> tuple[int, int]:
         """Return (input tensor, TFLite padding), inserting a PAD op for non-SAME explicit pads."""
         if not any(pads):
             return x, VALID
         shp = self.g.tensors[x].shape
         same = [_same_pads(shp[1 + i], k[i], s[i], d[i]) for i in range(2)]
-        if all((pads[i], pads[i + 2]) == same[i] for i in range(2)):
+        if allow_same and all((pads[i], pads[i + 2]) == same[i] for i in range(2)):
             return x, SAME
         if pad_value is None:
             raise ExportError(f"{self.path}: {node.op_type} node {node.name!r} has padding {pads} that "
@@ -154,7 +154,8 @@ class Converter(ShapeOps, MathOps):
         k, s, d, pads = self.spatial(node, list(self.attrs(node)["kernel_shape"]))
         include_pad = self.attrs(node).get("count_include_pad", 0)
         pad_value = -3.0e38 if code == "MAX_POOL_2D" else (0.0 if include_pad else None)
-        x, padding = self.padding(node, self.view(node.input[0], True), k, s, d, pads, pad_value)
+        x, padding = self.padding(node, self.view(node.input[0], True), k, s, d, pads, pad_value,
+                                  allow_same=not include_pad)  # TFLite's SAME average excludes the padding
         out = self.new(node.output[0], node.output[0], cl=True)
         op = self.g.add_op(code, [x], [out], "Pool2DOptions", node.name, padding=padding, strideH=s[0],
                            strideW=s[1], filterHeight=k[0], filterWidth=k[1])

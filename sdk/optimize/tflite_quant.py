@@ -154,7 +154,7 @@ def quantize_graph(graph: Graph, calibration: Iterable[Any]) -> Graph:
             for k in live:
                 if tensors[op.inputs[k]].dtype == np.int8:
                     op.inputs[k] = convert(op.inputs[k], "DEQUANTIZE", None)
-            float_ok.update(op.outputs)
+            float_ok.update(op.outputs + [i for i in op.inputs if tensors[i].data is not None])
             ops.append(op)
             continue
         for k in live:
