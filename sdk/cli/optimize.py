@@ -28,8 +28,11 @@ def register(sub: Any) -> None:
     p.add_argument("model", nargs="?", help="fp32 ONNX model (not needed with --measure-only)")
     p.add_argument("--calib", metavar="DATA", help="calibration inputs: " + DATA_HELP)
     p.add_argument("--eval", metavar="DATA", help="evaluation inputs and labels: " + DATA_HELP)
-    p.add_argument("--task", default="classification", choices=["classification", "regression"],
-                   help="how outputs are scored: top-1 accuracy %% or 100·R² (default classification)")
+    p.add_argument("--task", default="classification", choices=["classification", "regression", "detection"],
+                   help="how outputs are scored: top-1 accuracy %%, 100·R² (without labels: against the fp32 "
+                   "outputs) or mAP@0.5 (--eval is a COCO-style folder, --calib may be a folder of images) "
+                   "(default classification)")
+    p.add_argument("--decoder", default="yolox", help="detection decoder for --task detection (default yolox)")
     p.add_argument("--out", metavar="DIR", help="model folder to write")
     p.add_argument("--input-shape", metavar="NAME=1x3x320x320",
                    help="static input shape for a model with dynamic dimensions (default: taken from the "
@@ -69,7 +72,8 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
                        method=args.method or settings.method,
                        max_drop=float(args.max_drop if args.max_drop is not None else settings.max_drop),
                        calib_limit=args.calib_limit, eval_limit=args.eval_limit, device=args.device_class,
-                       power_table=power, input_shape=args.input_shape)
+                       power_table=power, input_shape=args.input_shape,
+                       decoder=args.decoder)
     if args.json:
         print(dumps(res.to_dict(), indent=2))
         return 0

@@ -21,7 +21,7 @@ from sdk.optimize.tflite_export import from_tflite_layout, to_tflite_layout
 from sdk.runtime.backends import load_backend
 from sdk.util.timing import time_calls
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "detection")
 
 
 def backend_for(path: str | Path) -> str:
@@ -62,7 +62,11 @@ def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None
 
 
 def score(outputs: np.ndarray, labels: np.ndarray, task: str = "classification") -> float:
-    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better)."""
+    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better). Detection:
+    mAP@0.5 in percent (``labels`` from :func:`sdk.optimize.detection.load_coco`)."""
+    if task == "detection":
+        from sdk.optimize.detection import score_detection
+        return score_detection(outputs, labels)
     if task == "classification":
         return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels.reshape(-1)) * 100)
     if task == "regression":

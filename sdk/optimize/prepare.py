@@ -75,6 +75,9 @@ def resolve_shape(name: str, declared: list[int | None], samples: Sequence[tuple
         if any(f <= 0 for f in fixed):
             raise ModelError(f"input shape {fixed}: every dimension must be a positive integer")
         return [1, *fixed[1:]]
+    if not samples and None in declared[1:]:
+        raise ModelError(f"input {name!r} is {_show(declared)}: give its static shape with --input-shape "
+                         f"{name}=1x3x416x416 (or input_shape=...)")
     shapes = {shape for _, shape in samples}
     if len(shapes) > 1:
         raise ModelError(f"input {name!r} {_show(declared)} has dynamic dimensions and the samples disagree: "

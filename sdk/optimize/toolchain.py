@@ -80,14 +80,23 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
              name: str | None = None, labels: Sequence[str] = (), tiers: Sequence[str] = ALL_TIERS,
              method: str = "minmax", max_drop: float = 1.0, calib_limit: int | None = 256,
              eval_limit: int | None = 1000, device: str | None = None, power_table: str | Path | None = None,
-             report: bool = True, input_shape: ShapeSpec = None) -> OptimizeResult:
+             report: bool = True, input_shape: ShapeSpec = None, decoder: str = "yolox") -> OptimizeResult:
     """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model.
 
     Any opset ≥ 7 works (upgraded to the one the quantizer needs); symbolic input dimensions are
     taken from the data or from ``input_shape`` (``"NAME=1x3x320x320"``, a list or ``{name: list}``),
-    and every tier is built at that static shape (see :mod:`sdk.optimize.prepare`)."""
+    and every tier is built at that static shape (see :mod:`sdk.optimize.prepare`).
+
+    ``task="detection"``: ``evalset`` is a COCO-style folder scored by mAP@0.5 after ``decoder``
+    (see :mod:`sdk.optimize.detection`), ``calib`` may be a folder of images."""
     src = Path(model)
     in_name, declared = declared_input(load_inferred(src))  # a clear ModelError for a missing model first
+    if task == "detection":
+        from sdk.optimize.detection import load_detection_data
+        det_shape = resolve_shape(in_name, declared, [], input_shape) if None in declared[1:] or input_shape \
+            else [1, *declared[1:]]
+        calib, evalset = load_detection_data(calib, evalset, det_shape, calib_limit, eval_limit,  # type: ignore[arg-type]
+                                             decoder)
     cal = as_dataset(calib, "calibration data").check(declared)  # type: ignore[arg-type]
     ev = as_dataset(evalset, "evaluation data").check(declared, need_labels=False)  # type: ignore[arg-type]
     shape = resolve_shape(in_name, declared, [(d.source, tuple(d.x.shape[1:])) for d in (cal, ev)], input_shape)
