@@ -9,7 +9,7 @@ biases int32 at ``input_scale * weight_scale``. Input and output tensors are int
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -124,10 +124,12 @@ def quantize_weights(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, Quant
     return q, Quant(scale, np.zeros(len(scale), np.int64), axis)
 
 
-def quantize_graph(graph: Graph, calibration: Iterable[Any]) -> Graph:
+def quantize_graph(graph: Graph, calibration: Iterable[Any], float_nodes: Collection[str] = ()) -> Graph:
     """Turn ``graph`` (float) into a full-integer int8 graph in place, calibrated on the samples.
 
-    Ops without an int8 kernel (:data:`FLOAT_ONLY`) stay float between a DEQUANTIZE and a QUANTIZE."""
+    Ops without an int8 kernel (:data:`FLOAT_ONLY`) and the ops made from the ONNX nodes named in
+    ``float_nodes`` (mixed precision: e.g. a stem whose activations int8 cannot resolve) stay
+    float between a DEQUANTIZE and a QUANTIZE."""
     ranges = collect_ranges(graph, calibration)
     tensors = graph.tensors
     ops: list[Op] = []
@@ -150,7 +152,7 @@ def quantize_graph(graph: Graph, calibration: Iterable[Any]) -> Graph:
         set_act(i, activation_quant(*ranges[i]))
     for op in graph.ops:
         live = [k for k, i in enumerate(op.inputs) if tensors[i].data is None]
-        if op.code in FLOAT_ONLY:
+        if op.code in FLOAT_ONLY or (op.onnx_node and op.onnx_node in float_nodes):
             for k in live:
                 if tensors[op.inputs[k]].dtype == np.int8:
                     op.inputs[k] = convert(op.inputs[k], "DEQUANTIZE", None)

@@ -221,7 +221,12 @@ def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape:
         path = res.folder / t.file  # type: ignore[operator]
         try:
             if y is not None:
-                t.score = score(predict(path, ev), y, res.task)
+                out = predict(path, ev)
+                if not np.isfinite(out).all():
+                    t.status, t.reason = "failed", ("outputs are not finite (NaN/inf) on the evaluation data: "
+                                                    "this precision cannot represent the model's values")
+                    continue
+                t.score = score(out, y, res.task)
                 t.drop_pts = (res.fp32_score - t.score) if res.fp32_score is not None else None
             t.peak_mem_bytes = peak_memory_bytes(path, shape)
         except EmberError as e:
