@@ -190,7 +190,8 @@ def quantize_graph(graph: Graph, calibration: Iterable[Any], float_nodes: Collec
                 if t.data is not None and t.dtype == np.float32:  # constant operands (ADD, MAXIMUM, PAD value...)
                     q = shared or (tensors[x].quant if op.code == "PADV2" else
                                    activation_quant(float(t.data.min()), float(t.data.max())))
-                    t.data = np.clip(np.round(t.data / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+                    with np.errstate(over="ignore"):  # e.g. max-pool padding of -3e38 saturates to -128
+                        t.data = np.clip(np.round(t.data / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
                     t.dtype, t.quant = np.dtype(np.int8), q
         ops.append(op)
     graph.ops = ops
