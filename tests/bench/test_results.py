@@ -78,6 +78,8 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.0", "{}"),
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.0.1", "{}"),
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.1", "{}"),
+        ("tier_switch", "runs.switching.0.flaps", "{}"),
+        ("tier_switch", "runs.switching.0.switch_log.1.t_s", "{:.0f}"),
         ("tier_switch", "load.before.0", "{:.1f}"),
     ],
     "optimization": [
