@@ -42,13 +42,14 @@ def fast_p95(latency: dict[str, dict[str, dict[str, float]]]) -> list[float]:
 QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
     "pipeline overhead": [
         ("pipeline_overhead", "one_core.threads", "{}"),
-        ("pipeline_overhead", "one_core.cpu_ms_per_frame.ember", "{:.2f}"),
-        ("pipeline_overhead", "one_core.cpu_ms_per_frame.bare", "{:.2f}"),
-        ("pipeline_overhead", "one_core.cpu_ratio", "{:.2f}"), ("pipeline_overhead", "one_core.ratio", "{:.2f}"),
-        ("pipeline_overhead", "rounds", "{}"),
+        ("pipeline_overhead", "one_core.ember_fps", "{:.1f}"), ("pipeline_overhead", "one_core.bare_fps", "{:.1f}"),
+        ("pipeline_overhead", "one_core.ratio", "{:.2f}"), ("pipeline_overhead", "rounds", "{}"),
         ("pipeline_overhead", "one_core.ratio_quartiles.0", "{:.2f}"),
         ("pipeline_overhead", "one_core.ratio_quartiles.1", "{:.2f}"),
         ("pipeline_overhead", "load.before.0", "{:.1f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.ember", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.bare", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ratio", "{:.2f}"),
         ("pipeline_overhead", "two_cores.threads", "{}"), ("pipeline_overhead", "two_cores.ratio", "{:.2f}"),
         ("pipeline_overhead", "two_cores.ratio_quartiles.0", "{:.2f}"),
         ("pipeline_overhead", "two_cores.ratio_quartiles.1", "{:.2f}"),
