@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import keyword
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,14 +82,16 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; pass overwrite=True (--force) or choose another --out")
     m = load(model)
-    lower.check_model(m)
-    tflm.check_ops(m)
-    layers = lower.Lowerer(m, name).lower()
-    plan = arena.make_plan(m, layers, name)
+    with _inconsistent(m):
+        lower.check_model(m)
+        tflm.check_ops(m)
+        layers = lower.Lowerer(m, name).lower()
+        plan = arena.make_plan(m, layers, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result = _write(m, plan, tmp, name, tgt, section, measure)
+        with _inconsistent(m):
+            result = _write(m, plan, tmp, name, tgt, section, measure)
         _check_fit(result, tgt)
         result.out_dir = out
         (tmp / "footprint.json").write_text(json.dumps(result.footprint(tgt), indent=2) + "\n")
@@ -103,6 +107,18 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _inconsistent(m: Model) -> Iterator[None]:
+    """Planning or writing a graph that contradicts itself (a damaged file the checks in ``load`` and
+    ``lower`` did not name) ends as an ``ExportError``, never a traceback from inside the exporter."""
+    try:
+        yield
+    except lower.INCONSISTENT as e:
+        where = str(m.path) if m.path else "model"
+        raise ExportError(f"{where}: the model's tensors or options are inconsistent ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); re-convert it") from None
 
 
 def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section: str | None,

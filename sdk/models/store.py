@@ -23,6 +23,7 @@ from sdk.runtime.backends.base import BaseBackend
 from sdk.util.timing import time_calls
 
 log = logging.getLogger(__name__)
+MAX_INPUT_VALUES = 1 << 26  # an example input larger than this (256 MiB of float32) is a broken manifest
 
 
 class LoadedVariant:
@@ -111,6 +112,9 @@ class ModelStore:
 
     def example_input(self, seed: int = 0) -> np.ndarray:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in self.manifest.input.get("shape", [1])]
+        if float(np.prod(shape, dtype=np.float64)) > MAX_INPUT_VALUES:
+            raise ModelError(f"model {self.name}: input shape {shape} in the manifest has more than "
+                             f"{MAX_INPUT_VALUES} values; fix input.shape in manifest.json")
         return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
     def load(self, v: Variant, warmup: int = 2, **options: Any) -> LoadedVariant:
