@@ -14,25 +14,21 @@ Data (``../shared/data``; calibration and evaluation never share an image/speake
   half of the classifier crops upside down), ImageNet / ±1 normalization as PaddleOCR does.
 
 Scores without labels are 100·R² of each tier's outputs against the fp32 outputs (every output
-of the model). Latency: p50 at 1 thread, best of the toolchain's interleaved rounds. The
-``int8-mixed`` tier (a per-layer sensitivity scan) runs on the models with ≤ 25 weighted layers;
-on the others one scan costs one int8 quantization plus one evaluation per layer (62–113 layers):
-run ``ember optimize`` with ``--tiers int8-mixed/onnxruntime`` for those separately.
+of the model). Latency: p50 at 1 thread, best of the toolchain's interleaved rounds. Every tier of ``ember optimize`` is built.
 
 YOLOX-nano's plain int8 loses most of its mAP: its stem (Focus + the first convs, 208×208,
 SiLU) has activations spanning ±95 while the values that matter are near 0, so per-tensor int8
-steps of ~0.75 wipe them out. ``yolox_stem_float`` keeps the first *k* weighted layers (and the
-ops up to the next weighted layer) in float in the LiteRT int8 model (``onnx_to_tflite(...,
-float_nodes=...)``); *k* is chosen on 100 ``detection/train`` images that are not calibration
-images (the smallest *k* within 1 point of fp32 there), then scored on ``detection/val`` and timed
-against fp32/int8 LiteRT in interleaved rounds.
+steps of ~0.75 wipe them out. The ``int8-mixed`` tiers keep layers in float: chosen on the
+selection half of the evaluation data (the other half is what every tier is scored on), by a
+per-layer sensitivity scan for models with ≤ 25 weighted layers and from the input on (depth
+order) for bigger ones; ``int8-mixed/litert`` keeps the same layers float inside the LiteRT int8
+model.
 
     .venv/bin/python bench/optimize_public.py        # writes bench/results/optimize_public.json
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -51,7 +47,6 @@ from sdk.optimize.tiers import ALL_TIERS
 
 SHARED = REPO.parent / "shared"
 MODELS, DATA = SHARED / "models", SHARED / "data"
-MIXED_MAX_LAYERS = 25
 WORDS = ("ember", "stop", "EXIT", "Route 66", "open", "PUSH", "cafe", "No parking", "42", "station")
 
 
@@ -127,7 +122,7 @@ def specs() -> list[dict[str, Any]]:
 
 def run_one(spec: dict[str, Any], out: Path) -> dict[str, Any]:
     layers = len(quantizable_nodes(spec["model"]))
-    tiers = [t for t in ALL_TIERS if t != "int8-mixed/onnxruntime" or layers <= MIXED_MAX_LAYERS]
+    tiers = list(ALL_TIERS)
     t0 = time.time()
     res = optimize(spec["model"], spec["calib"], spec["eval"], out / spec["name"], task=spec["task"],
                    name=spec["name"], tiers=tiers, calib_limit=spec.get("calib_limit", 256), eval_limit=200,
@@ -139,82 +134,22 @@ def run_one(spec: dict[str, Any], out: Path) -> dict[str, Any]:
                      "latency_ms": t.latency_ms_p50, "speedup_vs_fp32_onnx": (base / t.latency_ms_p50)
                      if base and t.latency_ms_p50 else None, "size_bytes": t.size_bytes,
                      "agreement": t.extra.get("agreement"), "excluded_nodes": t.extra.get("excluded_nodes")})
-    if layers > MIXED_MAX_LAYERS:
-        rows.append({"tier": "int8-mixed/onnxruntime", "status": "not run", "reason":
-                     f"{layers} weighted layers: the sensitivity scan is left out of this bench", "score": None,
-                     "latency_ms": None, "size_bytes": None})
     return {"name": spec["name"], "file": Path(spec["model"]).name, "task": spec["task"], "score_metric": spec["score"],
             "fp32_score": res.fp32_score, "prepare": res.prepare, "weighted_layers": layers,
+            "mixed_search": None if res.mixed is None else {"excluded": res.mixed.excluded, "steps": res.mixed.steps,
+                                                            "selection": res.mixed.selection},
             "seconds": round(time.time() - t0, 1), "tiers": rows}
 
 
-STEM_CANDIDATES = (1, 2, 3, 4, 6, 8)
-
-
-def stem_prefix(fp32: Path, k: int) -> list[str]:
-    """ONNX node names from the input up to (not including) the (k+1)-th weighted layer."""
-    import onnx
-
-    names, weighted = [], 0
-    for n in onnx.load(str(fp32)).graph.node:
-        weighted += n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose")
-        if weighted > k:
-            break
-        names.append(n.name)
-    return names
-
-
-def yolox_stem_float(folder: Path) -> dict[str, Any]:
-    from sdk.optimize.detection import load_coco, load_images
-    from sdk.optimize.measure import latency, predict, score
-    from sdk.optimize.tflite_export import onnx_to_tflite
-    from sdk.util.timing import interleave
-
-    shape = [1, 3, 416, 416]
-    fp32 = folder / "model.fp32.onnx"
-    cal = load_images(DATA / "detection" / "train", shape, 64)
-    sel_all = load_coco(DATA / "detection" / "train", shape)
-    cal_names = {p.name for p in sorted((DATA / "detection" / "train" / "images").glob("*.jpg"))[:64]}
-    names = [im["file_name"] for im in json.loads((DATA / "detection" / "train" / "annotations.json").read_text())
-             ["images"]]
-    keep = [i for i, n in enumerate(names) if n not in cal_names][:100]
-    sel = Dataset(sel_all.x[keep], sel_all.y[keep], "detection/train selection")
-    ev = load_coco(DATA / "detection" / "val", shape)
-    sel_fp32 = score(predict(fp32, sel), sel.y, "detection")
-    steps, chosen = [], None
-    for k in STEM_CANDIDATES:
-        path = folder / f"stem{k}.int8.tflite"
-        onnx_to_tflite(fp32, path, int8=True, calibration=cal.samples(), float_nodes=stem_prefix(fp32, k))
-        s_k = score(predict(path, sel), sel.y, "detection")
-        steps.append({"float_weighted_layers": k, "selection_map": s_k, "selection_drop_pts": sel_fp32 - s_k})
-        if sel_fp32 - s_k <= 1.0:
-            chosen = k
-            break
-    chosen = chosen or max(steps, key=lambda st: st["selection_map"])["float_weighted_layers"]
-    path = folder / f"stem{chosen}.int8.tflite"
-    variants = {"fp32/litert": folder / "model.fp32.tflite", "int8/litert": folder / "model.int8.tflite",
-                "int8-stem-float/litert": path}
-    lat = interleave({k: (lambda p=p: latency(p, ev.x[:1], threads=1, min_time_s=0.5).p50_ms)
-                      for k, p in variants.items()}, rounds=3)
-    val = {k: score(predict(p, ev), ev.y, "detection") for k, p in variants.items()}
-    return {"selection": {"images": len(sel), "fp32_map": sel_fp32, "steps": steps}, "chosen_k": chosen,
-            "float_nodes": len(stem_prefix(fp32, chosen)), "size_bytes": path.stat().st_size,
-            "val_map": val, "latency_ms_p50": {k: min(v) for k, v in lat.items()},
-            "speedup_vs_fp32_litert": min(lat["fp32/litert"]) / min(lat["int8-stem-float/litert"])}
-
-
-def targets(models: list[dict[str, Any]], stem: dict[str, Any] | None = None) -> dict[str, Any]:
+def targets(models: list[dict[str, Any]]) -> dict[str, Any]:
     built = {m["name"]: [t["tier"] for t in m["tiers"] if t["status"] not in ("ok", "skipped")] for m in models}
     yolox = next(m for m in models if m["name"] == "yolox_nano")
-    int8 = [t for t in yolox["tiers"] if t["tier"] in ("int8/onnxruntime", "int8/litert") and t["status"] == "ok"]
+    int8 = [t for t in yolox["tiers"] if t["tier"].startswith("int8") and t["status"] == "ok"]
     fp32 = {t["tier"]: t for t in yolox["tiers"]}
+    same = {t["tier"]: "fp32/" + t["tier"].split("/")[1] for t in int8}
     best = [{"tier": t["tier"], "map_drop_pts": yolox["fp32_score"] - t["score"],
-             "speedup_vs_fp32_same_backend": fp32[t["tier"].replace("int8", "fp32")]["latency_ms"] / t["latency_ms"]
-             if fp32.get(t["tier"].replace("int8", "fp32"), {}).get("latency_ms") else None} for t in int8]
-    if stem is not None:
-        best.append({"tier": "int8-stem-float/litert", "map_drop_pts": stem["val_map"]["fp32/litert"]
-                     - stem["val_map"]["int8-stem-float/litert"],
-                     "speedup_vs_fp32_same_backend": stem["speedup_vs_fp32_litert"]})
+             "speedup_vs_fp32_same_backend": fp32[same[t["tier"]]]["latency_ms"] / t["latency_ms"]
+             if fp32.get(same[t["tier"]], {}).get("latency_ms") else None} for t in int8]
     return {"every_tier_builds": {"met": not any(built.values()), "not_built": {k: v for k, v in built.items() if v}},
             "yolox_int8_within_1pt_and_1.5x": {"met": any(b["map_drop_pts"] <= 1.0 and (b["speedup_vs_fp32_same_backend"]
                                                                                       or 0) >= 1.5 for b in best),
@@ -228,9 +163,8 @@ def main() -> int:
     before = load()
     with tempfile.TemporaryDirectory(prefix="ember-optimize-public-") as tmp:
         models = [run_one(s, Path(tmp)) for s in specs()]
-        stem = yolox_stem_float(Path(tmp) / "yolox_nano")
     write_result("optimize_public", {"bench": "optimize_public", "threads": 1, "models": models,
-                                     "yolox_stem_float": stem, "targets": targets(models, stem)}, before)
+                                     "targets": targets(models)}, before)
     return 0
 
 

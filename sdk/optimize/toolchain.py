@@ -31,7 +31,14 @@ from sdk.optimize.data import Dataset, as_dataset
 from sdk.optimize.graph_stats import load_inferred
 from sdk.optimize.measure import agreement, latency, peak_memory_bytes, predict, score
 from sdk.optimize.prepare import ShapeSpec, declared_input, prepare_model, resolve_shape
-from sdk.optimize.sensitivity import LayerSensitivity, MixedResult, mixed_precision, sensitivity_scan
+from sdk.optimize.quantize import quantizable_nodes
+from sdk.optimize.sensitivity import (
+    LayerSensitivity,
+    MixedResult,
+    depth_ranking,
+    mixed_precision,
+    sensitivity_scan,
+)
 from sdk.optimize.tiers import (
     ALL_TIERS,
     TierResult,
@@ -47,6 +54,7 @@ from sdk.util.jsonutil import dumps
 log = logging.getLogger(__name__)
 LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
 SELECTION_FRACTION = 0.5  # int8-mixed: share of the evaluation data that chooses the float layers
+SCAN_MAX_LAYERS = 25  # int8-mixed: more weighted layers than this are ranked by depth, not scanned one by one
 
 
 @dataclass
@@ -103,7 +111,8 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     cal, ev = cal.check(shape), ev.check(shape, need_labels=False)
     ev = Dataset(ev.x[:eval_limit], None if ev.y is None else ev.y[:eval_limit], ev.source)
     sel = None
-    if "int8-mixed/onnxruntime" in tiers:  # choose the float layers on one part, report on the other
+    mixed_keys = [t for t in tiers if t.startswith("int8-mixed/")]
+    if mixed_keys:  # choose the float layers on one part, report on the other
         sel, ev = ev.split(SELECTION_FRACTION)
     unknown = [t for t in tiers if t not in ALL_TIERS]
     if unknown:
@@ -138,8 +147,16 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     for key in tiers:
         if key in builders:
             res.tiers.append(build_tier(key, fp32, folder, builders[key]()))
-        elif key == "int8-mixed/onnxruntime" and sel is not None:
-            res.tiers.append(_mixed_tier(res, fp32, cal, sel, method, calib_limit, work))
+        elif mixed_keys and key == mixed_keys[0] and sel is not None:  # the search behind both int8-mixed tiers
+            mixed = _mixed_tier(res, fp32, cal, sel, method, calib_limit, work)
+            if "int8-mixed/onnxruntime" in tiers:
+                res.tiers.append(mixed)
+            elif mixed.file:
+                (folder / mixed.file).unlink(missing_ok=True)
+    if "int8-mixed/litert" in tiers:
+        float_layers = [] if res.mixed is None or res.mixed.path is None else res.mixed.excluded
+        res.tiers.append(build_tier("int8-mixed/litert", fp32, folder, tflite_builder(fp32, cal, calib_limit,
+                                                                                        float_layers)))
     _check_tflite_agreement(res, folder, ev, fp32_out)
     measure_tiers(res, ev, y, shape, power_table)
     write_manifest(res, shape, labels)
@@ -166,12 +183,17 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, met
         sel_out = predict(fp32, sel)
         y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
         sel_score = score(sel_out, y, res.task)
-        res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work, labels=y,
-                                           fp32_outputs=sel_out, fp32_score=sel_score, calib_limit=calib_limit)
+        by_depth = len(quantizable_nodes(fp32)) > SCAN_MAX_LAYERS
+        if not by_depth:
+            res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work,
+                                               labels=y, fp32_outputs=sel_out, fp32_score=sel_score,
+                                               calib_limit=calib_limit)
         res.mixed = mixed_precision(fp32, res.folder / out.file, cal, sel, task=res.task, method=method,
-                                    workdir=work, labels=y, ranking=res.sensitivity, fp32_score=sel_score,
-                                    max_drop=res.max_drop, calib_limit=calib_limit)
-        res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION}
+                                    workdir=work, labels=y, ranking=depth_ranking(fp32) if by_depth
+                                    else res.sensitivity, fp32_score=sel_score, max_drop=res.max_drop,
+                                    calib_limit=calib_limit)
+        res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION,
+                               "ranking": "depth (input first)" if by_depth else "per-layer sensitivity"}
     except (EmberError, OSError, ValueError, RuntimeError) as e:
         out.status, out.reason, out.file = "failed", f"{type(e).__name__}: {e}", None
         return out

@@ -125,3 +125,31 @@ def test_multi_output_model_end_to_end(tmp_path: Path) -> None:
     # the .tflite check and the scores cover both outputs (6 values per sample)
     assert res.tier("fp32/litert").extra["agreement"]["max_abs_diff"] < 1e-4
     assert res.tier("int8/litert").score > 80 and res.tier("int8/onnxruntime").score > 80
+
+
+def test_float_region_and_mixed_steps(tmp_path: Path) -> None:
+    from sdk.optimize.quantize import float_region
+    from sdk.optimize.sensitivity import _steps, depth_ranking
+
+    src = _net(tmp_path / "two.onnx", 13, [1, 1, 12, 12], heads=2)
+    # a float conv takes its activation, pooling and flatten along, up to the next weighted layers
+    assert float_region(src, ["conv"]) == ["conv", "relu", "gap", "flat"]
+    assert float_region(src, ["fc1"]) == ["fc1"]
+    assert [r.node for r in depth_ranking(src)] == ["conv", "fc0", "fc1"]
+    assert _steps(3) == [0, 1, 2, 3]
+    long = _steps(113)
+    assert long[:5] == [0, 1, 2, 3, 4] and long[-1] == 113 and len(long) < 16 and long == sorted(set(long))
+
+
+def test_int8_mixed_litert_keeps_the_chosen_layers_float(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sdk.optimize.data import Dataset
+    from sdk.optimize.tiers import tflite_builder
+
+    src = _net(tmp_path / "one.onnx", 13, [1, 1, 12, 12])
+    info = tflite_builder(src, Dataset(_x(8)), None, ["conv"])(tmp_path / "m.tflite")
+    assert info["excluded_nodes"] == ["conv"]
+    ops = Interpreter(model_path=str(tmp_path / "m.tflite"))._get_ops_details()
+    assert next(o for o in ops if o["op_name"] == "CONV_2D")["operand_types"][0] == np.float32
+    assert next(o for o in ops if o["op_name"] == "FULLY_CONNECTED")["operand_types"][0] == np.int8
