@@ -14,7 +14,8 @@ Data (``../shared/data``; calibration and evaluation never share an image/speake
   half of the classifier crops upside down), ImageNet / ±1 normalization as PaddleOCR does.
 
 Scores without labels are 100·R² of each tier's outputs against the fp32 outputs (every output
-of the model). Latency: p50 at 1 thread, best of the toolchain's interleaved rounds. Every tier of ``ember optimize`` is built.
+of the model). Latency: p50 at 1 thread, best of the toolchain's interleaved rounds. Every tier
+of ``ember optimize`` is built.
 
 YOLOX-nano's plain int8 loses most of its mAP: its stem (Focus + the first convs, 208×208,
 SiLU) has activations spanning ±95 while the values that matter are near 0, so per-tensor int8
