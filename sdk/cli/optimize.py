@@ -18,8 +18,8 @@ def register(sub: Any) -> None:
         "optimize", help="make fp16/int8/mixed/LiteRT tiers of a model, measure them, write a report",
         description="Build every precision tier of an fp32 ONNX model of any opset >= 7 (upgraded and "
         "pre-processed for the quantizer; dynamic dimensions fixed from the data or --input-shape): fp16, int8 "
-        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision by per-layer sensitivity, LiteRT "
-        "fp32 and full-int8; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
+        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision (float layers chosen by per-layer sensitivity, or from the "
+        "input on for big models), LiteRT fp32, full-int8 and int8-mixed; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
         "energy on this device, and write a model folder with manifest.json, report.md/.html and pareto.png. "
         "A tier that fails is recorded in the report; the others go on.",
         epilog="Example: ember optimize model.onnx --calib calib.npz --eval val.npz --out models/mine. "
@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
         "Config keys: optimize.method, optimize.max_drop, optimize.power_table.")
     p.add_argument("model", nargs="?", help="fp32 ONNX model (not needed with --measure-only)")
     p.add_argument("--calib", metavar="DATA", help="calibration inputs: " + DATA_HELP)
-    p.add_argument("--eval", metavar="DATA", help="evaluation inputs and labels: " + DATA_HELP)
+    p.add_argument("--eval", metavar="DATA", help="evaluation inputs and labels: " + DATA_HELP
+                   + "; with --task detection a COCO-style folder (annotations.json + images/)")
     p.add_argument("--task", default="classification", choices=["classification", "regression", "detection"],
                    help="how outputs are scored: top-1 accuracy %%, 100·R² (without labels: against the fp32 "
                    "outputs) or mAP@0.5 (--eval is a COCO-style folder, --calib may be a folder of images) "
