@@ -35,7 +35,7 @@ NBUF = 8
 TH16 = 3                   # threshold = noise + TH16/16 × (qrs - noise)
 MAX_PENDING = 16
 HISTORY = 1024             # raw samples kept between chunks (>= every filter span)
-KEEP = 1024                # filtered samples kept for candidates, R search and beat windows
+KEEP = 2048                # filtered samples kept for candidates, R search and beat windows
 
 
 def to_units(mv: np.ndarray) -> np.ndarray:
