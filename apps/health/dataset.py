@@ -47,6 +47,7 @@ def record_beats(rec: Record, signal: np.ndarray | None = None) -> dict[str, np.
     keep = np.isin(labels, MODEL_CLASSES)
     i_det, labels = i_det[keep], labels[keep]
     return {"window": np.stack([beats[i].window for i in i_det]).astype(np.int16),
+            "template": np.stack([beats[i].template for i in i_det]).astype(np.int16),
             "rr": np.stack([beats[i].rr for i in i_det]).astype(np.int32),
             "y": np.array([MODEL_CLASSES.index(c) for c in labels], np.int64)}
 

@@ -1,8 +1,11 @@
 """Beat windows and RR-interval features, in integers (the C front end computes the same).
 
-For each detected beat ``r`` the classifier sees ``[2, LEN]``: channel 0 is the baseline-free
-signal from ``r - PRE`` to ``r - PRE + 2*LEN`` averaged in pairs (180 Hz), in mV; channel 1 holds
-the ``len(RR_NAMES)`` RR features, each repeated ``LEN / len(RR_NAMES)`` times. RR values are in
+For each detected beat ``r`` the classifier sees ``[3, LEN]``: channel 0 is the baseline-free
+signal from ``r - PRE`` to ``r - PRE + 2*LEN`` averaged in pairs (180 Hz), in mV; channel 1 is the
+patient's running average beat before this one (``TEMPLATE_SHIFT``: an exponential average of
+the windows, Q4, 1/16 per beat), so that a wide but usual beat (bundle branch block) can be told
+from an unusual one; channel 2 holds the ``len(RR_NAMES)`` RR features, each repeated
+``LEN / len(RR_NAMES)`` times. RR values are in
 samples at 360 Hz; the local mean covers the last ``LOCAL`` intervals; the long-term mean is an
 exponential average (Q4 fixed point, 1/64 per beat); ratios are Q8.
 """
@@ -21,28 +24,33 @@ SPAN = 2 * LEN                  # raw samples per window
 LOCAL = 10
 RR_NAMES = ("prev", "next", "local", "long", "prev/local", "next/local", "prev/long", "next/prev")
 REPEAT = LEN // len(RR_NAMES)
-STEP = 256
+STEP = 512
+CHANNELS = 3
+TEMPLATE_SHIFT = 4
 
 
 @dataclass
 class BeatInput:
-    """A beat ready for the classifier: ``r`` (sample), ``window`` int [LEN], ``rr`` int [8]."""
+    """A beat ready for the classifier: ``r`` (sample), ``window`` int [LEN], ``template`` int [LEN]
+    (the running average beat, same units), ``rr`` int [8]."""
 
     r: int
     window: np.ndarray
+    template: np.ndarray
     rr: np.ndarray
 
     def tensor(self) -> np.ndarray:
-        """The model input [2, LEN] float32."""
-        return model_input(self.window[None], self.rr[None])[0]
+        """The model input [3, LEN] float32."""
+        return model_input(self.window[None], self.template[None], self.rr[None])[0]
 
 
-def model_input(windows: np.ndarray, rr: np.ndarray) -> np.ndarray:
-    """[n, 2, LEN] float32 from int windows [n, LEN] and int RR features [n, 8]."""
+def model_input(windows: np.ndarray, templates: np.ndarray, rr: np.ndarray) -> np.ndarray:
+    """[n, 3, LEN] float32 from int windows and templates [n, LEN] and int RR features [n, 8]."""
     scale = np.array([1 / RATE] * 4 + [1 / 256] * 4, np.float32)
     w = windows.astype(np.float32) / UNITS_PER_MV
+    t = templates.astype(np.float32) / UNITS_PER_MV
     f = np.repeat(rr.astype(np.float32) * scale, REPEAT, axis=1)
-    return np.stack([w, f], axis=1)
+    return np.stack([w, t, f], axis=1)
 
 
 class RrTracker:
@@ -79,6 +87,7 @@ class BeatStream:
         self.rr = RrTracker()
         self._waiting: list[tuple[Detection, np.ndarray | None]] = []
         self._prev_r: int | None = None
+        self._template_q4: np.ndarray | None = None
 
     def process(self, chunk: np.ndarray) -> list[BeatInput]:
         chunk = np.asarray(chunk).ravel()
@@ -117,7 +126,12 @@ class BeatStream:
     def _emit(self, d: Detection, window: np.ndarray, nxt: int) -> BeatInput:
         prev = d.r - self._prev_r if self._prev_r is not None else nxt
         self._prev_r = d.r
-        return BeatInput(d.r, window, self.rr.features(prev, nxt))
+        w = window.astype(np.int64)
+        if self._template_q4 is None:
+            self._template_q4 = w << 4
+        template = self._template_q4 >> 4
+        self._template_q4 = self._template_q4 + (((w << 4) - self._template_q4) >> TEMPLATE_SHIFT)
+        return BeatInput(d.r, window, template, self.rr.features(prev, nxt))
 
 
 def beat_inputs(x_units: np.ndarray, chunk: int = 36000) -> list[BeatInput]:

@@ -35,7 +35,7 @@ class HealthMonitor:
         if round(rate) != RATE:
             from sdk.sources.resample import Resampler
 
-            self.resampler = Resampler(int(round(rate)), RATE)
+            self.resampler = Resampler(round(rate), RATE)
         self.classifier = classifier or BeatClassifier()
         self.beats = BeatStream()
         self.quality = QualityMonitor()

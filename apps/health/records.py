@@ -42,7 +42,7 @@ def resample(x: np.ndarray, rate: float) -> np.ndarray:
         raise EmberError(f"sampling rate {rate} Hz is not an ECG rate: give 125 to 1000 Hz")
     from sdk.sources.resample import Resampler
 
-    r = Resampler(int(round(rate)), RATE)
+    r = Resampler(round(rate), RATE)
     x2 = np.asarray(x, np.float32).reshape(-1, 1)
     return np.concatenate([r.process(x2), r.flush()])[:, 0].astype(np.float32)
 
@@ -68,7 +68,7 @@ def read_record(path: str | Path, lead: str = "MLII", extension: str = "atr") ->
     sig = resample(np.nan_to_num(rec.p_signal[:, 0]), rate)
     beats, labels, excluded, start = [], [], [], None
     for s, sym in zip(ann.sample, ann.symbol):
-        at = int(round(int(s) * scale))
+        at = round(int(s) * scale)
         if sym in AAMI:
             beats.append(at)
             labels.append(AAMI[sym])

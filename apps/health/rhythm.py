@@ -4,8 +4,7 @@ Alerts have a start and an end (``Alert``): ``bradycardia`` (mean HR of the last
 ``tachycardia`` (> 120), ``pause`` (an RR interval > 2 s, one event spanning it), ``v_couplet``
 (two V beats in a row), ``v_run`` (three or more: VT when fast), ``bigeminy`` (N V alternating for
 6 beats), ``trigeminy`` (N N V three times), ``irregular`` (AF-like: over the last 24 non-V RR
-intervals the mean successive difference exceeds 12 % of the mean RR and no two consecutive
-differences are both small). While the signal is unusable (``usable=False``) no alert starts and
+intervals the mean successive difference exceeds 12 % of the mean RR and the median 6 %). While the signal is unusable (``usable=False``) no alert starts and
 open ones end with ``reason="signal"``: a lead-off is never an asystole or a pause.
 """
 
@@ -94,8 +93,7 @@ class RhythmMonitor:
             return False
         rr = rr[-24:]
         d = np.abs(np.diff(rr)) / rr.mean()
-        small = d < 0.04
-        return bool(d.mean() > 0.12 and not np.any(small[1:] & small[:-1]))
+        return bool(d.mean() > 0.12 and np.median(d) > 0.06)
 
     def _end_all(self, r: int, reason: str) -> list[tuple[str, Alert]]:
         out = []

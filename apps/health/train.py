@@ -16,19 +16,19 @@ from typing import Any
 import numpy as np
 
 from apps.health.dataset import MODEL_CLASSES, build
-from apps.health.features import LEN, model_input
+from apps.health.features import CHANNELS, LEN, model_input
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
 
 
 def make_net() -> Any:
-    import torch.nn as nn
+    from torch import nn
 
     def block(cin: int, cout: int, k: int) -> list[nn.Module]:
         return [nn.Conv1d(cin, cout, k, stride=2, padding=k // 2), nn.BatchNorm1d(cout), nn.ReLU()]
 
-    return nn.Sequential(*block(2, 8, 7), *block(8, 16, 5), *block(16, 16, 5), nn.Flatten(),
+    return nn.Sequential(*block(CHANNELS, 8, 7), *block(8, 16, 5), *block(16, 16, 5), nn.Flatten(),
                          nn.Linear(16 * LEN // 8, 32), nn.ReLU(), nn.Linear(32, len(MODEL_CLASSES)))
 
 
@@ -66,7 +66,7 @@ def train_one(x: np.ndarray, y: np.ndarray, ckpt: Path, args: argparse.Namespace
         net.train()
         for s in range(0, len(idx), 256):
             xb = torch.from_numpy(x[idx[s:s + 256]].copy())
-            xb[:, 0] *= torch.from_numpy(gain[s:s + 256])[:, None]
+            xb[:, :2] *= torch.from_numpy(gain[s:s + 256])[:, None, None]
             loss = loss_fn(net(xb), torch.from_numpy(y[idx[s:s + 256]]))
             opt.zero_grad()
             loss.backward()
@@ -112,7 +112,7 @@ def cross_validate(d: dict[str, np.ndarray], x: np.ndarray, args: argparse.Names
 def export_onnx(net: Any, path: Path) -> Path:
     import torch
 
-    torch.onnx.export(net, torch.zeros(1, 2, LEN), str(path), input_names=["beat"], output_names=["logits"],
+    torch.onnx.export(net, torch.zeros(1, CHANNELS, LEN), str(path), input_names=["beat"], output_names=["logits"],
                       opset_version=17, dynamo=False)
     return path
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     d = build(args.data, args.noise, args.work / "beats.npz", seed=args.seed)
-    x = model_input(d["window"], d["rr"])
+    x = model_input(d["window"], d["template"], d["rr"])
     if args.cv:
         res = cross_validate(d, x, args)
         (args.work / "cv.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
