@@ -25,6 +25,7 @@ LOCAL = 10
 RR_NAMES = ("prev", "next", "local", "long", "prev/local", "next/local", "prev/long", "next/prev")
 REPEAT = LEN // len(RR_NAMES)
 STEP = 512
+LATE = 1024                     # a beat confirmed more than this after its window start is dropped
 CHANNELS = 3
 TEMPLATE_SHIFT = 4
 
@@ -97,7 +98,7 @@ class BeatStream:
         return out
 
     def _step(self, chunk: np.ndarray) -> list[BeatInput]:
-        self._waiting += [(d, None) for d in self.detector.process(chunk)]
+        self._waiting += [(d, None) for d in self.detector.process(chunk) if d.r - PRE + BL_DELAY >= d.at - LATE]
         self._take_windows()
         out = []
         while len(self._waiting) >= 2 and self._waiting[0][1] is not None:

@@ -70,6 +70,7 @@ class Detection:
     r: int
     peak: int
     index: int      # mwi candidate index
+    at: int = 0     # stream sample at which the beat was confirmed
 
 
 @dataclass
@@ -147,7 +148,10 @@ class QrsDetector:
         self._checked = last
         found: list[Detection] = []
         for i in idx:
-            found += self._decide(int(i), int(self.signal("mwi", i, i + 1)[0]))
+            new = self._decide(int(i), int(self.signal("mwi", i, i + 1)[0]))
+            for d in new:
+                d.at = int(i) + W
+            found += new
         self.beats += found
         return found
 
