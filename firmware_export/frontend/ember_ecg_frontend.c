@@ -1,6 +1,7 @@
 /* Ember ECG front end (see ember_ecg_frontend.h); mirrors apps/health/frontend.py and features.py. */
 #include "ember_ecg_frontend.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #define W 72
@@ -41,8 +42,14 @@ static int64_t threshold(const ember_ecg_state *s) {
     return nz + ((q - nz) >> 4) * TH16;
 }
 
+/* memmove(dst, dst + elem, count * elem) for the queues (the firmware has memcpy/memset only) */
+static void shift_down(void *base, size_t elem, size_t count) {
+    unsigned char *p = (unsigned char *)base;
+    for (size_t k = 0; k < count * elem; k++) p[k] = p[k + elem];
+}
+
 static void push8(int32_t *buf, int32_t v) {
-    memmove(buf, buf + 1, 7 * sizeof(int32_t));
+    shift_down(buf, sizeof(int32_t), 7);
     buf[7] = v;
 }
 
@@ -90,7 +97,7 @@ static void judge(ember_ecg_state *s, const ember_ecg_cand *c, int32_t at) {
     } else {
         push8(s->noise, c->peak);
         if (s->npending == EMBER_ECG_PENDING) {
-            memmove(s->pending, s->pending + 1, (EMBER_ECG_PENDING - 1) * sizeof(ember_ecg_cand));
+            shift_down(s->pending, sizeof(ember_ecg_cand), EMBER_ECG_PENDING - 1);
             s->npending--;
         }
         s->pending[s->npending++] = *c;
@@ -125,7 +132,7 @@ static void decide(ember_ecg_state *s, int32_t i, int32_t peak, int32_t at) {
 }
 
 static void features(ember_ecg_state *s, int32_t prev, int32_t nxt, int32_t *rr) {
-    if (s->nrecent == LOCAL) { memmove(s->recent, s->recent + 1, (LOCAL - 1) * sizeof(int32_t)); s->nrecent--; }
+    if (s->nrecent == LOCAL) { shift_down(s->recent, sizeof(int32_t), LOCAL - 1); s->nrecent--; }
     s->recent[s->nrecent++] = prev;
     int32_t local = 0;
     for (int32_t k = 0; k < s->nrecent; k++) local += s->recent[k];
@@ -174,7 +181,7 @@ static void take_windows(ember_ecg_state *s) {
 }
 
 static void pop(ember_ecg_state *s) {
-    memmove(s->queue, s->queue + 1, (size_t)(s->nqueue - 1) * sizeof(ember_ecg_wait));
+    shift_down(s->queue, sizeof(ember_ecg_wait), (size_t)(s->nqueue - 1));
     s->nqueue--;
 }
 
