@@ -36,7 +36,7 @@ def demo(out_dir: Path, config: Any, say: Any) -> list[str]:
     alerts = Counter(e["alert"] for e in events if e["type"] == "alert" and e["event"] == "start")
     png = plot_events(out_dir / "health.png", np.asarray(mon.recent, np.float32), 0, events)
     classes = " ".join(f"{k}={v}" for k, v in mon.counts.items() if v)
-    return [f"  health: {len(beats)} beats detected ({len(i_ref)}/{len(rec.beats)} annotated beats found), "
-            f"classes {classes}; beat agreement with the cardiologists {m['accuracy']:.0%}",
+    return [(f"  health: {len(beats)} beats detected ({len(i_ref)}/{len(rec.beats)} annotated beats found), "
+            f"classes {classes}; beat agreement with the cardiologists {m['accuracy']:.0%}"),
             f"  health: alerts {dict(alerts) or 'none'}; last HR {beats[-1]['hr']} bpm" if beats else "  health: no beats",
             f"  health: plot {png}"]
