@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,28 +32,37 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _uri(args: argparse.Namespace) -> str:
-    if args.source:
-        uri = args.source
-    else:
-        uri = f"wfdb://{SAMPLE}"
-    if uri.startswith("wfdb://") and "channel=" not in uri:
-        uri += ("&" if "?" in uri else "?") + f"channel={args.lead}"
-    return uri
+    """The source URI with the lead chosen (WFDB: ``--lead`` when the record has it, else channel 0)
+    and 0.1-s blocks unless the URI says otherwise."""
+    uri = args.source or f"wfdb://{SAMPLE}"
+    scheme = uri.split("://", 1)[0]
+    extra = []
+    if scheme == "wfdb" and "channel=" not in uri:
+        extra.append(f"channel={_wfdb_lead(uri, args.lead)}")
+    if scheme in ("wfdb", "csv", "serial", "synthetic") and "block=" not in uri:
+        extra.append("block=36")
+    return uri + ("&" if "?" in uri else "?") + "&".join(extra) if extra else uri
 
 
-def _open(uri: str, args: argparse.Namespace) -> Any:
+def _wfdb_lead(uri: str, lead: str) -> str:
+    import wfdb
+
+    from apps.health.records import pick_lead
+
+    path = re.sub(r"\.(hea|dat)$", "", uri.split("://", 1)[1].split("?", 1)[0])
+    try:
+        names = list(wfdb.rdheader(path).sig_name)
+    except (OSError, ValueError, IndexError) as e:
+        raise SourceError(uri, f"cannot read the WFDB header {path}.hea: {e}",
+                          "give the record path without extension, e.g. wfdb://data/mitbih/100") from None
+    return str(pick_lead(names, lead))
+
+
+def _open(uri: str) -> Any:
     from sdk.sources import open_source
 
     src = open_source(uri)
-    try:
-        src.open()
-    except SourceError as e:
-        if uri.startswith("wfdb://") and "no channel" in str(e):   # lead missing: fall back to the first
-            src = open_source(uri.split("channel=")[0].rstrip("?&") + ("&" if "?" in uri.split("channel=")[0]
-                                                                       else "?") + "channel=0")
-            src.open()
-        else:
-            raise
+    src.open()
     return src
 
 
@@ -62,7 +72,7 @@ def run(args: argparse.Namespace, config: Any) -> int:
     from sdk.events import default_bus
     from sdk.util.jsonutil import dumps
 
-    src = _open(_uri(args), args)
+    src = _open(_uri(args))
     rate = src.meta.get("rate") or args.rate
     if not rate:
         src.close()

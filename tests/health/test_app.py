@@ -82,8 +82,8 @@ def test_monitor_rejects_a_rate_that_is_not_ecg() -> None:
 def _copy_record(src: Path, dest: Path, ann: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for ext in ("hea", "dat") + (("atr",) if ann else ()):
-        shutil.copy(src.with_suffix(f".{ext}"), dest / f"rec.{ext}")
-    return dest / "rec"
+        shutil.copy(src.with_suffix(f".{ext}"), dest / f"{src.name}.{ext}")
+    return dest / src.name
 
 
 def test_eval_scores_a_folder(tmp_path: Path, capsys) -> None:
@@ -92,7 +92,7 @@ def test_eval_scores_a_folder(tmp_path: Path, capsys) -> None:
                  "--plot", str(tmp_path / "cm.png")]) == 0
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["records"] == 1 and res["qrs"]["se"] > 0.97 and res["qrs"]["ppv"] > 0.97
-    assert set(res["per_record"]) == {"rec"} and res["confusion"]["classes"] == ["N", "S", "V", "F", "Q"]
+    assert set(res["per_record"]) == {SAMPLE.name} and res["confusion"]["classes"] == ["N", "S", "V", "F", "Q"]
     assert (tmp_path / "cm.png").is_file()
 
 
