@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.health.features import BeatInput
+from apps.health.features import CHANNELS, LEN, BeatInput
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 LABELS = ("N", "S", "V", "F")
@@ -30,13 +30,12 @@ class BeatClassifier:
 
         folder = Path(model) if model else MODEL_DIR
         opts: dict[str, Any] = {"measure": "never", "background": False, **manager_options}
-        if backend:
-            opts["backends"] = [backend]
         if tier:
             opts["initial"] = tier
         self.manager = ModelManager.from_config(folder, config, **opts)
-        if tier:
-            self.manager.pin(tier, backend)
+        if tier or backend:
+            self.manager.pin(tier or self.manager.tier, backend)
+            self.manager(np.zeros((1, CHANNELS, LEN), np.float32))   # the switch happens at a frame
 
     @property
     def variant(self) -> str:

@@ -37,6 +37,6 @@ def demo(out_dir: Path, config: Any, say: Any) -> list[str]:
     png = plot_events(out_dir / "health.png", np.asarray(mon.recent, np.float32), 0, events)
     classes = " ".join(f"{k}={v}" for k, v in mon.counts.items() if v)
     return [(f"  health: {len(beats)} beats detected ({len(i_ref)}/{len(rec.beats)} annotated beats found), "
-            f"classes {classes}; beat agreement with the cardiologists {m['accuracy']:.0%}"),
+            f"classes {classes}; agreement with the annotations {m['accuracy']:.0%} (record 208 is in the training set)"),
             f"  health: alerts {dict(alerts) or 'none'}; last HR {beats[-1]['hr']} bpm" if beats else "  health: no beats",
             f"  health: plot {png}"]
