@@ -110,3 +110,13 @@ def test_missing_lead_falls_back_to_the_first_channel(tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     assert main(["run", "health", "--lead", "V5", "--jsonl", str(out)]) == 0
     assert sum('"beat"' in x for x in out.read_text().splitlines()) > 80
+
+
+def test_demo_part_shows_beats_alerts_and_a_plot(tmp_path: Path) -> None:
+    from apps.health import APP
+
+    said: list[str] = []
+    lines = APP.demo(tmp_path, None, said.append)
+    assert said and "record 208" in said[0]
+    assert any("beats detected" in line for line in lines) and any("v_couplet" in line for line in lines)
+    assert (tmp_path / "health.png").stat().st_size > 10_000
