@@ -120,3 +120,14 @@ def test_demo_part_shows_beats_alerts_and_a_plot(tmp_path: Path) -> None:
     assert said and "record 208" in said[0]
     assert any("beats detected" in line for line in lines) and any("v_couplet" in line for line in lines)
     assert (tmp_path / "health.png").stat().st_size > 10_000
+
+
+def test_alerts_and_quality_go_to_telemetry(tmp_path: Path) -> None:
+    from sdk.telemetry import read_messages
+
+    spool = tmp_path / "t.spool"
+    cfg = tmp_path / "ember.toml"
+    cfg.write_text(f'[telemetry]\nspool = "{spool}"\ndevice_id = "ecg-1"\n')
+    assert main(["--config", str(cfg), "run", "health", "--quiet", "--telemetry", "--tier", "int8"]) == 0
+    kinds = [m["body"].get("kind") for m in read_messages(spool)]
+    assert "health.alert" in kinds and "health.quality" in kinds
