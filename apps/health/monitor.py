@@ -66,6 +66,8 @@ class HealthMonitor:
             if not events or events[-1].get("state") != q.state:
                 events.append({"type": "quality", "t": round(q.start / RATE, 3), "state": q.state,
                                "usable": q.usable, "noise_mv": q.noise_mv, "wander_mv": q.wander_mv})
+            if not q.usable:
+                events += [self._alert(kind, a) for kind, a in self.rhythm.signal_lost(q.start)]
         self.n += len(x)
         if self.recent.maxlen:
             self.recent.extend(x.tolist())
@@ -75,7 +77,9 @@ class HealthMonitor:
     def _dedupe_quality(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for e in events:
-            if e["state"] != getattr(self, "_last_state", None):
+            if e["type"] != "quality":
+                out.append(e)
+            elif e["state"] != getattr(self, "_last_state", None):
                 out.append(e)
                 self._last_state = e["state"]
         return out

@@ -41,6 +41,7 @@ class RhythmMonitor:
         self.beats: deque[tuple[int, str]] = deque(maxlen=32)
         self.active: dict[str, Alert] = {}
         self.hr: float | None = None
+        self.lost: int | None = None     # sample where the signal last became unusable
 
     def heart_rate(self) -> float | None:
         r = [b[0] for b in self.beats][-9:]
@@ -48,9 +49,9 @@ class RhythmMonitor:
 
     def update(self, r: int, cls: str, usable: bool = True) -> list[tuple[str, Alert]]:
         if not usable:
-            self.beats.clear()
-            self.hr = None
-            return self._end_all(r, "signal")
+            return self.signal_lost(r)
+        if self.lost is not None and self.beats and self.beats[-1][0] < self.lost <= r:
+            self.beats.clear()           # no pause, rate or pattern across a stretch of unusable signal
         prev = self.beats[-1][0] if self.beats else None
         self.beats.append((r, cls))
         self.hr = self.heart_rate()
@@ -94,6 +95,13 @@ class RhythmMonitor:
         rr = rr[-24:]
         d = np.abs(np.diff(rr)) / rr.mean()
         return bool(d.mean() > 0.12 and np.median(d) > 0.06)
+
+    def signal_lost(self, sample: int) -> list[tuple[str, Alert]]:
+        """The signal became unusable at ``sample``: forget the beats (no pause across the gap), end alerts."""
+        self.beats.clear()
+        self.hr = None
+        self.lost = sample
+        return self._end_all(sample, "signal")
 
     def _end_all(self, r: int, reason: str) -> list[tuple[str, Alert]]:
         out = []

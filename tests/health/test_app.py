@@ -131,3 +131,20 @@ def test_alerts_and_quality_go_to_telemetry(tmp_path: Path) -> None:
     assert main(["--config", str(cfg), "run", "health", "--quiet", "--telemetry", "--tier", "int8"]) == 0
     kinds = [m["body"].get("kind") for m in read_messages(spool)]
     assert "health.alert" in kinds and "health.quality" in kinds
+
+
+def test_lead_off_is_no_pause_and_beats_resume() -> None:
+    from sdk.sources.ecg import synthetic_ecg
+
+    ecg = synthetic_ecg(20, hr=70, seed=7).signal
+    x = np.concatenate([ecg, np.zeros(10 * 360, np.float32), ecg])
+    mon = HealthMonitor(classifier=BeatClassifier(tier="int8", backend="onnxruntime"))
+    events = []
+    for s in range(0, len(x), 360):
+        events += mon.process(x[s:s + 360])
+    events += mon.finish()
+    mon.close()
+    assert any(e["type"] == "quality" and e["state"] == "flat" and not e["usable"] for e in events)
+    assert not any(e["type"] == "alert" and e["alert"] in ("pause", "bradycardia") for e in events)
+    beats = [e["t"] for e in events if e["type"] == "beat"]
+    assert sum(t > 32 for t in beats) >= 18          # beats are found again after the gap
