@@ -127,6 +127,18 @@ def make_tiers(onnx: Path, x: np.ndarray, y: np.ndarray, out: Path, seed: int) -
     optimize(onnx, x[cal], (x[ev], y[ev]), out, name="health-beats", labels=list(MODEL_CLASSES),
              tiers=("fp32/onnxruntime", "int8/onnxruntime", "fp32/litert", "int8/litert"),
              calib_limit=512, eval_limit=2000, report=False)
+    add_tinygrad(out)
+
+
+def add_tinygrad(folder: Path) -> None:
+    """The fp32 ONNX file also as a tinygrad variant (measured on this machine)."""
+    from sdk.models.manifest import Manifest
+    from sdk.optimize import measure_folder
+
+    m = Manifest.load(folder)
+    m.add_variant("fp32", "model.fp32.onnx", "tinygrad")
+    m.save(folder)
+    measure_folder(folder, report=False)
 
 
 def main(argv: list[str] | None = None) -> int:
