@@ -58,8 +58,8 @@ def readme_section(name: str, scale: float, zp: int) -> str:
 ## ECG front end (`--frontend ecg`)
 
 `src/ember_ecg_frontend.{{c,h}}` turn an ECG lead (int16 samples at 360 Hz, 200 per mV; resample
-other rates first) into beats for this classifier, in integer arithmetic (no heap, no libm, about
-{_state_kb()} KB of state): Pan-Tompkins-style QRS detection with adaptive thresholds and
+other rates first) into beats for this classifier, in integer arithmetic (no heap, no libm;
+`ember_ecg_state` is 11.7 KB, the code about 2.4 KB on a Cortex-M4 at -Os): Pan-Tompkins-style QRS detection with adaptive thresholds and
 search-back, a 128-sample beat window, the patient's running average beat and 8 RR features. The beats
 (R sample, window, template, RR) are the same, sample for sample, as the Python app's
 (`apps.health.features.BeatStream`).
@@ -77,10 +77,6 @@ for (int k = 0; k < n; ++k) {{
 }}
 ```
 """
-
-
-def _state_kb() -> str:
-    return "10"
 
 
 def build_host(build: Path, cc: str = "gcc") -> Path:
