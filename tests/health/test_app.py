@@ -25,7 +25,7 @@ VARIANTS = [(v["tier"], v["backend"]) for v in json.loads((MODEL_DIR / "manifest
 @pytest.fixture(scope="module")
 def sample_inputs() -> np.ndarray:
     beats = beat_inputs(to_units(read_record(SAMPLE).signal))
-    return np.stack([b.tensor() for b in beats])
+    return np.stack([b.tensor() for b in beats])[:40]     # N, V and F beats (tinygrad runs ~20 ms a beat)
 
 
 def test_shipped_model_has_an_int8_tier_under_20_kb() -> None:
