@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import keyword
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,14 +83,16 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; pass overwrite=True (--force) or choose another --out")
     m = load(model)
-    lower.check_model(m)
-    tflm.check_ops(m)
-    layers = lower.Lowerer(m, name).lower()
-    plan = arena.make_plan(m, layers, name)
+    with _inconsistent(m):
+        lower.check_model(m)
+        tflm.check_ops(m)
+        layers = lower.Lowerer(m, name).lower()
+        plan = arena.make_plan(m, layers, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result = _write(m, plan, tmp, name, tgt, section, measure)
+        with _inconsistent(m):
+            result = _write(m, plan, tmp, name, tgt, section, measure)
         _check_fit(result, tgt)
         result.out_dir = out
         (tmp / "footprint.json").write_text(json.dumps(result.footprint(tgt), indent=2) + "\n")
@@ -106,6 +110,18 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     return result
 
 
+@contextlib.contextmanager
+def _inconsistent(m: Model) -> Iterator[None]:
+    """Planning or writing a graph that contradicts itself (a damaged file the checks in ``load`` and
+    ``lower`` did not name) ends as an ``ExportError``, never a traceback from inside the exporter."""
+    try:
+        yield
+    except lower.INCONSISTENT as e:
+        where = str(m.path) if m.path else "model"
+        raise ExportError(f"{where}: the model's tensors or options are inconsistent ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); re-convert it") from None
+
+
 def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section: str | None,
            measure: bool) -> ExportResult:
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
@@ -115,7 +131,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "src" / f"{name}.c").write_text(codegen.source(m, plan, name, section))
     for f in ("ember_nn.h", "ember_nn.c"):
         shutil.copy(toolchain.RUNTIME / f, d / "src" / f)
-    for f in ("startup.c", "mps2.ld", "verify_main.c"):
+    for f in ("startup.c", project.linker_script(tgt), "verify_main.c"):
         shutil.copy(toolchain.MCU / f, d / "mcu" / f)
     inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1)
     expected = oracle.litert_outputs(m.raw, inputs)
@@ -139,7 +155,8 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     if measure and toolchain.which("arm-none-eabi-gcc"):
         proxy = tgt if tgt.arm else TARGETS["cortex-m4"]
         with tempfile.TemporaryDirectory() as b:
-            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c")
+            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c",
+                                            linker_script="mps2.ld")
         res.flash_bytes, res.stack_bytes = build.flash, build.stack
         res.ram_bytes = build.ram  # .data + .bss (arena, in/out buffers) + stack
         res.measured, res.measured_on = True, proxy.name

@@ -88,9 +88,19 @@ def library_properties(prefix: str, target: Target) -> str:
                       "architectures=*", f"includes={prefix}.h", ""])
 
 
+def linker_script(target: Target) -> str:
+    """The linker script ``make qemu`` uses (a non-ARM target's folder still builds for the M4 machine)."""
+    return target.linker_script if target.arm and target.qemu_machine else "mps2.ld"
+
+
+def _qemu_machine(target: Target) -> str:
+    return target.qemu_machine if target.arm and target.qemu_machine else "mps2-an386"
+
+
 def makefile(prefix: str, target: Target, qemu_machine: str | None) -> str:
     arm_flags = " ".join(target.cflags) or "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
     up = prefix.upper()
+    ld = linker_script(target)
     defs = f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"
     return f"""# {prefix}: build the example on this computer (make run) or for Cortex-M under QEMU (make qemu).
 CC ?= cc
@@ -115,9 +125,9 @@ lib{prefix}.a: $(SRC)
 \t$(CC) $(CFLAGS) -Isrc -c src/ember_nn.c -o src/ember_nn.o
 \t$(AR) rcs $@ src/{prefix}.o src/ember_nn.o
 
-verify.elf: $(SRC) mcu/startup.c mcu/verify_main.c mcu/ember_verify_data.h mcu/mps2.ld
+verify.elf: $(SRC) mcu/startup.c mcu/verify_main.c mcu/ember_verify_data.h mcu/{ld}
 \t$(ARM_CC) $(ARM_FLAGS) -std=c99 -Os -ffreestanding -nostdlib -Wl,--gc-sections -Isrc -Imcu \\
-\t  -include src/{prefix}.h {defs} -T mcu/mps2.ld $(SRC) mcu/startup.c mcu/verify_main.c -lgcc -o $@
+\t  -include src/{prefix}.h {defs} -T mcu/{ld} $(SRC) mcu/startup.c mcu/verify_main.c -lgcc -o $@
 
 qemu: verify.elf
 \tqemu-system-arm -M $(QEMU_MACHINE) -nographic -monitor none -serial none \\
@@ -185,7 +195,7 @@ budget {fp['target_flash_bytes']} B flash / {fp['target_ram_bytes']} B RAM.
 * **On this computer**: `make run` builds `main.c` (runs the compiled-in sample input and prints the
   output) with your C compiler; `make lib` builds `lib{prefix}.a`.
 * **QEMU (Cortex-M)**: `make qemu` builds `mcu/verify_main.c` with `arm-none-eabi-gcc` (startup and
-  linker script in `mcu/`) and runs it under `qemu-system-arm -M mps2-an386` with semihosting; it
+  linker script in `mcu/`) and runs it under `qemu-system-arm -M {_qemu_machine(target)}` with semihosting; it
   prints `ember-verify: N/N ok` and exits 0 when every output matches LiteRT.
 * **Arduino IDE / arduino-cli**: this folder is an Arduino library (`library.properties`, `src/`).
   Copy it into `~/Arduino/libraries/{prefix}/` (or *Sketch → Include Library → Add .ZIP Library*),

@@ -81,8 +81,12 @@ def host_run(exe: Path, inputs: np.ndarray, out_size: int) -> np.ndarray:
 
 
 def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
-              extra_include: Path | None = None) -> ArmBuild:
-    """Cross-compile the model with ``main`` for ``target``; return sizes from arm-none-eabi-size."""
+              extra_include: Path | None = None, linker_script: str | None = None) -> ArmBuild:
+    """Cross-compile the model with ``main`` for ``target``; return sizes from arm-none-eabi-size.
+
+    ``linker_script`` (in ``mcu/``) defaults to the target's qemu machine's; footprint builds pass the
+    large ``mps2.ld`` so that a model too big for the target is measured (and refused with numbers), not
+    stopped by the linker."""
     if not target.arm:
         raise ExportError(f"target {target.name} is not an ARM Cortex-M; build it with its own SDK")
     build.mkdir(parents=True, exist_ok=True)
@@ -96,7 +100,7 @@ def arm_build(src: Path, prefix: str, target: Target, build: Path, main: Path,
               *_model_defines(prefix), "-c", s, "-o", str(obj)], f"arm-none-eabi-gcc {Path(s).name}",
              timeout=300)
         objs.append(str(obj))
-    _run(["arm-none-eabi-gcc", *target.cflags, "-nostdlib", "-Wl,--gc-sections", "-T", str(MCU / "mps2.ld"),
+    _run(["arm-none-eabi-gcc", *target.cflags, "-nostdlib", "-Wl,--gc-sections", "-T", str(MCU / (linker_script or target.linker_script)),
           *objs, "-lgcc", "-o", str(elf)], "arm-none-eabi-gcc link", timeout=300)
     text, data, bss = arm_size(elf)
     return ArmBuild(elf, text, data, bss, stack_estimate(build))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from sdk.errors import ConfigError
 from sdk.optimize.quantize import CALIBRATION_METHODS
 from sdk.optimize.tiers import ALL_TIERS
+from sdk.util.jsonutil import dumps
 
 DATA_HELP = ".npz with array x (and y labels) or a folder of .npy files (x.npy [+ y.npy], or one sample per file)"
 
@@ -50,7 +50,8 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
     from sdk.optimize.report import COLUMNS, rows
     from sdk.optimize.toolchain import measure_folder, optimize
 
-    power = args.power_table or config.get_path("optimize.power_table")
+    settings = config.settings("optimize")
+    power = args.power_table or settings.power_table or None
     if args.measure_only:
         res = measure_folder(args.measure_only, args.eval, device=args.device_class, power_table=power)
     else:
@@ -61,13 +62,12 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
         res = optimize(args.model, args.calib, args.eval, args.out, task=args.task, name=args.name,
                        labels=[s.strip() for s in args.labels.split(",")] if args.labels else (),
                        tiers=[t.strip() for t in args.tiers.split(",") if t.strip()],
-                       method=args.method or config.get_path("optimize.method", "minmax"),
-                       max_drop=float(args.max_drop if args.max_drop is not None
-                                      else config.get_path("optimize.max_drop", 1.0)),
+                       method=args.method or settings.method,
+                       max_drop=float(args.max_drop if args.max_drop is not None else settings.max_drop),
                        calib_limit=args.calib_limit, eval_limit=args.eval_limit, device=args.device_class,
                        power_table=power)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2, default=float))
+        print(dumps(res.to_dict(), indent=2))
         return 0
     table = [list(COLUMNS)] + rows(res)
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS) - 1)]

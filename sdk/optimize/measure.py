@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sdk.errors import ModelError
 from sdk.optimize.data import Dataset
 from sdk.optimize.tflite_export import from_tflite_layout, to_tflite_layout
 from sdk.runtime.backends import load_backend
+from sdk.util.timing import time_calls
 
 TASKS = ("classification", "regression")
 
@@ -72,25 +72,16 @@ def latency(path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 
     process's load), stopping early after ``budget_s`` seconds."""
     backend = backend_for(path)
     x = to_tflite_layout(sample) if backend == "litert" else sample
-    times = []
     with load_backend(path, backend, threads=threads) as model:
-        for _ in range(warmup):
-            model.run(x)
-        start = time.perf_counter()
-        while len(times) < runs or time.perf_counter() - start < min_time_s:
-            t0 = time.perf_counter()
-            model.run(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-            if time.perf_counter() - start > budget_s and len(times) >= 5:
-                break
-    arr = np.array(times)
-    return Latency(float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.mean()), len(arr))
+        t = time_calls(lambda: model.run(x), runs=runs, warmup=warmup, min_time_s=min_time_s, budget_s=budget_s)
+    return Latency(t.p50_ms, t.p95_ms, t.mean_ms, t.runs)
 
 
 _PEAK_SCRIPT = """
 import json, os, resource, sys
 import numpy as np
 from sdk.runtime.backends import load_backend
+from sdk.util.timing import time_calls
 path, backend, shape = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 x = np.zeros(shape, np.float32)
 if backend == "litert":

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdk.errors import ModelError
+from sdk.vocab import CALIBRATION_METHODS
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # Ops that ONNX Runtime's static QDQ quantizer turns into int8 kernels (weighted layers first).
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 # Ops where dynamic quantization (int8 weights, activations quantized on the fly) pays off.

@@ -1,9 +1,11 @@
 """Per-layer quantization sensitivity and mixed precision.
 
-Sensitivity: quantize one weighted layer at a time (all others float), score it on the eval set
-and measure how far its outputs move from fp32. Mixed precision: start from the fully int8
+Sensitivity: quantize one weighted layer at a time (all others float), score it on the selection
+data and measure how far its outputs move from fp32. Mixed precision: start from the fully int8
 model and keep the most sensitive layers in float (``nodes_to_exclude``), one more at a time,
-until the score is within ``max_drop`` points of fp32. Calibration ranges are computed once and
+until the score is within ``max_drop`` points of fp32. The optimizer passes the selection part of
+the evaluation data (``Dataset.split``) and reports the chosen tier on the other part, so the
+choice is not scored on the data that made it. Calibration ranges are computed once and
 reused (ONNX Runtime calibration cache) so the scan costs one quantization + one evaluation per
 layer.
 """
@@ -41,6 +43,7 @@ class MixedResult:
     drop_pts: float | None = None
     within_budget: bool = False
     steps: list[dict[str, Any]] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)  # the data it was chosen on (scores above are on it)
 
 
 def _progress(total: int, desc: str) -> Any:

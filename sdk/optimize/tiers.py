@@ -12,10 +12,14 @@ from typing import Any
 from sdk.errors import EmberError
 from sdk.optimize.data import Dataset
 from sdk.optimize.quantize import dynamic_fits, op_census, quantize_dynamic_int8, quantize_static_int8
+from sdk.vocab import FILE_SUFFIX, PRECISIONS, Backend, Precision
 
-ONNX_TIERS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-mixed")
-LITERT_TIERS = ("fp32", "int8")
-ALL_TIERS = tuple(f"{t}/onnxruntime" for t in ONNX_TIERS) + tuple(f"{t}/litert" for t in LITERT_TIERS)
+# what `ember optimize` can build, per backend (names from sdk.vocab)
+BUILDS: dict[str, tuple[str, ...]] = {Backend.ONNXRUNTIME.value: PRECISIONS,
+                                      Backend.LITERT.value: (Precision.FP32.value, Precision.INT8.value)}
+ONNX_TIERS = BUILDS["onnxruntime"]
+LITERT_TIERS = BUILDS["litert"]
+ALL_TIERS = tuple(f"{t}/{b}" for b, tiers in BUILDS.items() for t in tiers)
 
 
 @dataclass
@@ -43,7 +47,7 @@ class TierResult:
 
 
 def file_name(tier: str, backend: str) -> str:
-    return f"model.{tier}.{'tflite' if backend == 'litert' else 'onnx'}"
+    return f"model.{tier}{FILE_SUFFIX[backend]}"
 
 
 def build_tier(key: str, fp32: Path, folder: Path, build: Callable[[Path], dict[str, Any] | None]) -> TierResult:

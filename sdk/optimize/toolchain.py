@@ -13,7 +13,6 @@ figures to an existing folder without rebuilding the tiers.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -43,9 +42,11 @@ from sdk.optimize.tiers import (
     int8_builder,
     tflite_builder,
 )
+from sdk.util.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
+SELECTION_FRACTION = 0.5  # int8-mixed: share of the evaluation data that chooses the float layers
 
 
 @dataclass
@@ -70,7 +71,8 @@ class OptimizeResult:
                 "sensitivity": [s.to_dict() for s in self.sensitivity],
                 "mixed": None if self.mixed is None else {
                     "excluded": self.mixed.excluded, "score": self.mixed.score, "drop_pts": self.mixed.drop_pts,
-                    "within_budget": self.mixed.within_budget, "steps": self.mixed.steps}}
+                    "within_budget": self.mixed.within_budget, "steps": self.mixed.steps,
+                    "selection": self.mixed.selection}}
 
 
 def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, task: str = "classification",
@@ -85,6 +87,9 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     cal = as_dataset(calib, "calibration data").check(shape)
     ev = as_dataset(evalset, "evaluation data").check(shape, need_labels=False)
     ev = Dataset(ev.x[:eval_limit], None if ev.y is None else ev.y[:eval_limit], ev.source)
+    sel = None
+    if "int8-mixed/onnxruntime" in tiers:  # choose the float layers on one part, report on the other
+        sel, ev = ev.split(SELECTION_FRACTION)
     unknown = [t for t in tiers if t not in ALL_TIERS]
     if unknown:
         raise ModelError(f"unknown tier(s) {unknown}; choose from {', '.join(ALL_TIERS)}")
@@ -116,13 +121,13 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     for key in tiers:
         if key in builders:
             res.tiers.append(build_tier(key, fp32, folder, builders[key]()))
-        elif key == "int8-mixed/onnxruntime":
-            res.tiers.append(_mixed_tier(res, fp32, cal, ev, y, fp32_out, method, calib_limit, work))
+        elif key == "int8-mixed/onnxruntime" and sel is not None:
+            res.tiers.append(_mixed_tier(res, fp32, cal, sel, method, calib_limit, work))
     _check_tflite_agreement(res, folder, ev, fp32_out)
     measure_tiers(res, ev, y, shape, power_table)
     write_manifest(res, shape, labels)
-    (folder / "results.json").write_text(json.dumps(res.to_dict(), indent=2, default=float) + "\n")
-    (folder / "sensitivity.json").write_text(json.dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
+    (folder / "results.json").write_text(dumps(res.to_dict(), indent=2) + "\n")
+    (folder / "sensitivity.json").write_text(dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
     if report:
         from sdk.optimize.report import write_report
         write_report(res)
@@ -130,17 +135,21 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     return res
 
 
-def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, ev: Dataset, y: np.ndarray, fp32_out: np.ndarray,
-                method: str, calib_limit: int | None, work: Path) -> TierResult:
+def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, method: str,
+                calib_limit: int | None, work: Path) -> TierResult:
+    """Rank the layers and choose those kept in float on ``sel`` (the selection part of the evaluation
+    data); the tier is scored later on the report part like every other tier."""
     out = TierResult("int8-mixed", "onnxruntime", "model.int8-mixed.onnx")
     try:
-        res.sensitivity = sensitivity_scan(fp32, cal, ev, task=res.task, method=method, workdir=work, labels=y,
-                                           fp32_outputs=fp32_out, fp32_score=res.fp32_score or 0.0,
-                                           calib_limit=calib_limit)
-        res.mixed = mixed_precision(fp32, res.folder / out.file, cal, ev, task=res.task, method=method,
-                                    workdir=work, labels=y, ranking=res.sensitivity,
-                                    fp32_score=res.fp32_score or 0.0, max_drop=res.max_drop,
-                                    calib_limit=calib_limit)
+        sel_out = predict(fp32, sel)
+        y = sel.y if sel.y is not None else sel_out.reshape(len(sel_out), -1).argmax(1)
+        sel_score = score(sel_out, y, res.task)
+        res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work, labels=y,
+                                           fp32_outputs=sel_out, fp32_score=sel_score, calib_limit=calib_limit)
+        res.mixed = mixed_precision(fp32, res.folder / out.file, cal, sel, task=res.task, method=method,
+                                    workdir=work, labels=y, ranking=res.sensitivity, fp32_score=sel_score,
+                                    max_drop=res.max_drop, calib_limit=calib_limit)
+        res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION}
     except (EmberError, OSError, ValueError, RuntimeError) as e:
         out.status, out.reason, out.file = "failed", f"{type(e).__name__}: {e}", None
         return out
