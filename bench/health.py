@@ -89,6 +89,14 @@ def cv_tiers(work: Path) -> list[dict[str, Any]]:
     return out
 
 
+def seed_row(work: Path) -> dict[str, Any]:
+    """The torch fp32 CV result of one ``--cv`` run (its own seed and folds)."""
+    cv = json.loads((work / "cv.json").read_text())
+    m = cv["copy0"]
+    return {"run": work.name, "folds": cv["folds"], "accuracy": m["accuracy"],
+            **{c: {"se": m[c]["se"], "ppv": m[c]["ppv"]} for c in MODEL_CLASSES}}
+
+
 def realtime(records: list[Any], seconds: int = 600) -> list[dict[str, Any]]:
     from apps.health.monitor import HealthMonitor
 
@@ -148,6 +156,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mitbih")
     ap.add_argument("--work", type=Path, default=Path("/work/train/health/cv_t"))
+    ap.add_argument("--spread", type=Path, nargs="*", default=[Path("/work/train/health/cv_s1")],
+                    help="more --cv runs of the same recipe with other seeds (other folds): fp32 spread")
     ap.add_argument("--skip-mcu", action="store_true")
     args = ap.parse_args()
     records = [read_record(p) for p in find_records(args.data)]
@@ -155,6 +165,7 @@ def main() -> None:
     result["qrs"] = qrs(records)
     result["tiers"] = cv_tiers(args.work)
     result["cv_folds"] = json.loads((args.work / "cv.json").read_text())["folds"]
+    result["cv_seeds"] = [seed_row(d) for d in [args.work, *args.spread] if (d / "cv.json").is_file()]
     rt = realtime(records[:3])
     result["realtime"] = rt
     result["realtime_factor"] = min(r["realtime_factor"] for r in rt)
