@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import REPO, write_result
+from _util import REPO, write_result   # write_result records the git commit and a dirty flag
 
 from apps.health.classifier import MODEL_DIR, BeatClassifier
 from apps.health.dataset import MODEL_CLASSES
@@ -29,13 +28,6 @@ from apps.health.metrics import class_metrics, qrs_metrics
 from apps.health.records import find_records, match, outside, read_record
 
 TIERS = (("fp32", "onnxruntime"), ("int8", "onnxruntime"), ("fp32", "litert"), ("int8", "litert"))
-
-
-def git_state() -> dict[str, Any]:
-    def run(*cmd: str) -> str:
-        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
-
-    return {"commit": run("git", "rev-parse", "HEAD"), "dirty": bool(run("git", "status", "--porcelain"))}
 
 
 def qrs(records: list[Any]) -> dict[str, Any]:
@@ -161,7 +153,7 @@ def main() -> None:
     ap.add_argument("--skip-mcu", action="store_true")
     args = ap.parse_args()
     records = [read_record(p) for p in find_records(args.data)]
-    result: dict[str, Any] = {"bench": "health", **git_state(), "records": len(records)}
+    result: dict[str, Any] = {"bench": "health", "records": len(records)}
     result["qrs"] = qrs(records)
     result["tiers"] = cv_tiers(args.work)
     result["cv_folds"] = json.loads((args.work / "cv.json").read_text())["folds"]
