@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import REPO, write_result   # write_result records the git commit and a dirty flag
+from _util import REPO, write_result  # write_result records the git commit and a dirty flag
 
 from apps.health.classifier import MODEL_DIR, BeatClassifier
 from apps.health.dataset import MODEL_CLASSES
