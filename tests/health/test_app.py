@@ -148,3 +148,24 @@ def test_lead_off_is_no_pause_and_beats_resume() -> None:
     assert not any(e["type"] == "alert" and e["alert"] in ("pause", "bradycardia") for e in events)
     beats = [e["t"] for e in events if e["type"] == "beat"]
     assert sum(t > 32 for t in beats) >= 18          # beats are found again after the gap
+
+
+def test_irregular_alert_covers_atrial_fibrillation(shared_data: Path) -> None:
+    import wfdb
+
+    path = shared_data / "mitbih" / "201"
+    rec = read_record(path)
+    ann = wfdb.rdann(str(path), "atr")
+    marks = [(int(s), n) for s, a, n in zip(ann.sample, ann.symbol, ann.aux_note) if a == "+"]
+    af = [(s / 360, (marks[k + 1][0] if k + 1 < len(marks) else len(rec.signal)) / 360)
+          for k, (s, n) in enumerate(marks) if n.startswith("(AF")]
+    mon = HealthMonitor(classifier=BeatClassifier(tier="int8", backend="onnxruntime"))
+    events = []
+    for s in range(0, len(rec.signal), 3600):
+        events += mon.process(rec.signal[s:s + 3600])
+    events += mon.finish()
+    mon.close()
+    irr = [(e["start_s"], e["end_s"]) for e in events if e["type"] == "alert" and e["event"] == "end"
+           and e["alert"] == "irregular"]
+    covered = sum(max(0.0, min(b, d) - max(a, c)) for a, b in irr for c, d in af)
+    assert covered >= 0.8 * sum(d - c for c, d in af)
