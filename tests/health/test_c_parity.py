@@ -19,6 +19,8 @@ from firmware_export.tflite_model import load
 from sdk.cli import main
 from sdk.sources.ecg import synthetic_ecg
 
+pytestmark = pytest.mark.slow     # C builds (host and arm-none-eabi) and qemu
+
 
 def need(tool: str) -> None:
     if shutil.which(tool) is None:
