@@ -72,7 +72,8 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     Arduino/Make/CMake files, ``mcu/`` (QEMU verification firmware) and ``footprint.json``.
     Raises ExportError (and leaves ``out_dir`` untouched) for unsupported models, bad names, or a
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
-    ``frontend="kws"`` adds the audio front end (``firmware_export.frontend``) to ``src/``.
+    ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
+    to ``src/``.
     """
     name = check_name(name)
     tgt = get_target(target)
