@@ -44,6 +44,7 @@ class Plan:
     arena_bytes: int
     unplanned_bytes: int  # sum of all activations (what a no-reuse allocator would need)
     prefix: str
+    scratch_base: int = 0  # buffer id of layer k's scratch: scratch_base + k
 
     def where(self, t: int) -> str:
         """C pointer expression of tensor ``t``."""
@@ -59,6 +60,11 @@ class Plan:
     def live_bytes(self) -> list[int]:
         """Arena bytes in use while each layer runs."""
         return [planner.live_bytes(self.buffers, k) for k in range(len(self.layers))]
+
+    def scratch(self, k: int) -> str:
+        """C pointer to layer ``k``'s kernel scratch in the arena (NULL when it needs none)."""
+        sid = self.scratch_base + k
+        return next((f"{self.prefix}_arena + {b.offset}" for b in self.buffers if b.id == sid), "NULL")
 
     def fusion_at(self, k: int) -> Fusion | None:
         """The fusion whose producer (or consumer) is layer ``k``."""
@@ -96,6 +102,9 @@ class _Planner:
     def root(self, t: int) -> int:
         return self.roots.get(t, t)
 
+    def scratch_id(self, k: int) -> int:
+        return scratch_id(self.m, k)
+
     def candidates(self) -> list[Fusion]:
         out = []
         for k, (a, b) in enumerate(zip(self.layers, self.layers[1:])):
@@ -132,12 +141,16 @@ class _Planner:
             sizes[self.root(a.output)] = f.ring_rows * w * c
         buffers = {r: Buffer(r, sizes[r], a, b) for r, (a, b) in span.items()
                    if r not in (self.in_root, self.out_root)}
+        for k, layer in enumerate(self.layers):  # kernel scratch lives while its layer runs
+            if layer.scratch_bytes:
+                buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, k, k)
         busy = set(fused) | {k + 1 for k in fused}
         overlaps = [o for k in range(len(self.layers)) if k not in busy and (o := self.overlap_of(k, buffers))]
         arena = planner.plan(list(buffers.values()), ARENA_ALIGN, overlaps)
-        unplanned = sum(self.m.tensors[r].nbytes for r in buffers)
+        unplanned = sum(self.m.tensors[r].nbytes if r < len(self.m.tensors) else b.size
+                        for r, b in buffers.items())
         return Plan(self.layers, self.roots, self.in_root, self.out_root, list(buffers.values()), overlaps,
-                    list(fusions), arena, unplanned, self.prefix)
+                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0))
 
 
 def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
@@ -157,6 +170,11 @@ def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int]
         if delta > -out.size and (best is None or delta > best.max_delta):
             best = Overlap(r, out.id, delta)
     return best
+
+
+def scratch_id(model: Model, k: int) -> int:
+    """Buffer id of layer ``k``'s scratch (past every tensor id)."""
+    return len(model.tensors) + k
 
 
 def candidates(model: Model, layers: list[Layer]) -> list[Fusion]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from firmware_export import cmsis
 from firmware_export.arena import Plan
 from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
@@ -57,7 +58,10 @@ def _init(fields: dict[str, object]) -> str:
 def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     up = prefix.upper()
     attr = f'__attribute__((section("{section}")))' if section else ""
-    out = [f'#include "{prefix}.h"', '#include "ember_nn.h"', "#include <stddef.h>", "",
+    uses_cmsis = any(layer.params_type == "cmsis" for layer in plan_.layers)
+    out = [f'#include "{prefix}.h"', '#include "ember_nn.h"', "#include <stddef.h>",
+           *(['#include "arm_nnfunctions.h" /* CMSIS-NN: build with -I$(CMSIS_NN_DIR)/Include */'] if uses_cmsis
+             else []), "",
            f"#ifndef {up}_WEIGHTS_ATTR",
            f"#if defined(__GNUC__)\n#define {up}_WEIGHTS_ATTR {attr}\n#else\n#define {up}_WEIGHTS_ATTR\n#endif",
            "#endif", "#if defined(__GNUC__)", "#define EMBER_ALIGN16 __attribute__((aligned(16)))", "#else",
@@ -67,14 +71,19 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
-        out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
+        if layer.params_type == "cmsis":
+            out += cmsis.declare(model, layer, prefix) + [""]
+        else:
+            out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
     if plan_.arena_bytes:
         out.append(f"static int8_t {prefix}_arena[{plan_.arena_bytes}] EMBER_ALIGN16;\n")
     out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
     out.append("  if (input == NULL || output == NULL) return -1;")
     for k, layer in enumerate(plan_.layers):
         fusion = plan_.fusion_at(k)
-        if fusion is None:
+        if layer.params_type == "cmsis":
+            out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
+        elif fusion is None:
             out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(_args(plan_, layer))});")
         elif fusion.producer == k:
             out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)

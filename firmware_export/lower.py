@@ -41,6 +41,7 @@ class Layer:
     output: int
     consts: list[ConstArray] = field(default_factory=list)
     macs: int = 0
+    scratch_bytes: int = 0  # arena bytes the kernel needs while it runs (CMSIS-NN's ctx buffer)
 
     @property
     def weight_bytes(self) -> int:
@@ -68,7 +69,8 @@ def check_model(model: Model) -> None:
     dyn = [t.name for t in model.tensors if t.dynamic]
     if dyn:
         raise ExportError(f"{where}: dynamic shapes (tensors {', '.join(dyn[:5])}) cannot be planned at export "
-                          "time; export the model with a fixed input shape (batch 1)")
+                          "time (a -1 batch of 1 is fine; other -1 dimensions are not); export the model with "
+                          "fixed sizes, e.g. a fixed input height/width")
     io = [model.tensors[i] for i in model.inputs + model.outputs]
     floats = [t.name for t in io if t.dtype != "int8"]
     if floats or any(op.code in ("DEQUANTIZE",) for op in model.ops):

@@ -21,7 +21,10 @@ from firmware_export.lower import Layer, shape4
 from firmware_export.tflite_model import Model
 
 WINDOW_KERNELS = {"ember_conv2d", "ember_depthwise_conv2d", "ember_avg_pool", "ember_max_pool"}
-ELEMENTWISE_KERNELS = {"ember_add", "ember_requant"}
+# CMSIS-NN's add reads then writes 4 elements at a time and its fully connected layer reads the whole
+# input row for every output, like Ember's: the same analysis holds for them.
+ELEMENTWISE_KERNELS = {"ember_add", "ember_requant", "arm_elementwise_add_s8"}
+FC_KERNELS = {"ember_fully_connected", "arm_fully_connected_s8"}
 
 
 def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, int, int],
@@ -31,7 +34,7 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
     reads it (-1: never read). None for kernels this module does not analyse."""
     if kernel in ELEMENTWISE_KERNELS:
         return np.arange(int(np.prod(inp)), dtype=np.int64)
-    if kernel == "ember_fully_connected":
+    if kernel in FC_KERNELS:
         depth, outs = int(fields["in_depth"]), int(fields["out_depth"])
         batch = np.arange(int(np.prod(inp)), dtype=np.int64) // depth
         return batch * outs + outs - 1

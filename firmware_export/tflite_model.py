@@ -30,7 +30,7 @@ class Tensor:
     zero_point: np.ndarray | None = None
     quant_axis: int = 0
     data: np.ndarray | None = None  # constant tensors only
-    dynamic: bool = False  # shape_signature has -1
+    dynamic: bool = False  # shape_signature has -1 beyond a batch of 1 (see _is_dynamic)
 
     @property
     def nbytes(self) -> int:
@@ -145,4 +145,12 @@ def _tensor(i: int, t: Any, buffers: list[Any]) -> Tensor:
         zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scale), np.int64)
         axis = int(q.quantizedDimension or 0)
     return Tensor(i, _str(t.name), shape, dtype, scale, zp, axis, data,
-                  dynamic=any(d < 0 for d in sig) or any(d < 0 for d in shape))
+                  dynamic=_is_dynamic(shape, sig))
+
+
+def _is_dynamic(shape: tuple[int, ...], sig: list[int]) -> bool:
+    """A -1 batch in ``shape_signature`` with a concrete ``shape`` of batch 1 is static (what Keras
+    converters write and TFLite Micro runs); any other -1 (or a -1 in ``shape``) is dynamic."""
+    if any(d < 0 for d in shape):
+        return True
+    return any(d < 0 and not (i == 0 and shape[:1] == (1,)) for i, d in enumerate(sig))
