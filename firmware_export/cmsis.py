@@ -91,6 +91,8 @@ def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
     for layer in layers:
         if not _eligible(m, layer):
             continue
+        if layer.kernel == "ember_fully_connected" and not fc_integer_matches_double(layer):
+            continue  # CMSIS-NN would round some outputs differently from LiteRT: keep Ember's kernel
         cin = shape4(m.tensors[layer.inputs[0]].shape)[3] if layer.inputs[0] >= 0 else 0
         layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin)
         layer.kernel = KERNELS[layer.kernel]
@@ -178,3 +180,39 @@ def includes(cmsis_dir: Path) -> list[str]:
     if core.is_dir():
         flags.append(f"-I{core}")
     return flags
+
+
+def mbqm(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier on an int64 array (values within int32), as ember_nn.c/CMSIS-NN do."""
+    x = np.asarray(x, np.int64) * (1 << max(shift, 0))
+    ab = x * mult
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C division truncates toward zero
+    right = max(-shift, 0)
+    if right == 0:
+        return high
+    mask = (1 << right) - 1
+    rem, threshold = high & mask, (mask >> 1) + (high < 0)
+    return (high >> right) + (rem > threshold)
+
+
+def fc_integer_matches_double(layer: Layer) -> bool:
+    """Whether TFLite Micro's integer rescale (CMSIS-NN's) gives LiteRT's double rescale
+    (``round(acc * scale)``) for every accumulator that can reach an unclamped output of ``layer``.
+    Both are non-decreasing in the accumulator, so outside that range both clamp alike: the check is a
+    proof over all inputs, not a sample."""
+    f = layer.fields
+    c = {a.name.rsplit("_", 1)[-1]: a.values for a in layer.consts}
+    lo, hi, zp = int(f["act_min"]), int(f["act_max"]), int(f["out_offset"])  # type: ignore[call-overload]
+    for ch, scale in enumerate(np.asarray(c["scale"], np.float64)):
+        if not 0 < scale < 1:
+            return False
+        a0, a1 = int(np.floor((lo - zp - 2) / scale)), int(np.ceil((hi - zp + 2) / scale))
+        acc = np.arange(max(a0, -(2 ** 31) + 1), min(a1, 2 ** 31 - 1) + 1, dtype=np.int64)
+        prod = acc * scale  # float64, like LiteRT
+        dbl = np.where(prod >= 0, np.floor(prod + 0.5), np.ceil(prod - 0.5)).astype(np.int64)
+        ints = mbqm(acc, int(c["mult"][ch]), int(c["shift"][ch]))
+        if not np.array_equal(np.clip(dbl + zp, lo, hi), np.clip(ints + zp, lo, hi)):
+            return False
+    return True
