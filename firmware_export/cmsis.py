@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_export import quant
 from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
 from sdk.errors import ExportError
@@ -99,7 +100,7 @@ def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
         layer.params_type = "cmsis"
         _int32_shift(layer)
         if layer.kernel == "arm_fully_connected_s8":  # integer rescale (TFLite Micro's), no double table
-            drop = ("_scale",) if int(layer.fields["per_channel"]) else ("_scale", "_mult", "_shift")  # type: ignore[call-overload]
+            drop = ("_scale", "_fxmult") + (() if int(layer.fields["per_channel"]) else ("_mult", "_shift"))  # type: ignore[call-overload]
             for c in layer.consts:
                 if c.name.endswith(("_mult", "_shift")):
                     layer.fields["q" + c.name[c.name.rindex("_"):]] = int(c.values[0])
@@ -205,13 +206,12 @@ def fc_integer_matches_double(layer: Layer) -> bool:
     f = layer.fields
     c = {a.name.rsplit("_", 1)[-1]: a.values for a in layer.consts}
     lo, hi, zp = int(f["act_min"]), int(f["act_max"]), int(f["out_offset"])  # type: ignore[call-overload]
-    for ch, scale in enumerate(np.asarray(c["scale"], np.float64)):
+    for ch, scale in enumerate(np.asarray(layer.rescale, np.float64)):
         if not 0 < scale < 1:
             return False
         a0, a1 = int(np.floor((lo - zp - 2) / scale)), int(np.ceil((hi - zp + 2) / scale))
         acc = np.arange(max(a0, -(2 ** 31) + 1), min(a1, 2 ** 31 - 1) + 1, dtype=np.int64)
-        prod = acc * scale  # float64, like LiteRT
-        dbl = np.where(prod >= 0, np.floor(prod + 0.5), np.ceil(prod - 0.5)).astype(np.int64)
+        dbl = quant.round_half_away(acc * scale)  # float64, like LiteRT
         ints = mbqm(acc, int(c["mult"][ch]), int(c["shift"][ch]))
         if not np.array_equal(np.clip(dbl + zp, lo, hi), np.clip(ints + zp, lo, hi)):
             return False

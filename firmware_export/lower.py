@@ -22,12 +22,12 @@ INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers
 @dataclass
 class ConstArray:
     name: str
-    ctype: str  # "int8_t", "int32_t" or "double"
+    ctype: str  # "int8_t", "int32_t", "int64_t" or "double"
     values: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "double": 8}[self.ctype]
+        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "int64_t": 8, "double": 8}[self.ctype]
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Layer:
     consts: list[ConstArray] = field(default_factory=list)
     macs: int = 0
     scratch_bytes: int = 0  # arena bytes the kernel needs while it runs (CMSIS-NN's ctx buffer)
+    rescale: np.ndarray | None = None  # FULLY_CONNECTED: LiteRT's float64 output rescale per channel
 
     @property
     def weight_bytes(self) -> int:
@@ -120,7 +121,7 @@ class Lowerer:
         return self.m.tensors[i]
 
     def const(self, op: Op, name: str, ctype: str, values: np.ndarray) -> ConstArray:
-        dtype = np.int8 if ctype == "int8_t" else np.int32
+        dtype = {"int8_t": np.int8, "int64_t": np.int64}.get(ctype, np.int32)
         return ConstArray(f"{self.prefix}_l{op.index}_{name}", ctype, np.ascontiguousarray(values, dtype).ravel())
 
     def lower(self) -> list[Layer]:
@@ -213,10 +214,15 @@ class Lowerer:
         consts = self.weights(op, f, channels)
         (sx, _), (sy, _) = x.qparams(), y.qparams()
         scales = [float(sx) * float(w.scale[c]) / float(sy) for c in range(channels)]
-        consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
-        f["scale"] = consts[-1].name
+        fixed = quant.fc_fixed_point(np.array(scales), int(y.qparams()[1]), lo, hi)
+        if fixed is not None:  # the same rounding as LiteRT's double rescale, in integers (proven)
+            consts.append(self.const(op, "fxmult", "int64_t", np.array(fixed[0])))
+            f.update(fx_mult=consts[-1].name, fx_shift=fixed[1], acc_bound=fixed[2])
+        else:
+            consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
+            f["scale"] = consts[-1].name
         return Layer(op.index, op.code, "ember_fully_connected", "ember_fc_params", f, [op.inputs[0]],
-                     op.outputs[0], consts, macs=x.size * out_depth)
+                     op.outputs[0], consts, macs=x.size * out_depth, rescale=np.array(scales, np.float64))
 
     def op_add(self, op: Op) -> Layer:
         a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])

@@ -80,3 +80,38 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     mult, shift = quantize_multiplier(real)
     radius = math.floor(1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << shift))
     return mult, shift, -int(radius)
+
+
+def round_half_away(prod: np.ndarray) -> np.ndarray:
+    """std::round of float64 values (halves away from zero), exactly (no ``prod + 0.5`` rounding)."""
+    mag = np.abs(prod)
+    fl = np.floor(mag)
+    r = fl + ((mag - fl) >= 0.5)
+    return (np.sign(prod) * r).astype(np.int64)
+
+
+def fc_fixed_point(scales: np.ndarray, zp: int, lo: int, hi: int) -> tuple[list[int], int, int] | None:
+    """An integer form of LiteRT's FULLY_CONNECTED rescale ``round(acc * scale)`` (float64): per channel
+    ``q``, a shift ``k`` and an accumulator bound ``b`` such that, with ``a = clamp(acc, -b, b)``,
+    ``sign(a) * ((|a| * q + 2^(k-1)) >> k) + zp`` clamped to [lo, hi] equals LiteRT's output for EVERY
+    int32 accumulator. Checked exhaustively over each channel's unsaturated range (both forms are
+    non-decreasing, so beyond it both saturate alike); None when no shift passes."""
+    scales = np.asarray(scales, np.float64)
+    if not np.all((scales > 0) & (scales < 1)):
+        return None
+    ranges = [(int(np.floor((lo - zp - 2) / s)), int(np.ceil((hi - zp + 2) / s))) for s in scales]
+    bound = min(max(max(-a0, a1) for a0, a1 in ranges), 2 ** 31 - 1)
+    top = 62 - bound.bit_length() - int(np.ceil(np.log2(scales.max()))) - 1
+    for k in range(top, top - 4, -1):
+        q = [round(float(s) * 2.0 ** k) for s in scales]
+        if all(_fixed_matches(a0, a1, bound, s, qc, k, zp, lo, hi) for (a0, a1), s, qc in zip(ranges, scales, q)):
+            return q, k, bound
+    return None
+
+
+def _fixed_matches(a0: int, a1: int, bound: int, scale: float, q: int, k: int, zp: int, lo: int, hi: int) -> bool:
+    acc = np.arange(max(a0, -bound), min(a1, bound) + 1, dtype=np.int64)
+    want = np.clip(round_half_away(acc * np.float64(scale)) + zp, lo, hi)
+    mag = (np.abs(acc) * q + (1 << (k - 1))) >> k
+    got = np.clip(np.where(acc < 0, -mag, mag) + zp, lo, hi)
+    return bool(np.array_equal(want, got))

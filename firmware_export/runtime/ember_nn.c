@@ -2,6 +2,16 @@
  * (tflite/kernels/internal/reference/integer_ops, gemmlowp fixedpoint) step for step. */
 #include "ember_nn.h"
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#include <string.h>
+#if defined(__GNUC__) /* an unaligned 32-bit load even with -ffreestanding (no memcpy call) */
+#define EMBER_LOAD32(dst, src) __builtin_memcpy((dst), (src), 4)
+#else
+#define EMBER_LOAD32(dst, src) memcpy((dst), (src), 4)
+#endif
+#endif
+
 #define EMBER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EMBER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -116,21 +126,44 @@ static int32_t round_double(double v) { /* std::round without libm: halves away 
 /* LiteRT's reference FULLY_CONNECTED rescales the int32 accumulator in double precision
  * (round(acc * in_scale * filter_scale / out_scale)); TFLite Micro uses the integer multiplier.
  * Define EMBER_FC_INTEGER_RESCALE for the TFLite Micro arithmetic (no double math). */
+/* sum of w[d] * (x[d] + offset): with the DSP extension (Cortex-M4/M7/M33) two MACs per SMLAD. */
+static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t offset) {
+  int32_t acc = 0, d = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  const uint32_t off2 = ((uint32_t)offset & 0xFFFFu) | ((uint32_t)offset << 16);
+  for (; d + 4 <= n; d += 4) {
+    uint32_t xv, wv;
+    EMBER_LOAD32(&xv, x + d);
+    EMBER_LOAD32(&wv, w + d);
+    acc = __smlad(__sadd16(__sxtb16(xv), off2), __sxtb16(wv), acc);
+    acc = __smlad(__sadd16(__sxtb16((xv >> 8) | (xv << 24)), off2), __sxtb16((wv >> 8) | (wv << 24)), acc);
+  }
+#endif
+  for (; d < n; ++d) acc += (int32_t)w[d] * ((int32_t)x[d] + offset);
+  return acc;
+}
+
+static int32_t fc_rescale(const ember_fc_params *p, int32_t acc, int32_t ch) {
+#ifdef EMBER_FC_INTEGER_RESCALE
+  return ember_mbqm(acc, p->mult[ch], p->shift[ch]);
+#else
+  if (p->fx_mult) { /* exact integer form of LiteRT's round(acc * scale), see quant.fc_fixed_point */
+    const int32_t a = EMBER_MIN(EMBER_MAX(acc, -p->acc_bound), p->acc_bound);
+    const int64_t mag = ((int64_t)(a < 0 ? -a : a) * p->fx_mult[ch] + ((int64_t)1 << (p->fx_shift - 1))) >>
+                        p->fx_shift;
+    return (int32_t)(a < 0 ? -mag : mag);
+  }
+  return round_double((double)acc * p->scale[ch]);
+#endif
+}
+
 void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out) {
-  int32_t b, o, d;
+  int32_t b, o;
   for (b = 0; b < p->batches; ++b)
     for (o = 0; o < p->out_depth; ++o) {
-      const int8_t *x = in + b * p->in_depth;
-      const int8_t *w = p->filter + o * p->in_depth;
-      const int32_t ch = p->per_channel ? o : 0;
-      int32_t acc = 0;
-      for (d = 0; d < p->in_depth; ++d) acc += (int32_t)w[d] * ((int32_t)x[d] + p->in_offset);
+      int32_t acc = dot_offset(p->filter + o * p->in_depth, in + b * p->in_depth, p->in_depth, p->in_offset);
       if (p->bias) acc += p->bias[o];
-#ifdef EMBER_FC_INTEGER_RESCALE
-      acc = ember_mbqm(acc, p->mult[ch], p->shift[ch]) + p->out_offset;
-#else
-      acc = round_double((double)acc * p->scale[ch]) + p->out_offset;
-#endif
+      acc = fc_rescale(p, acc, p->per_channel ? o : 0) + p->out_offset;
       out[b * p->out_depth + o] = clamp8(acc, p->act_min, p->act_max);
     }
 }

@@ -45,6 +45,8 @@ typedef struct {
   const int32_t *mult;                   /* used with EMBER_FC_INTEGER_RESCALE (TFLite Micro) */
   const int8_t *shift;
   const double *scale;                   /* in*filter/out scale: LiteRT's reference rescale */
+  const int64_t *fx_mult;                /* or, when set, the same rounding in integers: */
+  int32_t fx_shift, acc_bound;           /* sign(a) * ((|a| * fx_mult + 2^(fx_shift-1)) >> fx_shift) */
 } ember_fc_params;
 
 typedef struct {
