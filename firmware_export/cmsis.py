@@ -92,8 +92,9 @@ def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
     for layer in layers:
         if not _eligible(m, layer):
             continue
-        if layer.kernel == "ember_fully_connected" and not fc_integer_matches_double(layer):
-            continue  # CMSIS-NN would round some outputs differently from LiteRT: keep Ember's kernel
+        if layer.kernel == "ember_fully_connected" and (layer.fields.get("interleave4")
+                                                        or not fc_integer_matches_double(layer)):
+            continue  # CMSIS-NN would round some outputs unlike LiteRT (or Ember's kernel is faster)
         cin = shape4(m.tensors[layer.inputs[0]].shape)[3] if layer.inputs[0] >= 0 else 0
         layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin)
         layer.kernel = KERNELS[layer.kernel]

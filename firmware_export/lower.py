@@ -22,12 +22,12 @@ INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers
 @dataclass
 class ConstArray:
     name: str
-    ctype: str  # "int8_t", "int32_t", "int64_t" or "double"
+    ctype: str  # "int8_t", "int32_t", "uint32_t" or "double"
     values: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "int64_t": 8, "double": 8}[self.ctype]
+        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "uint32_t": 4, "double": 8}[self.ctype]
 
 
 @dataclass
@@ -121,7 +121,7 @@ class Lowerer:
         return self.m.tensors[i]
 
     def const(self, op: Op, name: str, ctype: str, values: np.ndarray) -> ConstArray:
-        dtype = {"int8_t": np.int8, "int64_t": np.int64}.get(ctype, np.int32)
+        dtype = np.int8 if ctype == "int8_t" else np.int32
         return ConstArray(f"{self.prefix}_l{op.index}_{name}", ctype, np.ascontiguousarray(values, dtype).ravel())
 
     def lower(self) -> list[Layer]:
@@ -203,6 +203,21 @@ class Lowerer:
         return Layer(op.index, op.code, "ember_depthwise_conv2d", "ember_dwconv_params", f, [self.source(op)],
                      op.outputs[0], consts, macs=y[0] * y[1] * y[2] * cout * kh * kw)
 
+    def fold_input_offset(self, op: Op, f: dict[str, object], consts: list[ConstArray], w: np.ndarray) -> None:
+        """sum w * (x + offset) + bias = sum w * x + (bias + offset * sum w): the kernel then multiplies
+        raw int8 pairs (exact in int32, as the reference's accumulator)."""
+        off = int(f["in_offset"])  # type: ignore[call-overload]
+        if off == 0:
+            return
+        folded = np.asarray(w, np.int64).reshape(len(w), -1).sum(axis=1) * off
+        bias = next((c for c in consts if c.name.endswith("_bias")), None)
+        if bias is None:
+            consts.append(self.const(op, "bias", "int32_t", folded))
+            f["bias"] = consts[-1].name
+        else:
+            bias.values = (bias.values.astype(np.int64) + folded).astype(np.int32)
+        f["in_offset"] = 0
+
     def op_fully_connected(self, op: Op) -> Layer:
         x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
         out_depth, in_depth = w.shape
@@ -212,12 +227,18 @@ class Lowerer:
                                 "act_max": hi, "per_channel": int(len(w.scale) > 1)}
         channels = out_depth if len(w.scale) > 1 else 1
         consts = self.weights(op, f, channels)
+        self.fold_input_offset(op, f, consts, w.data)
+        if in_depth % 4 == 0 and out_depth >= 4:  # rows in blocks of 4, interleaved 4 bytes at a time
+            blocks = out_depth // 4
+            head = np.asarray(w.data[:blocks * 4]).reshape(blocks, 4, in_depth // 4, 4).transpose(0, 2, 1, 3)
+            consts[0].values = np.concatenate([head.ravel(), np.asarray(w.data[blocks * 4:]).ravel()]).astype(np.int8)
+            f["interleave4"] = 1
         (sx, _), (sy, _) = x.qparams(), y.qparams()
         scales = [float(sx) * float(w.scale[c]) / float(sy) for c in range(channels)]
         fixed = quant.fc_fixed_point(np.array(scales), int(y.qparams()[1]), lo, hi)
         if fixed is not None:  # the same rounding as LiteRT's double rescale, in integers (proven)
-            consts.append(self.const(op, "fxmult", "int64_t", np.array(fixed[0])))
-            f.update(fx_mult=consts[-1].name, fx_shift=fixed[1], acc_bound=fixed[2])
+            consts.append(ConstArray(f"{self.prefix}_l{op.index}_fxmult", "uint32_t", np.array(fixed[0], np.int64)))
+            f.update(fx_mult=consts[-1].name, fx_shift=fixed[1] - 32)
         else:
             consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
             f["scale"] = consts[-1].name

@@ -90,28 +90,28 @@ def round_half_away(prod: np.ndarray) -> np.ndarray:
     return (np.sign(prod) * r).astype(np.int64)
 
 
-def fc_fixed_point(scales: np.ndarray, zp: int, lo: int, hi: int) -> tuple[list[int], int, int] | None:
+def fc_fixed_point(scales: np.ndarray, zp: int, lo: int, hi: int) -> tuple[list[int], int] | None:
     """An integer form of LiteRT's FULLY_CONNECTED rescale ``round(acc * scale)`` (float64): per channel
-    ``q``, a shift ``k`` and an accumulator bound ``b`` such that, with ``a = clamp(acc, -b, b)``,
-    ``sign(a) * ((|a| * q + 2^(k-1)) >> k) + zp`` clamped to [lo, hi] equals LiteRT's output for EVERY
-    int32 accumulator. Checked exhaustively over each channel's unsaturated range (both forms are
-    non-decreasing, so beyond it both saturate alike); None when no shift passes."""
+    ``q < 2^32`` and a shift ``k`` (33..63) such that ``sign(acc) * ((|acc| * q + 2^(k-1)) >> k) + zp``
+    clamped to [lo, hi] equals LiteRT's output for EVERY int32 accumulator. Checked exhaustively over
+    each channel's unsaturated range (both forms are non-decreasing in ``acc``, so beyond it both
+    saturate alike); None when no shift passes. On a Cortex-M it is one UMULL, an add and a shift."""
     scales = np.asarray(scales, np.float64)
     if not np.all((scales > 0) & (scales < 1)):
         return None
     ranges = [(int(np.floor((lo - zp - 2) / s)), int(np.ceil((hi - zp + 2) / s))) for s in scales]
-    bound = min(max(max(-a0, a1) for a0, a1 in ranges), 2 ** 31 - 1)
-    top = 62 - bound.bit_length() - int(np.ceil(np.log2(scales.max()))) - 1
-    for k in range(top, top - 4, -1):
+    for k in range(63, 32, -1):
         q = [round(float(s) * 2.0 ** k) for s in scales]
-        if all(_fixed_matches(a0, a1, bound, s, qc, k, zp, lo, hi) for (a0, a1), s, qc in zip(ranges, scales, q)):
-            return q, k, bound
+        if max(q) >= 2 ** 32:
+            continue
+        if all(_fixed_matches(a0, a1, s, qc, k, zp, lo, hi) for (a0, a1), s, qc in zip(ranges, scales, q)):
+            return q, k
     return None
 
 
-def _fixed_matches(a0: int, a1: int, bound: int, scale: float, q: int, k: int, zp: int, lo: int, hi: int) -> bool:
-    acc = np.arange(max(a0, -bound), min(a1, bound) + 1, dtype=np.int64)
+def _fixed_matches(a0: int, a1: int, scale: float, q: int, k: int, zp: int, lo: int, hi: int) -> bool:
+    acc = np.arange(max(a0, -(2 ** 31)), min(a1, 2 ** 31 - 1) + 1, dtype=np.int64)
     want = np.clip(round_half_away(acc * np.float64(scale)) + zp, lo, hi)
-    mag = (np.abs(acc) * q + (1 << (k - 1))) >> k
+    mag = ((np.abs(acc).astype(object) * q + (1 << (k - 1))) >> k).astype(np.int64)  # exact: up to 64 bits
     got = np.clip(np.where(acc < 0, -mag, mag) + zp, lo, hi)
     return bool(np.array_equal(want, got))

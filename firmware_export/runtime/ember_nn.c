@@ -126,20 +126,42 @@ static int32_t round_double(double v) { /* std::round without libm: halves away 
 /* LiteRT's reference FULLY_CONNECTED rescales the int32 accumulator in double precision
  * (round(acc * in_scale * filter_scale / out_scale)); TFLite Micro uses the integer multiplier.
  * Define EMBER_FC_INTEGER_RESCALE for the TFLite Micro arithmetic (no double math). */
-/* sum of w[d] * (x[d] + offset): with the DSP extension (Cortex-M4/M7/M33) two MACs per SMLAD. */
-static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t offset) {
-  int32_t acc = 0, d = 0;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-  const uint32_t off2 = ((uint32_t)offset & 0xFFFFu) | ((uint32_t)offset << 16);
-  for (; d + 4 <= n; d += 4) {
-    uint32_t xv, wv;
-    EMBER_LOAD32(&xv, x + d);
-    EMBER_LOAD32(&wv, w + d);
-    acc = __smlad(__sadd16(__sxtb16(xv), off2), __sxtb16(wv), acc);
-    acc = __smlad(__sadd16(__sxtb16((xv >> 8) | (xv << 24)), off2), __sxtb16((wv >> 8) | (wv << 24)), acc);
-  }
+#if defined(__GNUC__) /* SXTB16 with the rotation folded in (CMSIS-NN does the same) */
+#define EMBER_SXTB16_ROR8(v) ({ uint32_t r_; __asm__("sxtb16 %0, %1, ror #8" : "=r"(r_) : "r"(v)); (int32_t)r_; })
+#else
+#define EMBER_SXTB16_ROR8(v) __sxtb16(((v) >> 8) | ((v) << 24))
 #endif
-  for (; d < n; ++d) acc += (int32_t)w[d] * ((int32_t)x[d] + offset);
+/* acc[r] = sum_d row_r[d] * x[d] for one interleaved block of 4 rows (n % 4 == 0): SMLAD does two MACs,
+ * x is unpacked once per 4 rows and one pointer walks the block. */
+static void dot4(const int8_t *w, const int8_t *x, int32_t n, int32_t *acc) {
+  const int8_t *end = x + n;
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  while (x != end) {
+    uint32_t xv, v;
+    int32_t xl, xh;
+    EMBER_LOAD32(&xv, x);
+    x += 4;
+    xl = __sxtb16(xv);
+    xh = EMBER_SXTB16_ROR8(xv);
+    EMBER_LOAD32(&v, w);
+    a0 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a0));
+    EMBER_LOAD32(&v, w + 4);
+    a1 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a1));
+    EMBER_LOAD32(&v, w + 8);
+    a2 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a2));
+    EMBER_LOAD32(&v, w + 12);
+    a3 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a3));
+    w += 16;
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+#endif
+
+/* sum_d w[d * step] * (x[d] + offset), where row element d is at w[(d / 4) * step + d % 4] */
+static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t offset, int32_t step) {
+  int32_t acc = 0, d;
+  for (d = 0; d < n; ++d) acc += (int32_t)w[(d >> 2) * step + (d & 3)] * ((int32_t)x[d] + offset);
   return acc;
 }
 
@@ -148,24 +170,42 @@ static int32_t fc_rescale(const ember_fc_params *p, int32_t acc, int32_t ch) {
   return ember_mbqm(acc, p->mult[ch], p->shift[ch]);
 #else
   if (p->fx_mult) { /* exact integer form of LiteRT's round(acc * scale), see quant.fc_fixed_point */
-    const int32_t a = EMBER_MIN(EMBER_MAX(acc, -p->acc_bound), p->acc_bound);
-    const int64_t mag = ((int64_t)(a < 0 ? -a : a) * p->fx_mult[ch] + ((int64_t)1 << (p->fx_shift - 1))) >>
-                        p->fx_shift;
-    return (int32_t)(a < 0 ? -mag : mag);
+    const uint32_t mag = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    const uint32_t hi = (uint32_t)(((uint64_t)mag * p->fx_mult[ch]) >> 32); /* one UMULL */
+    const int32_t r = (int32_t)((hi + (1u << (p->fx_shift - 1))) >> p->fx_shift);
+    return acc < 0 ? -r : r;
   }
   return round_double((double)acc * p->scale[ch]);
 #endif
 }
 
+static inline void fc_store(const ember_fc_params *p, int32_t acc, int32_t o, int8_t *out) {
+  if (p->bias) acc += p->bias[o];
+  acc = fc_rescale(p, acc, p->per_channel ? o : 0) + p->out_offset;
+  out[o] = clamp8(acc, p->act_min, p->act_max);
+}
+
 void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out) {
   int32_t b, o;
-  for (b = 0; b < p->batches; ++b)
-    for (o = 0; o < p->out_depth; ++o) {
-      int32_t acc = dot_offset(p->filter + o * p->in_depth, in + b * p->in_depth, p->in_depth, p->in_offset);
-      if (p->bias) acc += p->bias[o];
-      acc = fc_rescale(p, acc, p->per_channel ? o : 0) + p->out_offset;
-      out[b * p->out_depth + o] = clamp8(acc, p->act_min, p->act_max);
-    }
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * p->in_depth;
+    int8_t *y = out + b * p->out_depth;
+    const int32_t blocked = p->interleave4 ? p->out_depth & ~3 : 0;
+    o = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (p->in_offset == 0) /* the exporter folds the input offset into the bias */
+      for (; o < blocked; o += 4) {
+        int32_t acc[4], r;
+        dot4(p->filter + o * p->in_depth, x, p->in_depth, acc);
+        for (r = 0; r < 4; ++r) fc_store(p, acc[r], o + r, y);
+      }
+#endif
+    for (; o < blocked; ++o) /* row o of block o / 4: its bytes start at block + (o % 4) * 4, step 16 */
+      fc_store(p, dot_offset(p->filter + (o & ~3) * p->in_depth + (o & 3) * 4, x, p->in_depth, p->in_offset, 16),
+               o, y);
+    for (; o < p->out_depth; ++o)
+      fc_store(p, dot_offset(p->filter + o * p->in_depth, x, p->in_depth, p->in_offset, 4), o, y);
+  }
 }
 
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out) {

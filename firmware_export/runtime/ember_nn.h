@@ -40,13 +40,16 @@ typedef struct {
   int32_t batches, in_depth, out_depth;  /* filter [out_depth, in_depth] */
   int32_t in_offset, out_offset, act_min, act_max;
   int32_t per_channel;                   /* 0: one scale for all outputs */
+  int32_t interleave4;                   /* 1: filter rows in blocks of 4, interleaved every 4 bytes
+                                            (block g: byte (d/4)*16 + r*4 + d%4 is row 4g+r, column d);
+                                            rows past the last full block stored plainly after them */
   const int8_t *filter;
   const int32_t *bias;
   const int32_t *mult;                   /* used with EMBER_FC_INTEGER_RESCALE (TFLite Micro) */
   const int8_t *shift;
   const double *scale;                   /* in*filter/out scale: LiteRT's reference rescale */
-  const int64_t *fx_mult;                /* or, when set, the same rounding in integers: */
-  int32_t fx_shift, acc_bound;           /* sign(a) * ((|a| * fx_mult + 2^(fx_shift-1)) >> fx_shift) */
+  const uint32_t *fx_mult;               /* or, when set, the same rounding in integers: with k = 32 + */
+  int32_t fx_shift;                      /* fx_shift, sign(a) * ((|a| * fx_mult + 2^(k-1)) >> k) */
 } ember_fc_params;
 
 typedef struct {
