@@ -76,7 +76,7 @@ def scratch_bytes(kernel: str, f: dict[str, object], cin: int) -> int:
 
 
 def _eligible(m: Model, layer: Layer) -> bool:
-    if layer.kernel not in KERNELS:
+    if layer.kernel not in KERNELS or "lut1" in layer.fields:  # Ember's table-driven ADD is ~4x faster
         return False
     src = [t for t in layer.inputs if t >= 0]
     n = shape4(m.tensors[src[0]].shape)[0] if src else 1
@@ -184,21 +184,6 @@ def includes(cmsis_dir: Path) -> list[str]:
     return flags
 
 
-def mbqm(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
-    """MultiplyByQuantizedMultiplier on an int64 array (values within int32), as ember_nn.c/CMSIS-NN do."""
-    x = np.asarray(x, np.int64) * (1 << max(shift, 0))
-    ab = x * mult
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    s = ab + nudge
-    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C division truncates toward zero
-    right = max(-shift, 0)
-    if right == 0:
-        return high
-    mask = (1 << right) - 1
-    rem, threshold = high & mask, (mask >> 1) + (high < 0)
-    return (high >> right) + (rem > threshold)
-
-
 def fc_integer_matches_double(layer: Layer) -> bool:
     """Whether TFLite Micro's integer rescale (CMSIS-NN's) gives LiteRT's double rescale
     (``round(acc * scale)``) for every accumulator that can reach an unclamped output of ``layer``.
@@ -213,7 +198,7 @@ def fc_integer_matches_double(layer: Layer) -> bool:
         a0, a1 = int(np.floor((lo - zp - 2) / scale)), int(np.ceil((hi - zp + 2) / scale))
         acc = np.arange(max(a0, -(2 ** 31) + 1), min(a1, 2 ** 31 - 1) + 1, dtype=np.int64)
         dbl = quant.round_half_away(acc * scale)  # float64, like LiteRT
-        ints = mbqm(acc, int(c["mult"][ch]), int(c["shift"][ch]))
+        ints = quant.mbqm(acc, int(c["mult"][ch]), int(c["shift"][ch]))
         if not np.array_equal(np.clip(dbl + zp, lo, hi), np.clip(ints + zp, lo, hi)):
             return False
     return True

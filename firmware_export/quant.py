@@ -115,3 +115,18 @@ def _fixed_matches(a0: int, a1: int, scale: float, q: int, k: int, zp: int, lo: 
     mag = ((np.abs(acc).astype(object) * q + (1 << (k - 1))) >> k).astype(np.int64)  # exact: up to 64 bits
     got = np.clip(np.where(acc < 0, -mag, mag) + zp, lo, hi)
     return bool(np.array_equal(want, got))
+
+
+def mbqm(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier on an int64 array (values within int32), as ember_nn.c/CMSIS-NN do."""
+    x = np.asarray(x, np.int64) * (1 << max(shift, 0))
+    ab = x * mult
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C division truncates toward zero
+    right = max(-shift, 0)
+    if right == 0:
+        return high
+    mask = (1 << right) - 1
+    rem, threshold = high & mask, (mask >> 1) + (high < 0)
+    return (high >> right) + (rem > threshold)

@@ -15,28 +15,41 @@
 #define EMBER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EMBER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-static int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
-  int64_t ab;
-  int32_t nudge;
+static inline int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
+  int64_t v;
   if (a == b && a == INT32_MIN) return INT32_MAX;
-  ab = (int64_t)a * (int64_t)b;
-  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  v = (int64_t)a * (int64_t)b;
+  v += v >= 0 ? (1 << 30) : (1 - (1 << 30));
+  /* v / 2^31 truncated toward zero, without a 64-bit division (arithmetic shift of negatives, as every
+   * C compiler for our targets does it) */
+  return (int32_t)((v < 0 ? v + (((int64_t)1 << 31) - 1) : v) >> 31);
 }
 
-static int32_t rdbpot(int32_t x, int32_t exponent) { /* RoundingDivideByPOT */
-  int32_t mask, remainder, threshold;
+static inline int32_t rdbpot(int32_t x, int32_t exponent) { /* RoundingDivideByPOT */
+  uint32_t mask;
+  int32_t remainder, threshold;
   if (exponent == 0) return x;
-  mask = (int32_t)(((int64_t)1 << exponent) - 1);
-  remainder = x & mask;
-  threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  mask = (uint32_t)(((uint64_t)1 << exponent) - 1u);
+  remainder = (int32_t)((uint32_t)x & mask);
+  threshold = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift) { /* MultiplyByQuantizedMultiplier */
-  int32_t left = shift > 0 ? shift : 0;
-  int32_t right = shift > 0 ? 0 : -shift;
+static inline int32_t mbqm(int32_t x, int32_t mult, int32_t shift) { /* MultiplyByQuantizedMultiplier */
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
   return rdbpot(srdhm((int32_t)((uint32_t)x << left), mult), right);
+}
+
+int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift) { return mbqm(x, mult, shift); }
+
+/* mbqm for shift = -right <= 0 and mult > 0 (so srdhm cannot saturate), mask = 2^right - 1 hoisted. */
+static inline int32_t requant_right(int32_t x, int32_t mult, int32_t right, uint32_t mask) {
+  int64_t v = (int64_t)x * mult;
+  int32_t h;
+  v += v >= 0 ? (1 << 30) : (1 - (1 << 30));
+  h = (int32_t)((v < 0 ? v + (((int64_t)1 << 31) - 1) : v) >> 31);
+  return (h >> right) + ((int32_t)((uint32_t)h & mask) > (int32_t)(mask >> 1) + (h < 0) ? 1 : 0);
 }
 
 static int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
@@ -75,7 +88,7 @@ void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out
             }
           }
           if (p->bias) acc += p->bias[oc];
-          acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+          acc = mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
           out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
               clamp8(acc, p->act_min, p->act_max);
         }
@@ -107,7 +120,7 @@ void ember_depthwise_conv2d_rows(const ember_dwconv_params *p, const int8_t *in,
               }
             }
             if (p->bias) acc += p->bias[oc];
-            acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+            acc = mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
             out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
                 clamp8(acc, p->act_min, p->act_max);
           }
@@ -167,7 +180,7 @@ static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t o
 
 static int32_t fc_rescale(const ember_fc_params *p, int32_t acc, int32_t ch) {
 #ifdef EMBER_FC_INTEGER_RESCALE
-  return ember_mbqm(acc, p->mult[ch], p->shift[ch]);
+  return mbqm(acc, p->mult[ch], p->shift[ch]);
 #else
   if (p->fx_mult) { /* exact integer form of LiteRT's round(acc * scale), see quant.fc_fixed_point */
     const uint32_t mag = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
@@ -210,12 +223,22 @@ void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *o
 
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
   int32_t i;
+  if (p->lut1 && p->lut2 && p->out_shift <= 0 && p->out_mult > 0) {
+    /* locals: stores through int8_t * could alias *p and force reloads */
+    const int32_t *lut1 = p->lut1, *lut2 = p->lut2, n = p->size, mult = p->out_mult, right = -p->out_shift;
+    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
+    for (i = 0; i < n; ++i)
+      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset, lo,
+                      hi);
+    return;
+  }
   for (i = 0; i < p->size; ++i) {
     const int32_t x1 = ((int32_t)a[i] + p->in1_offset) * (1 << p->left_shift);
     const int32_t x2 = ((int32_t)b[i] + p->in2_offset) * (1 << p->left_shift);
-    const int32_t s1 = ember_mbqm(x1, p->in1_mult, p->in1_shift);
-    const int32_t s2 = ember_mbqm(x2, p->in2_mult, p->in2_shift);
-    const int32_t r = ember_mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset;
+    const int32_t s1 = mbqm(x1, p->in1_mult, p->in1_shift);
+    const int32_t s2 = mbqm(x2, p->in2_mult, p->in2_shift);
+    const int32_t r = mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset;
     out[i] = clamp8(r, p->act_min, p->act_max);
   }
 }
@@ -348,7 +371,7 @@ void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out) {
               for (ix = rw ? 0 : x; ix < (rw ? p->in.w : x + 1); ++ix)
                 for (ic = rc ? 0 : c; ic < (rc ? p->in.c : c + 1); ++ic)
                   sum += in[((ib * p->in.h + iy) * p->in.w + ix) * p->in.c + ic];
-          r = ember_mbqm(sum - p->in_zp * count, p->mult, p->shift) + p->out_zp;
+          r = mbqm(sum - p->in_zp * count, p->mult, p->shift) + p->out_zp;
           out[((b * p->out.h + y) * p->out.w + x) * p->out.c + c] = clamp8(r, -128, 127);
         }
 }
@@ -356,7 +379,7 @@ void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out) {
 void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out) {
   int32_t i;
   for (i = 0; i < p->size; ++i) {
-    const int32_t v = p->out_offset + ember_mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
+    const int32_t v = p->out_offset + mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
     out[i] = clamp8(v, p->act_min, p->act_max);
   }
 }

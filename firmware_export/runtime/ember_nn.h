@@ -57,6 +57,7 @@ typedef struct {
   int32_t in1_offset, in2_offset, out_offset, left_shift;
   int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
   int32_t act_min, act_max;
+  const int32_t *lut1, *lut2;        /* or NULL: input i's rescaled value for each int8 x at [(uint8_t)x] */
 } ember_add_params;
 
 typedef struct {
