@@ -98,6 +98,7 @@ class _Planner:
                 a, b = self.span.get(r, (k, k))
                 self.span[r] = (min(a, k), max(b, k))
         self.deltas: dict[int, Overlap | None] = {}
+        self.no_overlap: set[int] = set()  # layers whose overlap is left out (it made the arena larger)
 
     def root(self, t: int) -> int:
         return self.roots.get(t, t)
@@ -145,7 +146,8 @@ class _Planner:
             if layer.scratch_bytes:
                 buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, k, k)
         busy = set(fused) | {k + 1 for k in fused}
-        overlaps = [o for k in range(len(self.layers)) if k not in busy and (o := self.overlap_of(k, buffers))]
+        overlaps = [o for k in range(len(self.layers))
+                    if k not in busy and k not in self.no_overlap and (o := self.overlap_of(k, buffers))]
         arena = planner.plan(list(buffers.values()), ARENA_ALIGN, overlaps)
         unplanned = sum(self.m.tensors[r].nbytes if r < len(self.m.tensors) else b.size
                         for r, b in buffers.items())
@@ -167,9 +169,31 @@ def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int]
         if None in deltas:
             continue
         delta = min(d for d in deltas if d is not None)
-        if delta > -out.size and (best is None or delta > best.max_delta):
+        # an overlap that shares no byte once aligned would only tie the two buffers' placement together
+        if planner.align_down(min(delta, 0), ARENA_ALIGN) > -out.size and (best is None or delta > best.max_delta):
             best = Overlap(r, out.id, delta)
     return best
+
+
+def _prune_overlaps(p: _Planner, best: Plan) -> Plan:
+    """Overlaps are placed as rigid chains, so more is not always smaller: from the plan with every
+    overlap and from the one with none, greedily drop (resp. add) one layer's overlap at a time while
+    the arena shrinks; keep the smaller result."""
+    layers = [k for k in range(len(p.layers)) if any(o.output == p.root(p.layers[k].output) for o in best.overlaps)]
+    results = []
+    for start in (set(), set(layers)):
+        p.no_overlap = set(start)
+        cur = p.plan(best.fusions)
+        for k in layers:
+            p.no_overlap ^= {k}
+            trial = p.plan(best.fusions)
+            if trial.arena_bytes < cur.arena_bytes:
+                cur = trial
+            else:
+                p.no_overlap ^= {k}
+        results.append((cur.arena_bytes, set(p.no_overlap)))
+    size, p.no_overlap = min(results, key=lambda r: r[0])
+    return p.plan(best.fusions) if size < best.arena_bytes else best
 
 
 def scratch_id(model: Model, k: int) -> int:
@@ -195,6 +219,7 @@ def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusi
             trial = p.plan(best.fusions + [cand])
             if trial.arena_bytes < best.arena_bytes:
                 best = trial
+        best = _prune_overlaps(p, best)
     else:
         producers = [f.producer for f in fusions]
         if any(f not in allowed for f in fusions) or any(k + 1 in producers for k in producers):

@@ -32,6 +32,7 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
     """``L`` for an activation input of shape ``inp`` (NHWC) of ``kernel`` with parameters ``fields``
     (a ``Layer``'s) writing ``out``: per input byte, the last output element index whose computation
     reads it (-1: never read). None for kernels this module does not analyse."""
+    kernel = _as_ember(kernel, fields, inp)
     if kernel in ELEMENTWISE_KERNELS:
         return np.arange(int(np.prod(inp)), dtype=np.int64)
     if kernel in FC_KERNELS:
@@ -54,6 +55,24 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
         last_oc = ch
     readers = last_pixel[:, None] * cout + last_oc[None, :]
     return np.where(last_pixel[:, None] < 0, -1, readers).ravel()
+
+
+def _as_ember(kernel: str, f: dict[str, object], inp: tuple[int, int, int, int]) -> str:
+    """The Ember kernel whose analysis holds for a CMSIS-NN call, or the name unchanged.
+
+    The analysis needs: when output element ``o`` is written, every element before it has read its
+    inputs. CMSIS-NN's DSP paths that satisfy it: ``arm_convolve_s8`` (im2col of two output pixels,
+    then all their channels), the 3x3 and "opt" depthwise convolutions (a pixel's channels, 4 at a time
+    or all at once, read before written), ``arm_avgpool_s8`` (a pixel's window summed, then written).
+    Not the 1x1 and 1xN convolutions (output channels in the outer loop) nor max pooling (which writes
+    the first tap before reading the others): those never overlap an input."""
+    if kernel == "arm_convolve_wrapper_s8":
+        one_by_one = f["kh"] == 1 and f["kw"] == 1 and f["pad_h"] == 0 and f["pad_w"] == 0
+        return "ember_conv2d" if not one_by_one and f["kh"] != 1 and inp[1] != 1 else kernel
+    if kernel == "arm_depthwise_conv_wrapper_s8":
+        plain = f["depth_mult"] == 1 and f["dil_h"] == 1 and f["dil_w"] == 1 and inp[0] == 1
+        return "ember_depthwise_conv2d" if plain else kernel
+    return "ember_avg_pool" if kernel == "arm_avgpool_s8" else kernel
 
 
 def _last_output_pixel(inp: tuple[int, ...], out: tuple[int, ...], f: dict[str, object]) -> np.ndarray:
