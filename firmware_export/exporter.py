@@ -144,8 +144,9 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "examples" / f"{name}_demo" / f"{name}_demo.ino").write_text(project.arduino_ino(name))
     (d / "main.c").write_text(project.main_c(name))
     (d / "library.properties").write_text(project.library_properties(name, tgt))
-    (d / "Makefile").write_text(project.makefile(name, tgt, tgt.qemu_machine))
-    (d / "CMakeLists.txt").write_text(project.cmakelists(name))
+    cmsis_str = str(cmsis_dir) if cmsis_dir else None
+    (d / "Makefile").write_text(project.makefile(name, tgt, tgt.qemu_machine, cmsis_str))
+    (d / "CMakeLists.txt").write_text(project.cmakelists(name, cmsis_str))
     weights = sum(ly.weight_bytes for ly in plan.layers)
     tflm_arena, checked = tflm.arena_estimate(m, plan.unplanned_bytes + x.nbytes + y.nbytes)
     for fname, text in tflm.write_files(m, name, section, tflm_arena, checked).items():

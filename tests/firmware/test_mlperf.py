@@ -1,0 +1,131 @@
+"""The four MLPerf Tiny reference models (Keras-converted: -1 batch signatures) export and stay bit-exact
+with LiteRT's reference kernels: portable C on the host (gcc, clang) and under qemu, CMSIS-NN calls
+under qemu (built with -Wall -Wextra -Werror), and ``--profile`` counts instructions per layer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import firmware_export
+from firmware_export import quant
+from firmware_export.profile import check_output, profile
+from sdk.errors import ExportError
+
+INPUTS = {"kws": 60, "ad": 60, "vww": 8, "ic": 12}  # host inputs per model (LiteRT's reference is slow)
+
+
+@pytest.fixture(scope="module")
+def portable(mlperf, tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlperf")
+    return {k: firmware_export.export(p, d / k, name=k, measure=False).out_dir for k, p in mlperf.items()}
+
+
+@pytest.mark.parametrize("name", ["kws", "vww", "ad", "ic"])
+def test_mlperf_model_exports_bit_exact_on_host(portable, mlperf, name, need):
+    for cc in ("gcc", "clang") if name in ("kws", "ad") else ("gcc",):
+        need(cc)
+        res = firmware_export.verify_host(portable[name], mlperf[name], n=INPUTS[name], cc=cc, seed=3)
+        assert res["max_abs_diff"] == 0 and res["mismatched_inputs"] == 0, res
+
+
+@pytest.mark.parametrize("name", ["kws", "ad"])
+def test_mlperf_model_runs_under_qemu(portable, name, need):
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    res = firmware_export.verify_qemu(portable[name])
+    assert res["ok"] and res["output"].startswith("ember-verify: 8/8"), res
+
+
+@pytest.mark.parametrize("name", ["kws", "ic"])
+def test_cmsis_nn_export_bit_exact_under_qemu(mlperf, cmsis_nn_dir, tmp_path, name, need):
+    """Generated CMSIS-NN calls (conv, depthwise, pooling, softmax) + Ember's kernels where faster
+    (FC, table-driven ADD), compiled with -Werror for the M4 (DSP paths) and for the host (C paths)."""
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    res = firmware_export.export(mlperf[name], tmp_path / name, name=name, kernels="cmsis-nn",
+                                 cmsis_nn_dir=cmsis_nn_dir)
+    src = (res.out_dir / "src" / f"{name}.c").read_text()
+    assert '#include "arm_nnfunctions.h"' in src and "arm_convolve_wrapper_s8(" in src
+    assert not list((res.out_dir / "src").glob("arm_*.c")), "CMSIS-NN must not be copied into the export"
+    assert res.kernels == "cmsis-nn" and res.measured
+    q = firmware_export.verify_qemu(res.out_dir)
+    assert q["ok"] and q["output"].startswith("ember-verify: 8/8"), q
+    host = firmware_export.verify_host(res.out_dir, mlperf[name], n=10, cc="gcc", seed=5)
+    assert host["max_abs_diff"] == 0, host
+    prof = profile(res.out_dir)
+    assert check_output(prof, mlperf[name])
+    assert any(ly["kernel"].startswith("arm_") for ly in prof["layers"])
+
+
+def test_profile_counts_every_layer_exactly(portable, mlperf, need):
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    a, b = profile(portable["kws"]), profile(portable["kws"])
+    assert a["instructions"] == b["instructions"] > 1_000_000  # exact, repeatable counts
+    layers = sum(ly["instructions"] for ly in a["layers"])
+    assert 0.99 * a["instructions"] < layers <= a["instructions"] * 1.01
+    conv = [ly for ly in a["layers"] if ly["op"] == "CONV_2D"]
+    assert conv and all(ly["instructions"] > 0 and ly["macs_per_instruction"] > 0 for ly in conv)
+    assert check_output(a, mlperf["kws"])
+    wrong = dict(a, output=bytes(len(a["output"])))
+    assert not check_output(wrong, mlperf["kws"])
+
+
+def test_cli_profile_and_kernels(mlperf, cmsis_nn_dir, tmp_path, capsys, need):
+    from sdk.cli import main
+
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    assert main(["export-c", str(mlperf["ad"]), "--out", str(tmp_path / "ad"), "--name", "ad", "--kernels",
+                 "cmsis-nn", "--cmsis-nn-dir", str(cmsis_nn_dir), "--profile", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kernels"] == "cmsis-nn" and report["profile"]["output_matches_litert"]
+    assert len(report["profile"]["layers"]) == 10 and report["profile"]["instructions"] > 100_000
+    assert "CMSIS_NN_DIR" in (tmp_path / "ad" / "Makefile").read_text()
+
+
+def test_cmsis_nn_choice_errors(mlperf, cmsis_nn_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_DIR", raising=False)
+    with pytest.raises(ExportError, match="CMSIS_NN_DIR"):
+        firmware_export.export(mlperf["ad"], tmp_path / "a", kernels="cmsis-nn")
+    with pytest.raises(ExportError, match="not a CMSIS-NN folder"):
+        firmware_export.export(mlperf["ad"], tmp_path / "a", kernels="cmsis-nn", cmsis_nn_dir=tmp_path)
+    with pytest.raises(ExportError, match="DSP extension"):
+        firmware_export.export(mlperf["ad"], tmp_path / "a", target="cortex-m0plus", kernels="cmsis-nn",
+                               cmsis_nn_dir=cmsis_nn_dir)
+    with pytest.raises(ExportError, match="choose one of"):
+        firmware_export.export(mlperf["ad"], tmp_path / "a", kernels="fast")
+    assert not (tmp_path / "a").exists()
+
+
+def test_fc_fixed_point_rescale_is_exact():
+    """The integer form of LiteRT's float64 FULLY_CONNECTED rescale matches round(acc * scale) for every
+    accumulator (checked here independently, on a wider range than the exporter's proof uses)."""
+    rng = np.random.default_rng(0)
+    scales = rng.uniform(1e-4, 0.05, size=16)
+    q, k = quant.fc_fixed_point(scales, 3, -128, 127)
+    for s, qc in zip(scales, q):
+        acc = np.arange(int(-300 / s), int(300 / s), dtype=np.int64)
+        want = np.clip(quant.round_half_away(acc * s) + 3, -128, 127)
+        mag = (np.abs(acc).astype(object) * qc + (1 << (k - 1))) >> k
+        got = np.clip(np.where(acc < 0, -mag, mag).astype(np.int64) + 3, -128, 127)
+        assert np.array_equal(want, got)
+    assert quant.round_half_away(np.array([2.5, -2.5, 0.49999999999999994])).tolist() == [3, -3, 0]
+
+
+def test_cmsis_fc_rounds_unlike_litert_so_ember_keeps_it(mlperf):
+    """TFLite Micro's integer requantization (CMSIS-NN's) differs from LiteRT's double rescale near
+    halves on the KWS classifier: the exporter proves it and keeps Ember's exact kernel."""
+    from firmware_export import cmsis, lower
+    from firmware_export.tflite_model import load
+
+    m = load(mlperf["kws"])
+    layers = lower.Lowerer(m, "k").lower()
+    fc = next(ly for ly in layers if ly.op == "FULLY_CONNECTED")
+    assert not cmsis.fc_integer_matches_double(fc)
+    cmsis.use_cmsis(m, layers)
+    assert fc.kernel == "ember_fully_connected" and "fx_mult" in fc.fields
+    assert {ly.kernel for ly in layers} >= {"arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"}
