@@ -105,8 +105,10 @@ def test_fc_fixed_point_rescale_is_exact():
     """The integer form of LiteRT's float64 FULLY_CONNECTED rescale matches round(acc * scale) for every
     accumulator (checked here independently, on a wider range than the exporter's proof uses)."""
     rng = np.random.default_rng(0)
-    scales = rng.uniform(1e-4, 0.05, size=16)
-    q, k = quant.fc_fixed_point(scales, 3, -128, 127)
+    scales = rng.uniform(2e-3, 1e-2, size=16)
+    fixed = quant.fc_fixed_point(scales, 3, -128, 127)
+    assert fixed is not None
+    q, k = fixed
     for s, qc in zip(scales, q):
         acc = np.arange(int(-300 / s), int(300 / s), dtype=np.int64)
         want = np.clip(quant.round_half_away(acc * s) + 3, -128, 127)
@@ -129,3 +131,13 @@ def test_cmsis_fc_rounds_unlike_litert_so_ember_keeps_it(mlperf):
     cmsis.use_cmsis(m, layers)
     assert fc.kernel == "ember_fully_connected" and "fx_mult" in fc.fields
     assert {ly.kernel for ly in layers} >= {"arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"}
+
+
+def test_fc_without_an_integer_form_keeps_the_double_rescale(mlperf, tmp_path, monkeypatch, need):
+    """Where no shift reproduces LiteRT's rounding (per-channel scales spanning many octaves), the
+    exporter falls back to the float64 rescale, still bit-exact."""
+    need("gcc")
+    monkeypatch.setattr(quant, "fc_fixed_point", lambda *a: None)
+    out = firmware_export.export(mlperf["kws"], tmp_path / "k", name="k", measure=False).out_dir
+    assert "_scale[" in (out / "src" / "k.c").read_text() and "_fxmult[" not in (out / "src" / "k.c").read_text()
+    assert firmware_export.verify_host(out, mlperf["kws"], n=20, cc="gcc")["max_abs_diff"] == 0
