@@ -76,8 +76,8 @@ def scratch_bytes(kernel: str, f: dict[str, object], cin: int) -> int:
 
 
 def _eligible(m: Model, layer: Layer) -> bool:
-    if layer.kernel not in KERNELS or "lut1" in layer.fields:  # Ember's table-driven ADD is ~4x faster
-        return False
+    if layer.kernel not in KERNELS or "lut1" in layer.fields or layer.kernel == "ember_fully_connected":
+        return False  # Ember's table-driven ADD and SMLAD FC are faster (bench/mcu.py)
     src = [t for t in layer.inputs if t >= 0]
     n = shape4(m.tensors[src[0]].shape)[0] if src else 1
     if layer.kernel == "ember_conv2d":
@@ -92,10 +92,9 @@ def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
     for layer in layers:
         if not _eligible(m, layer):
             continue
-        if layer.kernel == "ember_fully_connected" and (layer.fields.get("interleave4")
-                                                        or not fc_integer_matches_double(layer)):
-            continue  # CMSIS-NN would round some outputs unlike LiteRT (or Ember's kernel is faster)
         cin = shape4(m.tensors[layer.inputs[0]].shape)[3] if layer.inputs[0] >= 0 else 0
+        if layer.fields.pop("interleave4", None):  # CMSIS-NN reads TFLite's layout (the folded bias stays)
+            layer.consts[0] = ConstArray(layer.consts[0].name, "int8_t", np.asarray(layer.plain_filter, np.int8).ravel())
         layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin)
         layer.kernel = KERNELS[layer.kernel]
         layer.params_type = "cmsis"

@@ -43,6 +43,7 @@ class Layer:
     macs: int = 0
     scratch_bytes: int = 0  # arena bytes the kernel needs while it runs (CMSIS-NN's ctx buffer)
     rescale: np.ndarray | None = None  # FULLY_CONNECTED: LiteRT's float64 output rescale per channel
+    plain_filter: np.ndarray | None = None  # CONV_2D: the weights in TFLite's layout (consts may be reordered)
 
     @property
     def weight_bytes(self) -> int:
@@ -54,6 +55,17 @@ def shape4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         raise ExportError(f"tensors of rank {len(shape)} are not supported (at most 4)")
     s = (1,) * (4 - len(shape)) + tuple(int(d) for d in shape)
     return s  # type: ignore[return-value]
+
+
+def interleave4(w: np.ndarray) -> np.ndarray:
+    """Rows of a [rows, depth] (or [rows, 1, 1, depth]) int8 matrix in blocks of 4, interleaved 4 bytes
+    at a time (block g holds row 4g+r's bytes d..d+3 at (d/4)*16 + r*4), then the leftover rows plainly:
+    the layout Ember's SMLAD dot products walk with one pointer. Needs depth % 4 == 0."""
+    w2 = np.asarray(w, np.int8).reshape(len(w), -1)
+    rows, depth = w2.shape
+    blocks = rows // 4
+    head = w2[:blocks * 4].reshape(blocks, 4, depth // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([head.ravel(), w2[blocks * 4:].ravel()]).astype(np.int8)
 
 
 def c_shape(shape: tuple[int, ...]) -> str:
@@ -188,9 +200,15 @@ class Lowerer:
         if shape4(self.t(self.source(op)).shape)[3] % fc:
             raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
         consts = self.weights(op, f, cout)
+        cin = shape4(self.t(self.source(op)).shape)[3]
+        shifts = consts[2].values
+        if ((kh, kw, f["pad_h"], f["pad_w"], fc % 4) == (1, 1, 0, 0, 0) and fc == cin and cout >= 4
+                and np.all(shifts <= 0) and np.all(consts[1].values >= 0)):
+            self.fold_input_offset(op, f, consts, w.data)  # pointwise: every tap is inside the image
+            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         y = shape4(self.t(op.outputs[0]).shape)
         return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
-                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc)
+                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
         w = self.t(op.inputs[1])
@@ -228,11 +246,8 @@ class Lowerer:
         channels = out_depth if len(w.scale) > 1 else 1
         consts = self.weights(op, f, channels)
         self.fold_input_offset(op, f, consts, w.data)
-        if in_depth % 4 == 0 and out_depth >= 4:  # rows in blocks of 4, interleaved 4 bytes at a time
-            blocks = out_depth // 4
-            head = np.asarray(w.data[:blocks * 4]).reshape(blocks, 4, in_depth // 4, 4).transpose(0, 2, 1, 3)
-            consts[0].values = np.concatenate([head.ravel(), np.asarray(w.data[blocks * 4:]).ravel()]).astype(np.int8)
-            f["interleave4"] = 1
+        if in_depth % 4 == 0 and out_depth >= 4:
+            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         (sx, _), (sy, _) = x.qparams(), y.qparams()
         scales = [float(sx) * float(w.scale[c]) / float(sy) for c in range(channels)]
         fixed = quant.fc_fixed_point(np.array(scales), int(y.qparams()[1]), lo, hi)

@@ -65,10 +65,16 @@ void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
   ember_conv2d_rows(p, in, out, 0, p->out.h);
 }
 
+static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
+
 void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   const int32_t groups = p->in.c / p->filter_c;
   const int32_t per_group = p->out.c / groups;
   int32_t b, oy, ox, oc, fy, fx, ic;
+  if (p->interleave4) {
+    pointwise_rows(p, in, out, y0, y1);
+    return;
+  }
   for (b = 0; b < p->out.n; ++b)
     for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < p->out.w; ++ox)
@@ -219,6 +225,38 @@ void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *o
     for (; o < p->out_depth; ++o)
       fc_store(p, dot_offset(p->filter + o * p->in_depth, x, p->in_depth, p->in_offset, 4), o, y);
   }
+}
+
+/* 1x1 convolution (no padding, one group) as per-pixel matrix-vector products: weights interleaved in
+ * blocks of 4 output channels (like FULLY_CONNECTED), the input offset folded into the bias and every
+ * shift <= 0 (both arranged at export). Parameters are copied to locals: stores through int8_t * could
+ * alias *p and force reloads. */
+static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
+  const int32_t cin = p->in.c, cout = p->out.c, blocked = cout & ~3, zp = p->out_offset;
+  const int32_t lo = p->act_min, hi = p->act_max, in_w = p->in.w, out_w = p->out.w;
+  const int8_t *filter = p->filter, *shift = p->shift;
+  const int32_t *bias = p->bias, *mult = p->mult;
+  int32_t b, oy, ox, o, acc[4];
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = y0; oy < y1; ++oy)
+      for (ox = 0; ox < out_w; ++ox) {
+        const int8_t *x = in + (row(b, oy * p->stride_h, p->in.h, p->in_rows) * in_w + ox * p->stride_w) * cin;
+        int8_t *y = out + (row(b, oy, p->out.h, p->out_rows) * out_w + ox) * cout;
+        for (o = 0; o < cout; ++o) {
+          const int32_t r = o & 3, right = -shift[o];
+          if (o >= blocked)
+            acc[0] = dot_offset(filter + o * cin, x, cin, 0, 4);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+          else if (r == 0)
+            dot4(filter + o * cin, x, cin, acc);
+#else
+          else
+            acc[r] = dot_offset(filter + (o - r) * cin + r * 4, x, cin, 0, 16);
+#endif
+          y[o] = clamp8(requant_right(acc[o >= blocked ? 0 : r] + (bias ? bias[o] : 0), mult[o], right,
+                                      (1u << right) - 1u) + zp, lo, hi);
+        }
+      }
 }
 
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out) {

@@ -22,6 +22,8 @@ typedef struct {
   const int32_t *mult;               /* per output channel */
   const int8_t *shift;
   int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
+  int32_t interleave4;               /* 1x1, no padding, one group: filter rows in blocks of 4 interleaved
+                                        every 4 bytes (see ember_fc_params), input offset in the bias */
 } ember_conv_params;
 
 typedef struct {
