@@ -4,7 +4,8 @@ For each model, two exports: ``--kernels cmsis-nn`` (compared with TFLM + CMSIS-
 and ``--kernels portable`` (compared with TFLM's reference kernels). Measured the same way as TFLM's
 figures in ../shared/anchors/tflm-cortex-m4/: instructions of one inference on the same LCG input counted
 by a qemu TCG plugin (mps2-an386), -O2 builds; flash = text + data of that firmware; RAM = data + bss
-(arena, input/output buffers, statics; no stack, as TFLM's figure). Bit-exactness: 1000 seeded inputs
+(arena, input/output buffers, statics; no stack, as TFLM's figure). Exports use ``io="arena"``: input
+and output live in the arena, as TFLM's tensors do (``NAME_input()``/``NAME_run()``/``NAME_output()``). Bit-exactness: 1000 seeded inputs
 through the host build (gcc and clang) against LiteRT's reference kernels (BUILTIN_REF), and the counted
 qemu inference's output against LiteRT on the same input.
 Needs CMSIS-NN: CMSIS_NN_DIR, else ../shared/third_party/CMSIS-NN.
@@ -38,7 +39,7 @@ def run(name: str, path: Path, kernels: str, d: Path, n: int) -> dict:
     import firmware_export as fx
     from firmware_export.profile import check_output, profile
 
-    res = fx.export(path, d / f"{name}_{kernels}", name=name, kernels=kernels, measure=False)
+    res = fx.export(path, d / f"{name}_{kernels}", name=name, kernels=kernels, measure=False, io="arena")
     prof = profile(res.out_dir)
     host = [fx.verify_host(res.out_dir, path, n=n, cc=cc) for cc in ("gcc", "clang")]
     return {"res": res, "prof": prof, "host": host, "qemu_exact": check_output(prof, path)}
@@ -101,6 +102,7 @@ def main() -> None:
         "measure": "qemu-system-arm -M mps2-an386, instructions between marks around one NAME_invoke on TFLM's LCG "
                    "input; Ember -O2 (CMSIS-NN -O2); flash text+data, RAM data+bss of the counted firmware",
         "oracle": f"LiteRT OpResolverType.BUILTIN_REF, {args.inputs} seeded inputs, host gcc and clang builds",
+        "io": "arena (input/output inside the static arena, like TFLM's tensors; --io arena)",
         "command": "python bench/mcu.py" + (f" --inputs {args.inputs}" if args.inputs != 1000 else ""),
     }, load_before)
 

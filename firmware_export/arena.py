@@ -45,13 +45,14 @@ class Plan:
     unplanned_bytes: int  # sum of all activations (what a no-reuse allocator would need)
     prefix: str
     scratch_base: int = 0  # buffer id of layer k's scratch: scratch_base + k
+    io_in_arena: bool = False  # the model's input and output are arena buffers too (as in TFLite Micro)
 
     def where(self, t: int) -> str:
         """C pointer expression of tensor ``t``."""
         r = self.roots.get(t, t)
-        if r == self.in_root:
+        if r == self.in_root and not self.io_in_arena:
             return "input"
-        if r == self.out_root:
+        if r == self.out_root and not self.io_in_arena:
             return "output"
         offset = next(b.offset for b in self.buffers if b.id == r)
         return f"{self.prefix}_arena + {offset}"
@@ -76,8 +77,8 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, model: Model, layers: list[Layer], prefix: str) -> None:
-        self.m, self.layers, self.prefix = model, layers, prefix
+    def __init__(self, model: Model, layers: list[Layer], prefix: str, io_in_arena: bool = False) -> None:
+        self.m, self.layers, self.prefix, self.io = model, layers, prefix, io_in_arena
         parent: dict[int, int] = {}
 
         def root(t: int) -> int:
@@ -140,8 +141,11 @@ class _Planner:
             span[rb] = (k, span[rb][1])
             _, _, w, c = shape4(self.m.tensors[a.output].shape)
             sizes[self.root(a.output)] = f.ring_rows * w * c
+        if self.io:  # the caller writes the input before layer 0 and reads the output after the last
+            span[self.in_root] = (0, span[self.in_root][1])
+            span[self.out_root] = (span[self.out_root][0], len(self.layers) - 1)
         buffers = {r: Buffer(r, sizes[r], a, b) for r, (a, b) in span.items()
-                   if r not in (self.in_root, self.out_root)}
+                   if self.io or r not in (self.in_root, self.out_root)}
         for k, layer in enumerate(self.layers):  # kernel scratch lives while its layer runs
             if layer.scratch_bytes:
                 buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, k, k)
@@ -152,7 +156,7 @@ class _Planner:
         unplanned = sum(self.m.tensors[r].nbytes if r < len(self.m.tensors) else b.size
                         for r, b in buffers.items())
         return Plan(self.layers, self.roots, self.in_root, self.out_root, list(buffers.values()), overlaps,
-                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0))
+                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0), self.io)
 
 
 def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
@@ -196,6 +200,34 @@ def _prune_overlaps(p: _Planner, best: Plan) -> Plan:
     return p.plan(best.fusions) if size < best.arena_bytes else best
 
 
+def _chunk_pointwise(model: Model, layers: list[Layer], prefix: str, best: Plan, io: bool) -> Plan:
+    """CMSIS-NN's fast 1x1 convolution rereads its whole input for every pair of output channels, so
+    its output can never overlap its input; run on k chunks of pixels (k - 1 kernel-sum loops more, kept
+    under ~1% of the layer) its output may overlap the later chunks. Kept only where the arena
+    shrinks."""
+    from firmware_export import cmsis
+
+    for layer in layers:
+        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape) if layer.inputs[0] >= 0 else (0, 0, 0, 0)
+        pixels = n * h * w
+        if not cmsis.pointwise_fast(model, layer):
+            continue
+        for k in (2, 4, 8, 16, 32):  # each call recomputes the kernel sums: Cin * Cout, ~1/P of the layer
+            if k - 1 > max(1, pixels // 100):
+                break
+            old = layer.fields.get("chunk_pixels")
+            layer.fields["chunk_pixels"] = -(-pixels // k)
+            p = _Planner(model, layers, prefix, io)
+            trial = _prune_overlaps(p, p.plan(best.fusions))
+            if trial.arena_bytes < best.arena_bytes:
+                best = trial
+            elif old is None:
+                del layer.fields["chunk_pixels"]
+            else:
+                layer.fields["chunk_pixels"] = old
+    return best
+
+
 def scratch_id(model: Model, k: int) -> int:
     """Buffer id of layer ``k``'s scratch (past every tensor id)."""
     return len(model.tensors) + k
@@ -206,10 +238,12 @@ def candidates(model: Model, layers: list[Layer]) -> list[Fusion]:
     return _Planner(model, layers, "m").candidates()
 
 
-def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusion] | None = None) -> Plan:
+def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusion] | None = None,
+              io_in_arena: bool = False) -> Plan:
     """Lifetimes, overlaps and row fusions, offsets placed. ``fusions``: None picks the fusions that
-    shrink the arena (greedily, in layer order); a list (``[]``: none) uses exactly those."""
-    p = _Planner(model, layers, prefix)
+    shrink the arena (greedily, in layer order); a list (``[]``: none) uses exactly those.
+    ``io_in_arena``: the model's input and output get arena space too (reused once dead)."""
+    p = _Planner(model, layers, prefix, io_in_arena)
     allowed = p.candidates()
     if fusions is None:
         best = p.plan([])
@@ -225,6 +259,8 @@ def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusi
         if any(f not in allowed for f in fusions) or any(k + 1 in producers for k in producers):
             raise ExportError(f"fusions {fusions} are not possible here; candidates: {allowed}")
         best = p.plan(list(fusions))
+    if fusions is None:
+        best = _chunk_pointwise(model, layers, prefix, best, io_in_arena)
     try:
         best.check()
     except AssertionError as e:  # pragma: no cover - would be a planner bug

@@ -125,8 +125,8 @@ def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
                 f"{{{f['dil_w']}, {f['dil_h']}}}, {act}}};"),
                 (f"static const cmsis_nn_per_channel_quant_params {p}_q = {{(int32_t *){f['mult']}, "
                 f"(int32_t *){f['shift']}}};"),
-                (f"static const cmsis_nn_dims {p}_in = {_dims(x)}, {p}_f = {filt}, {p}_b = {{1, 1, 1, {cout}}}, "
-                f"{p}_out = {_dims(y)};")]
+                (f"static const cmsis_nn_dims {p}_f = {filt}, {p}_b = {{1, 1, 1, {cout}}}"
+                 + ("" if "chunk_pixels" in f else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}") + ";")]
     if layer.kernel == "arm_fully_connected_s8":
         per_ch = int(f["per_channel"])  # type: ignore[call-overload]
         q = (f"static const cmsis_nn_per_channel_quant_params {p}_q = {{(int32_t *){f['mult']}, "
@@ -143,10 +143,33 @@ def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
     return []
 
 
+def pointwise_fast(m: Model, layer: Layer) -> bool:
+    """Whether CMSIS-NN runs ``layer`` with arm_convolve_1x1_s8_fast (output channels in the outer loop)."""
+    f = layer.fields
+    return (layer.kernel == "arm_convolve_wrapper_s8" and (f["kh"], f["kw"], f["pad_h"], f["pad_w"]) == (1, 1, 0, 0)
+            and (f["stride_h"], f["stride_w"], f["dil_h"], f["dil_w"]) == (1, 1, 1, 1))
+
+
+def _chunked_pointwise(m: Model, layer: Layer, prefix: str, args: list[str], ctx: str) -> str:
+    """arm_convolve_1x1_s8_fast on ``chunk_pixels`` pixels at a time: each call rereads only its own
+    pixels, so the output may overlap the input of later chunks (overlap.py)."""
+    f, p = layer.fields, f"{prefix}_c{layer.index}"
+    n, h, w, cin = shape4(m.tensors[layer.inputs[0]].shape)
+    cout, pix, chunk = shape4(m.tensors[layer.output].shape)[3], n * h * w, int(f["chunk_pixels"])  # type: ignore[call-overload]
+    bias = f.get("bias", "NULL")
+    return (f"{{ const cmsis_nn_context ctx = {ctx}; int32_t p0; "
+            f"for (p0 = 0; p0 < {pix}; p0 += {chunk}) {{ const int32_t n = {pix} - p0 < {chunk} ? {pix} - p0 : {chunk}; "
+            f"const cmsis_nn_dims in_d = {{1, 1, n, {cin}}}, out_d = {{1, 1, n, {cout}}}; "
+            f"arm_convolve_1x1_s8_fast(&ctx, &{p}, &{p}_q, &in_d, {args[0]} + p0 * {cin}, &{p}_f, {f['filter']}, "
+            f"&{p}_b, {bias}, &out_d, {args[1]} + p0 * {cout}); }} }}")
+
+
 def call(m: Model, layer: Layer, prefix: str, args: list[str], scratch: str) -> str:
     """The C statement running ``layer`` (``args``: input pointer(s) then the output pointer)."""
     f, p = layer.fields, f"{prefix}_c{layer.index}"
     ctx = f"{{{scratch}, {layer.scratch_bytes}}}"
+    if "chunk_pixels" in f:
+        return _chunked_pointwise(m, layer, prefix, args, ctx)
     if layer.kernel == "arm_elementwise_add_s8":
         return (f"arm_elementwise_add_s8({args[0]}, {args[1]}, {f['in1_offset']}, {f['in1_mult']}, {f['in1_shift']}, "
                 f"{f['in2_offset']}, {f['in2_mult']}, {f['in2_shift']}, {f['left_shift']}, {args[2]}, "

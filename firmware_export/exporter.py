@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import keyword
 import os
@@ -45,6 +46,7 @@ class ExportResult:
     tflm_arena_checked: bool
     model_bytes: int
     kernels: str = "portable"  # or "cmsis-nn"
+    io: str = "caller"  # or "arena": input/output buffers inside the arena
     cmsis_nn_dir: str | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
 
@@ -67,7 +69,7 @@ def check_name(name: str) -> str:
 def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex-m4", name: str = "ember_model",
            section: str | None = None, overwrite: bool = False, measure: bool = True,
            frontend: str | None = None, kernels: str = "portable",
-           cmsis_nn_dir: str | Path | None = None) -> ExportResult:
+           cmsis_nn_dir: str | Path | None = None, io: str = "caller") -> ExportResult:
     """Export ``model`` (a full-integer int8 ``.tflite``) to ``out_dir`` for ``target``.
 
     Writes ``src/NAME.{h,c}`` + kernels (standalone C99), ``tflm/model_data.{h,c}``, an example,
@@ -77,7 +79,9 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     ``frontend="kws"`` adds the audio front end (``firmware_export.frontend``) to ``src/``.
     ``kernels="cmsis-nn"`` (Cortex-M4/M7/M33) calls Arm's CMSIS-NN for the layers it has kernels for
     (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
-    refers to it and never copies it.
+    refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
+    TensorFlow Lite Micro does; the API gains ``NAME_input()``, ``NAME_output()``, ``NAME_run()``), so
+    their bytes are reused once dead; ``"caller"`` (default): the caller owns both buffers.
     """
     name = check_name(name)
     tgt = get_target(target)
@@ -93,7 +97,9 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     layers = lower.Lowerer(m, name).lower()
     if cmsis_dir:
         cmsis.use_cmsis(m, layers)
-    plan = arena.make_plan(m, layers, name)
+    if io not in ("caller", "arena"):
+        raise ExportError(f"--io {io!r}: choose caller (your buffers) or arena (input/output inside the arena)")
+    plan = arena.make_plan(m, layers, name, io_in_arena=io == "arena")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -151,9 +157,9 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     tflm_arena, checked = tflm.arena_estimate(m, plan.unplanned_bytes + x.nbytes + y.nbytes)
     for fname, text in tflm.write_files(m, name, section, tflm_arena, checked).items():
         (d / "tflm" / fname).write_text(text)
-    io = x.nbytes + y.nbytes
+    io = 0 if plan.io_in_arena else x.nbytes + y.nbytes
     res = ExportResult(d, name, tgt.name, plan.arena_bytes, plan.unplanned_bytes, weights,
-                       kernels="cmsis-nn" if cmsis_dir else "portable",
+                       kernels="cmsis-nn" if cmsis_dir else "portable", io="arena" if plan.io_in_arena else "caller",
                        cmsis_nn_dir=str(cmsis_dir) if cmsis_dir else None,
                        flash_bytes=weights + CODE_ESTIMATE, ram_bytes=plan.arena_bytes + 1024 + io,
                        stack_bytes=1024, io_bytes=io, measured=False, measured_on="",
@@ -201,7 +207,7 @@ def verify_host(out_dir: str | Path, model: str | Path | bytes, n: int = 1000, c
     m = load(model)
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
     inputs = oracle.seeded_inputs(n, x.size, seed)
-    ref = oracle.litert_outputs(m.raw, inputs)
+    ref = _reference(m.raw, n, seed)
     with tempfile.TemporaryDirectory() as b:
         exe = toolchain.host_build(out / "src", fp["name"], Path(b) / "runner", cc, _cmsis_dir_of(fp))
         got = toolchain.host_run(exe, inputs, y.size)
@@ -226,6 +232,13 @@ def verify_qemu(out_dir: str | Path, timeout: float = 120) -> dict[str, Any]:
     return {"ok": rc == 0 and line.startswith("ember-verify:"), "exit_status": rc, "output": line,
             "machine": tgt.qemu_machine, "cpu": tgt.name, "text": build.text, "data": build.data,
             "bss": build.bss}
+
+
+@functools.lru_cache(maxsize=8)
+def _reference(raw: bytes, n: int, seed: int) -> np.ndarray:
+    """LiteRT's outputs for the seeded inputs (cached: gcc and clang runs share them)."""
+    m = load(raw)
+    return oracle.litert_outputs(raw, oracle.seeded_inputs(n, m.tensors[m.inputs[0]].size, seed))
 
 
 def _cmsis_dir_of(fp: dict[str, Any]) -> Path | None:

@@ -32,6 +32,12 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
     """``L`` for an activation input of shape ``inp`` (NHWC) of ``kernel`` with parameters ``fields``
     (a ``Layer``'s) writing ``out``: per input byte, the last output element index whose computation
     reads it (-1: never read). None for kernels this module does not analyse."""
+    if kernel == "arm_convolve_wrapper_s8" and "chunk_pixels" in fields:
+        # 1x1 on chunks of B pixels, output channels outer: a chunk's outputs are written while all its
+        # inputs are still read, so input byte i is safe only once the next chunk's outputs begin
+        chunk = int(fields["chunk_pixels"])  # type: ignore[call-overload]
+        pixel = np.arange(int(np.prod(inp)), dtype=np.int64) // inp[3]
+        return (pixel // chunk + 1) * chunk * out[3]
     kernel = _as_ember(kernel, fields, inp)
     if kernel in ELEMENTWISE_KERNELS:
         return np.arange(int(np.prod(inp)), dtype=np.int64)

@@ -63,7 +63,8 @@ def _run(cmd: list[str], what: str, **kw: object) -> subprocess.CompletedProcess
 def _model_defines(prefix: str) -> list[str]:
     up = prefix.upper()
     return [f"-DEMBER_INVOKE={prefix}_invoke", f"-DEMBER_IN_SIZE={up}_INPUT_SIZE",
-            f"-DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"]
+            f"-DEMBER_OUT_SIZE={up}_OUTPUT_SIZE", f"-DEMBER_IO_IN_ARENA={up}_IO_IN_ARENA",
+            f"-DEMBER_RUN={prefix}_run", f"-DEMBER_INPUT={prefix}_input", f"-DEMBER_OUTPUT={prefix}_output"]
 
 
 def host_build(src: Path, prefix: str, exe: Path, cc: str = "gcc", cmsis_dir: Path | None = None) -> Path:

@@ -34,6 +34,10 @@ def register(sub: Any) -> None:
                         "CMSIS_NN_DIR)")
     p.add_argument("--cmsis-nn-dir", default=None, metavar="DIR",
                    help="CMSIS-NN folder (default: $CMSIS_NN_DIR); referred to, never copied")
+    p.add_argument("--io", choices=["caller", "arena"], default="caller",
+                   help="caller: NAME_invoke(in, out) on your buffers; arena: input/output live in the "
+                        "static arena (NAME_input(), NAME_run(), NAME_output()), reused once dead, as in "
+                        "TensorFlow Lite Micro: less RAM for large inputs")
     p.add_argument("--profile", action="store_true",
                    help="count instructions per inference and per layer under qemu (-O2 Cortex-M build)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
@@ -50,7 +54,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
 
     res = fx.export(args.model, args.out, target=args.target, name=args.name, section=args.section,
                     overwrite=args.force, frontend=args.frontend, kernels=args.kernels,
-                    cmsis_nn_dir=args.cmsis_nn_dir)
+                    cmsis_nn_dir=args.cmsis_nn_dir, io=args.io)
     report: dict[str, Any] = res.footprint(fx.TARGETS[args.target])
     status = 0
     if args.verify_host:

@@ -39,14 +39,17 @@ def test_mlperf_model_runs_under_qemu(portable, name, need):
     assert res["ok"] and res["output"].startswith("ember-verify: 8/8"), res
 
 
-@pytest.mark.parametrize("name", ["kws", "ic"])
-def test_cmsis_nn_export_bit_exact_under_qemu(mlperf, cmsis_nn_dir, tmp_path, name, need):
-    """Generated CMSIS-NN calls (conv, depthwise, pooling, softmax) + Ember's kernels where faster
-    (FC, table-driven ADD), compiled with -Werror for the M4 (DSP paths) and for the host (C paths)."""
+@pytest.mark.parametrize("name, io", [("kws", "caller"), ("ic", "caller"), ("vww", "arena")])
+def test_cmsis_nn_export_bit_exact_under_qemu(mlperf, cmsis_nn_dir, tmp_path, name, io, need):
+    """Generated CMSIS-NN calls (conv, depthwise, pooling, softmax; VWW's 1x1 convolutions in pixel
+    chunks so they may overlap their input) + Ember's kernels where faster (FC, table-driven ADD),
+    compiled with -Werror for the M4 (DSP paths) and for the host (C paths)."""
     need("arm-none-eabi-gcc")
     need("qemu-system-arm")
     res = firmware_export.export(mlperf[name], tmp_path / name, name=name, kernels="cmsis-nn",
-                                 cmsis_nn_dir=cmsis_nn_dir)
+                                 cmsis_nn_dir=cmsis_nn_dir, io=io)
+    if name == "vww":
+        assert "arm_convolve_1x1_s8_fast(" in (res.out_dir / "src" / "vww.c").read_text()
     src = (res.out_dir / "src" / f"{name}.c").read_text()
     assert '#include "arm_nnfunctions.h"' in src and "arm_convolve_wrapper_s8(" in src
     assert not list((res.out_dir / "src").glob("arm_*.c")), "CMSIS-NN must not be copied into the export"
@@ -141,3 +144,18 @@ def test_fc_without_an_integer_form_keeps_the_double_rescale(mlperf, tmp_path, m
     out = firmware_export.export(mlperf["kws"], tmp_path / "k", name="k", measure=False).out_dir
     assert "_scale[" in (out / "src" / "k.c").read_text() and "_fxmult[" not in (out / "src" / "k.c").read_text()
     assert firmware_export.verify_host(out, mlperf["kws"], n=20, cc="gcc")["max_abs_diff"] == 0
+
+
+def test_io_in_arena_reuses_the_input(mlperf, tmp_path, need):
+    """--io arena: the input and output live in the arena (NAME_input/NAME_run/NAME_output); the bytes of
+    VWW's 27 KiB input are reused by later layers, so the total shrinks; results stay bit-exact."""
+    need("gcc")
+    caller = firmware_export.export(mlperf["vww"], tmp_path / "c", name="v", measure=False)
+    arena = firmware_export.export(mlperf["vww"], tmp_path / "a", name="v", measure=False, io="arena")
+    assert arena.io == "arena" and arena.io_bytes == 0 and caller.io_bytes == 96 * 96 * 3 + 2
+    assert arena.arena_bytes < caller.arena_bytes + caller.io_bytes  # the input's bytes are reused
+    header = (arena.out_dir / "src" / "v.h").read_text()
+    assert "int8_t *v_input(void);" in header and "int v_run(void);" in header
+    assert firmware_export.verify_host(arena.out_dir, mlperf["vww"], n=4, cc="gcc")["max_abs_diff"] == 0
+    with pytest.raises(ExportError, match="--io 'stack'"):
+        firmware_export.export(mlperf["ad"], tmp_path / "x", io="stack")
