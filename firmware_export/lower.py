@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_export import quant
+from firmware_export import lut, quant
 from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
-SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS
+SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
 
 INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers int8` makes an int8 tier, "
             "or call sdk.optimize.tflite_export.onnx_to_tflite(onnx, out, int8=True, calibration=...)")
@@ -344,6 +344,14 @@ class Lowerer:
         f = {"size": y.size, "in_offset": zx, "out_offset": zy, "mult": m, "shift": s, "act_min": lo,
              "act_max": hi}
         return Layer(op.index, op.code, "ember_requant", "ember_requant_params", f, [op.inputs[0]], op.outputs[0])
+
+    def lut(self, op: Op) -> Layer:
+        y = self.t(op.outputs[0])
+        consts = [self.const(op, "table", "int8_t", lut.table(self.m, op))]
+        return Layer(op.index, op.code, "ember_lut", "ember_lut_params", {"size": y.size, "table": consts[0].name},
+                     [op.inputs[0]], op.outputs[0], consts)
+
+    op_logistic = op_tanh = op_hard_swish = op_leaky_relu = lut  # type: ignore[assignment]
 
     def op_relu(self, op: Op) -> Layer:
         return self.requant(op, 0.0, None)

@@ -422,6 +422,13 @@ void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out)
   }
 }
 
+void ember_lut(const ember_lut_params *p, const int8_t *in, int8_t *out) {
+  const int8_t *table = p->table;
+  const int32_t n = p->size;
+  int32_t i;
+  for (i = 0; i < n; ++i) out[i] = table[(uint8_t)in[i]];
+}
+
 void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out) {
   int32_t b, y, x, c;
   for (b = 0; b < p->out.n; ++b)

@@ -83,6 +83,11 @@ typedef struct {
 } ember_requant_params;
 
 typedef struct {
+  int32_t size;
+  const int8_t *table;               /* out = table[(uint8_t)in]: LiteRT's outputs for all 256 inputs */
+} ember_lut_params;
+
+typedef struct {
   ember_shape in, out;
   int32_t before[4];                 /* padding before each NHWC axis */
   int32_t pad_value;
@@ -109,6 +114,7 @@ void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
 void ember_softmax(const ember_softmax_params *p, const int8_t *in, int8_t *out);
 void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out);
 void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out);
+void ember_lut(const ember_lut_params *p, const int8_t *in, int8_t *out);
 void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out);
 void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *out);
 void ember_copy(int32_t size, const int8_t *in, int8_t *out);
