@@ -112,6 +112,12 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("telemetry", "stats_by_kind.image.wall_us_per_frame", "{:.0f}"), ("telemetry", "load.before.0", "{:.1f}"),
         ("telemetry", "stats_by_kind.image.spooled_with_fsync", "{}"), ("telemetry", "publish_cpu_percent", "{:.2f}"),
     ],
+    "fuzzing": [
+        ("fuzz", "files", "{:,}"), ("fuzz", "files_per_kind.onnx", "{}"), ("fuzz", "files_per_kind.tflite", "{}"),
+        ("fuzz", "files_per_kind.manifest", "{}"), ("fuzz", "runs", "{:,}"),
+        ("fuzz", "outcomes.untyped", "{}"), ("fuzz", "outcomes.crash", "{}"), ("fuzz", "outcomes.hang", "{}"),
+        ("fuzz", "outcomes.ran", "{}"), ("fuzz", "outcomes.typed_error", "{:,}"),
+    ],
     "MQTT chaos": [
         ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),
         ("chaos_mqtt", "received_unique", "{:,}"), ("chaos_mqtt", "duplicates", "{:,}"), ("chaos_mqtt", "lost", "{}"),
