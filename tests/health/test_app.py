@@ -169,3 +169,21 @@ def test_irregular_alert_covers_atrial_fibrillation(shared_data: Path) -> None:
            and e["alert"] == "irregular"]
     covered = sum(max(0.0, min(b, d) - max(a, c)) for a, b in irr for c, d in af)
     assert covered >= 0.8 * sum(d - c for c, d in af)
+
+
+def test_eval_resamples_a_250_hz_record_with_another_lead_name(tmp_path: Path) -> None:
+    import wfdb
+
+    rec = read_record(SAMPLE)
+    t = np.arange(len(rec.signal)) / 360
+    t250 = np.arange(0, t[-1], 1 / 250)
+    x = np.interp(t250, t, rec.signal)[:, None]
+    data = tmp_path / "data"
+    data.mkdir()
+    wfdb.wrsamp("r250", fs=250, units=["mV"], sig_name=["ECG"], p_signal=x, fmt=["16"], write_dir=str(data))
+    beats = np.round(rec.beats * 250 / 360).astype(int)
+    wfdb.wrann("r250", "atr", beats, ["N" if c == "N" else "V" for c in rec.labels], write_dir=str(data))
+    assert main(["eval", "health", "--data", str(data), "--out", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["per_record"]["r250"]["lead"] == "ECG"
+    assert res["qrs"]["se"] > 0.97 and res["qrs"]["ppv"] > 0.97
