@@ -45,6 +45,21 @@ def qrs(records: list[Any]) -> dict[str, Any]:
     return {**qrs_metrics(**tot), "per_record": per}
 
 
+def noise_stress(folder: Path) -> dict[str, Any]:
+    """QRS Se/+P and the share of usable seconds on the noise-stress copies of record 118."""
+    from apps.health.quality import judge
+
+    out = {}
+    for path in sorted(p for p in find_records(folder) if p.name.startswith("118e")):
+        rec = read_record(path)
+        det = detect(to_units(rec.signal))
+        i, _ = match(rec.beats, det)
+        states = [judge(rec.signal[s:s + 720])[0] for s in range(0, len(rec.signal) - 720, 360)]
+        out[rec.name] = {"se": len(i) / len(rec.beats), "ppv": len(i) / max(len(det), 1),
+                         "usable_share": float(np.mean([st in ("good", "wander") for st in states]))}
+    return out
+
+
 def cv_tiers(work: Path) -> list[dict[str, Any]]:
     from apps.health.train import make_tiers
 
@@ -155,6 +170,8 @@ def main() -> None:
     records = [read_record(p) for p in find_records(args.data)]
     result: dict[str, Any] = {"bench": "health", "records": len(records)}
     result["qrs"] = qrs(records)
+    noise_dir = args.data.parent / "mitbih_noise"
+    result["qrs_noise_stress"] = noise_stress(noise_dir) if noise_dir.is_dir() else None
     result["tiers"] = cv_tiers(args.work)
     result["cv_folds"] = json.loads((args.work / "cv.json").read_text())["folds"]
     result["cv_seeds"] = [seed_row(d) for d in [args.work, *args.spread] if (d / "cv.json").is_file()]
