@@ -53,13 +53,17 @@ class LoadedVariant:
 
 
 def _layout_transpose(shape: list[Any] | None, layout: str | None, file_shape: tuple[Any, ...]) -> tuple | None:
-    """NCHW manifest input and an NHWC file (e.g. a .tflite) → the transpose to apply."""
-    if not shape or len(shape) != 4 or len(file_shape) != 4 or list(file_shape) == list(shape):
+    """Channels-first manifest input and a channels-last file (e.g. a .tflite) → the transpose to apply
+    (NCHW → NHWC, NCW → NWC; and back for channels-last manifests)."""
+    if not shape or len(file_shape) != len(shape) or list(file_shape) == list(shape):
         return None
-    if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
-        return (0, 2, 3, 1)
-    if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
-        return (0, 3, 1, 2)
+    if len(shape) == 4:
+        if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
+            return (0, 2, 3, 1)
+        if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
+            return (0, 3, 1, 2)
+    if len(shape) == 3 and layout in (None, "NCW", "NWC") and list(file_shape) == [shape[0], shape[2], shape[1]]:
+        return (0, 2, 1)
     return None
 
 

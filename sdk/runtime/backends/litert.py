@@ -48,14 +48,18 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class LiteRTBackend(BaseBackend):
-    """``LiteRTBackend(path, threads=1, xnnpack=True, raw=False)``."""
+    """``LiteRTBackend(path, threads=1, xnnpack=True, raw=False, reference=False)``; ``reference=True`` runs
+    TFLite's reference kernels (slow; the integer arithmetic that ``ember export-c`` reproduces bit for bit)."""
 
     name = "litert"
 
-    def __init__(self, path: str | Path, *, threads: int = 1, xnnpack: bool = True, raw: bool = False) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 1, xnnpack: bool = True, raw: bool = False,
+                 reference: bool = False) -> None:
         super().__init__(path)
         mod = _interpreter_module()
         resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if reference:
+            resolver = mod.OpResolverType.BUILTIN_REF
         self.raw = raw
         try:
             problem = tflite_problem(self.path.read_bytes())
