@@ -118,6 +118,17 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("fuzz", "outcomes.untyped", "{}"), ("fuzz", "outcomes.crash", "{}"), ("fuzz", "outcomes.hang", "{}"),
         ("fuzz", "outcomes.ran", "{}"), ("fuzz", "outcomes.typed_error", "{:,}"),
     ],
+    "public models": [
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=fp32/onnxruntime.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=fp32/onnxruntime.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8/litert.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8/litert.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8-mixed/litert.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8-mixed/litert.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers", lambda ts: "{:.2f}".format(
+            next(t["latency_ms"] for t in ts if t["tier"] == "fp32/onnxruntime")
+            / next(t["latency_ms"] for t in ts if t["tier"] == "int8-mixed/litert"))),
+    ],
     "MQTT chaos": [
         ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),
         ("chaos_mqtt", "received_unique", "{:,}"), ("chaos_mqtt", "duplicates", "{:,}"), ("chaos_mqtt", "lost", "{}"),
