@@ -472,8 +472,10 @@ def main() -> None:
     if args.worker:
         worker_main()
         return
-    from _util import write_result
+    from _util import load, write_result
     from tqdm import tqdm
+
+    load_before = load()
 
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ember-fuzz-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -492,7 +494,7 @@ def main() -> None:
         "seed": args.seed, "timeout_s": args.timeout, "workers": args.workers,
         "seconds": round(time.time() - t0, 1),
     }
-    write_result("fuzz", result)
+    write_result("fuzz", result, load_before)
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -31,7 +31,7 @@ class Tensor:
     zero_point: np.ndarray | None = None
     quant_axis: int = 0
     data: np.ndarray | None = None  # constant tensors only
-    dynamic: bool = False  # shape_signature has -1
+    dynamic: bool = False  # shape_signature has -1 beyond a batch of 1 (see _is_dynamic)
 
     @property
     def nbytes(self) -> int:
@@ -185,7 +185,7 @@ def _tensor(i: int, t: Any, buffers: list[Any]) -> Tensor:
         data = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), dtype=_DTYPES[int(t.type or 0)]).reshape(shape)
     scale, zp, axis = _quantization(t.quantization, shape, dtype, where)
     return Tensor(i, name, shape, dtype, scale, zp, axis, data,
-                  dynamic=any(d < 0 for d in sig) or any(d < 0 for d in shape))
+                  dynamic=_is_dynamic(shape, sig))
 
 
 def _elements(shape: tuple[int, ...]) -> int:
@@ -213,3 +213,11 @@ def _quantization(q: Any, shape: tuple[int, ...], dtype: str, where: str) -> tup
     if len(scale) > 1 and not (0 <= axis < len(shape) and shape[axis] == len(scale)):
         raise _Invalid(f"{where} has {len(scale)} per-channel scales on axis {axis} of shape {list(shape)}")
     return scale.astype(np.float32), zp, axis
+
+
+def _is_dynamic(shape: tuple[int, ...], sig: list[int]) -> bool:
+    """A -1 batch in ``shape_signature`` with a concrete ``shape`` of batch 1 is static (what Keras
+    converters write and TFLite Micro runs); any other -1 (or a -1 in ``shape``) is dynamic."""
+    if any(d < 0 for d in shape):
+        return True
+    return any(d < 0 and not (i == 0 and shape[:1] == (1,)) for i, d in enumerate(sig))

@@ -42,10 +42,10 @@ def _demo(args: argparse.Namespace, config: Any) -> int:
         app = load_app(name)
         if hasattr(app, "demo"):
             say(f"{name} app")
-            apps[name] = app.demo(Path(args.out) / name, config, say)
+            apps[name] = list(app.demo(Path(args.out) / name, config, say))
             if not args.json:
                 print("\n".join(apps[name]))
-    if args.json:  # one JSON object: the SDK part and each app's lines
+    if args.json:   # one JSON object on stdout: the SDK part plus each app's lines
         print(dumps({**asdict(result), "apps": apps}, indent=2))
     return 0
 

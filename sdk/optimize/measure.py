@@ -21,7 +21,7 @@ from sdk.optimize.tflite_export import from_tflite_layout, to_tflite_layout
 from sdk.runtime.backends import load_backend
 from sdk.util.timing import time_calls
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "detection")
 
 
 def backend_for(path: str | Path) -> str:
@@ -36,19 +36,37 @@ class Latency:
     runs: int
 
 
-def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None) -> np.ndarray:
-    """First output for every sample (batch 1), stacked: [n, ...] in the ONNX layout."""
+def predict_outputs(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None
+                    ) -> list[np.ndarray]:
+    """Every output for every sample (batch 1): one stack ``[n, ...]`` per output, ONNX layout, graph order."""
     backend = backend_for(path)
     with load_backend(path, backend, threads=threads) as model:
-        outs = []
+        outs: list[list[np.ndarray]] = []
         for x in data.samples(limit):
-            y = model.run(to_tflite_layout(x) if backend == "litert" else x)[0]
-            outs.append(from_tflite_layout(y)[0] if backend == "litert" else y[0])
-    return np.stack(outs)
+            ys = model.run(to_tflite_layout(x) if backend == "litert" else x)
+            for k, y in enumerate(ys):
+                if len(outs) <= k:
+                    outs.append([])
+                outs[k].append(from_tflite_layout(y)[0] if backend == "litert" else y[0])
+    return [np.stack(o) for o in outs]
+
+
+def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None) -> np.ndarray:
+    """The output for every sample (batch 1), stacked: [n, ...] in the ONNX layout. A model with
+    several outputs (detectors, OCR) gives them flattened and concatenated per sample, in graph
+    order, so scoring, agreement and regression see all of them: ``[n, total]``."""
+    outs = predict_outputs(path, data, threads, limit)
+    if len(outs) == 1:
+        return outs[0]
+    return np.concatenate([o.reshape(len(o), -1) for o in outs], axis=1)
 
 
 def score(outputs: np.ndarray, labels: np.ndarray, task: str = "classification") -> float:
-    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better)."""
+    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better). Detection:
+    mAP@0.5 in percent (``labels`` from :func:`sdk.optimize.detection.load_coco`)."""
+    if task == "detection":
+        from sdk.optimize.detection import score_detection
+        return score_detection(outputs, labels)
     if task == "classification":
         return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels.reshape(-1)) * 100)
     if task == "regression":

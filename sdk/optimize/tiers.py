@@ -16,7 +16,8 @@ from sdk.vocab import FILE_SUFFIX, PRECISIONS, Backend, Precision
 
 # what `ember optimize` can build, per backend (names from sdk.vocab)
 BUILDS: dict[str, tuple[str, ...]] = {Backend.ONNXRUNTIME.value: PRECISIONS,
-                                      Backend.LITERT.value: (Precision.FP32.value, Precision.INT8.value)}
+                                      Backend.LITERT.value: (Precision.FP32.value, Precision.INT8.value,
+                                                             Precision.INT8_MIXED.value)}
 ONNX_TIERS = BUILDS["onnxruntime"]
 LITERT_TIERS = BUILDS["litert"]
 ALL_TIERS = tuple(f"{t}/{b}" for b, tiers in BUILDS.items() for t in tiers)
@@ -111,11 +112,18 @@ def dynamic_builder(src: Path) -> Callable[[Path], dict[str, Any]]:
     return build
 
 
-def tflite_builder(src: Path, calib: Dataset | None, limit: int | None) -> Callable[[Path], dict[str, Any]]:
+def tflite_builder(src: Path, calib: Dataset | None, limit: int | None,
+                   float_layers: list[str] | None = None) -> Callable[[Path], dict[str, Any]]:
+    """LiteRT fp32 (``calib`` None), full int8, or int8 with ``float_layers`` (and the ops after
+    each up to the next weighted layer) kept in float: int8-mixed, from the ONNX mixed search."""
+    from sdk.optimize.quantize import float_region
     from sdk.optimize.tflite_export import onnx_to_tflite
 
     def build(dst: Path) -> dict[str, Any]:
+        if float_layers is not None and not float_layers:
+            raise SkipTier("the mixed-precision search kept no layer in float (see int8-mixed/onnxruntime)")
         onnx_to_tflite(src, dst, int8=calib is not None,
-                       calibration=calib.samples(limit) if calib is not None else None)
-        return {"layout": "NHWC"}
+                       calibration=calib.samples(limit) if calib is not None else None,
+                       float_nodes=float_region(src, float_layers) if float_layers else ())
+        return {"layout": "NHWC", **({"excluded_nodes": float_layers} if float_layers else {})}
     return build

@@ -40,6 +40,23 @@ def fast_p95(latency: dict[str, dict[str, dict[str, float]]]) -> list[float]:
 # (results file, path in the JSON, how the README prints it). Paths: dict keys and list indices
 # joined by ".", or "key=value" for the list element whose key has that value.
 QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
+    "pipeline overhead": [
+        ("pipeline_overhead", "one_core.threads", "{}"),
+        ("pipeline_overhead", "one_core.ember_fps", "{:.1f}"), ("pipeline_overhead", "one_core.bare_fps", "{:.1f}"),
+        ("pipeline_overhead", "one_core.ratio", "{:.2f}"), ("pipeline_overhead", "rounds", "{}"),
+        ("pipeline_overhead", "one_core.ratio_quartiles.0", "{:.2f}"),
+        ("pipeline_overhead", "one_core.ratio_quartiles.1", "{:.2f}"),
+        ("pipeline_overhead", "load.before.0", "{:.1f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.ember", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.bare", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ratio", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.threads", "{}"), ("pipeline_overhead", "two_cores.ratio", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.ratio_quartiles.0", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.ratio_quartiles.1", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.cpu_ms_per_frame.ember", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.cpu_ms_per_frame.bare", "{:.2f}"),
+        ("pipeline_overhead", "noop_pipeline_items_per_s.one_core", thousands),
+    ],
     "backends": [
         ("backends", "macs", mega), ("backends", "rounds", "{}"),
         ("backends", "latency.onnxruntime.fp32.p50_ms", "{:.2f}"), ("backends", "latency.onnxruntime.fp16.p50_ms", "{:.2f}"),
@@ -62,6 +79,8 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.0", "{}"),
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.0.1", "{}"),
         ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.1", "{}"),
+        ("tier_switch", "runs.switching.0.flaps", "{}"),
+        ("tier_switch", "runs.switching.0.switch_log.1.t_s", "{:.0f}"),
         ("tier_switch", "load.before.0", "{:.1f}"),
     ],
     "optimization": [
@@ -92,6 +111,23 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("telemetry", "stats_by_kind.image.cpu_us_per_frame", "{:.0f}"),
         ("telemetry", "stats_by_kind.image.wall_us_per_frame", "{:.0f}"), ("telemetry", "load.before.0", "{:.1f}"),
         ("telemetry", "stats_by_kind.image.spooled_with_fsync", "{}"), ("telemetry", "publish_cpu_percent", "{:.2f}"),
+    ],
+    "fuzzing": [
+        ("fuzz", "files", "{:,}"), ("fuzz", "files_per_kind.onnx", "{}"), ("fuzz", "files_per_kind.tflite", "{}"),
+        ("fuzz", "files_per_kind.manifest", "{}"), ("fuzz", "runs", "{:,}"),
+        ("fuzz", "outcomes.untyped", "{}"), ("fuzz", "outcomes.crash", "{}"), ("fuzz", "outcomes.hang", "{}"),
+        ("fuzz", "outcomes.ran", "{}"), ("fuzz", "outcomes.typed_error", "{:,}"),
+    ],
+    "public models": [
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=fp32/onnxruntime.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=fp32/onnxruntime.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8/litert.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8/litert.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8-mixed/litert.score", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers.tier=int8-mixed/litert.latency_ms", "{:.1f}"),
+        ("optimize_public", "models.name=yolox_nano.tiers", lambda ts: "{:.2f}".format(
+            next(t["latency_ms"] for t in ts if t["tier"] == "fp32/onnxruntime")
+            / next(t["latency_ms"] for t in ts if t["tier"] == "int8-mixed/litert"))),
     ],
     "MQTT chaos": [
         ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),

@@ -120,3 +120,14 @@ def test_profile_of_an_empty_or_inputless_model_is_one_line(tmp_path, capsys) ->
     onnx.save(model, str(tmp_path / "noinput.onnx"))
     assert main(["profile", str(tmp_path / "noinput.onnx")]) == 2
     assert "no inputs" in capsys.readouterr().err
+
+
+def test_litert_refuses_a_type_mismatch_that_overruns_a_buffer(tmp_path, int8_models) -> None:
+    """An int16 input to an int8 RESHAPE made LiteRT corrupt its heap (abort): checked before it loads."""
+    def int16_input(m, sg) -> None:
+        sg.tensors[sg.inputs[0]].type = 7  # INT16
+    bad = _edit(int8_models["conv1d"], tmp_path / "int16.tflite", int16_input)
+    with pytest.raises(BackendError, match="must be the same"):
+        load_backend(bad, "litert")
+    with pytest.raises(ExportError):
+        firmware_export.export(bad, tmp_path / "out", measure=False)

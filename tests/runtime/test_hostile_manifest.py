@@ -150,3 +150,13 @@ def test_nested_manifest_refused_whatever_the_recursion_limit(fresh_folder: Path
             ModelStore(fresh_folder, device_class="test")
     finally:
         sys.setrecursionlimit(old)
+
+
+def test_absurd_input_shape_is_refused_before_allocating(fresh_folder: Path) -> None:
+    p = fresh_folder / "manifest.json"
+    data = json.loads(p.read_text())
+    data["input"]["shape"] = [1, 3, 100_000, 100_000]  # 120 GB of example input
+    p.write_text(json.dumps(data))
+    store = ModelStore(fresh_folder, device_class="test")
+    with pytest.raises(ModelError, match="more than .* values"):
+        store.load(store.usable()[0])

@@ -12,6 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# Ops whose output has the type of their first input (LiteRT's kernels copy or compute in that type
+# without checking: an int16 input to an int8 RESHAPE overruns the output buffer).
+_SAME_TYPE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MAX_POOL_2D", "AVERAGE_POOL_2D",
+              "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "MEAN", "RELU", "RELU6",
+              "CONCATENATION", "SLICE", "STRIDED_SLICE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}
 # Ops whose inputs 0/1 may legally be absent (-1): the recurrent family has many optional tensors.
 _OPTIONAL_EARLY = {"LSTM", "UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "SVDF", "RNN",
                    "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "CUSTOM"}
@@ -59,7 +64,7 @@ def _walk(s: Any, m: Any) -> str | None:
             if bad:
                 return f"subgraph {g} {what} refers to tensor {bad[0]} (it has {n})"
         for k in range(sg.OperatorsLength()):
-            problem = _op_problem(sg.Operators(k), codes, n)
+            problem = _op_problem(sg.Operators(k), codes, n, sg)
             if problem:
                 return f"subgraph {g} op {k} {problem}"
     return None
@@ -78,7 +83,7 @@ def _tensor_problem(m: Any, t: Any, n_buffers: int) -> str | None:
     return None
 
 
-def _op_problem(op: Any, codes: list[str], n: int) -> str | None:
+def _op_problem(op: Any, codes: list[str], n: int, sg: Any) -> str | None:
     idx = op.OpcodeIndex()
     if not 0 <= idx < len(codes):
         return f"uses operator code {idx} (the model has {len(codes)})"
@@ -89,6 +94,9 @@ def _op_problem(op: Any, codes: list[str], n: int) -> str | None:
         return f"({code}) refers to tensor {bad[0]} (the subgraph has {n})"
     if code not in _OPTIONAL_EARLY and any(x == -1 for x in ins[:2]):
         return f"({code}) lacks a required input (input {ins.index(-1)} is marked absent)"
+    if code in _SAME_TYPE and ins and outs and sg.Tensors(ins[0]).Type() != sg.Tensors(outs[0]).Type():
+        return (f"({code}) reads tensor type {sg.Tensors(ins[0]).Type()} but writes type "
+                f"{sg.Tensors(outs[0]).Type()} (they must be the same)")
     return None
 
 
