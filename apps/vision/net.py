@@ -1,8 +1,9 @@
 """Ember's tiny detector (torch; needs the ``train`` extra): a depthwise-separable backbone, a small
 top-down neck to stride 8 and a CenterNet/TTFNet-style anchor-free head.
 
-Output ``[1, C + 4, H/8, W/8]``: per-class centre heat maps (sigmoid applied) and the distances
-l, t, r, b from each cell centre to the box edges in input pixels (decoder ``centernet``).
+Outputs ``heatmap`` ``[1, C, H/8, W/8]`` (per-class centre heat maps, sigmoid applied) and ``ltrb``
+``[1, 4, H/8, W/8]`` (distances from each cell centre to the box edges in input pixels), decoder
+``centernet``. Two outputs, not one, so that int8 gives each its own scale.
 Knobs: ``width`` (channel multiplier), ``depth`` (extra blocks per stage) and the input size.
 """
 
@@ -63,6 +64,6 @@ class TinyDet(nn.Module):
         f = self.features(x)
         return self.cls(f), F.relu(self.reg(f)) * self.reg_scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, ltrb = self.raw(x)
-        return torch.cat([torch.sigmoid(logits), ltrb], dim=1)
+        return torch.sigmoid(logits), ltrb

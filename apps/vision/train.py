@@ -103,13 +103,19 @@ def dev_map(model, samples, size) -> float:
     with torch.no_grad():
         for s in samples:
             img, lb = letterbox(cv2.cvtColor(cv2.imread(str(s.path)), cv2.COLOR_BGR2RGB), (size, size))
-            out = model(torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32))).numpy()
-            raw = decode_centernet([out], (size, size), 0.05)
+            out = model(torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32)))
+            raw = decode_centernet([o.numpy() for o in out], (size, size), 0.05)
             k = batched_nms(raw.boxes, raw.scores, raw.classes, 0.6, 100)
             results.append(ImageResult(s.boxes, s.classes, lb.to_image(raw.boxes[k]), raw.scores[k],
                                        raw.classes[k], s.labeled))
     model.train()
     return evaluate_map(results, CLASSES)["map50"]
+
+
+def dev_indices(args) -> set[int]:
+    """Training images held out to watch learning and to score tiers (from the first folder)."""
+    order = np.random.default_rng(args.seed).permutation(len(load_folder(args.data[0])))
+    return set(order[: args.dev].tolist())
 
 
 def make_model(cfg: dict):
@@ -127,8 +133,7 @@ def train(args) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     cache = json.loads(Path(args.teacher_cache).read_text())
     items, samples = load_items([Path(f) for f in args.data], cache)
-    order = np.random.default_rng(args.seed).permutation(len(load_folder(args.data[0])))
-    dev_idx = set(order[: args.dev].tolist())  # held out from the first folder (train)
+    dev_idx = dev_indices(args)
     dev = [samples[i] for i in sorted(dev_idx)]
     items = [it for i, it in enumerate(items) if i not in dev_idx]
     cfg = {"width": args.width, "depth": args.depth, "size": args.size}
@@ -193,7 +198,7 @@ def export(ckpt: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "fp32.onnx"
     torch.onnx.export(model, torch.zeros(1, 3, size, size), str(onnx_path), input_names=["image"],
-                      output_names=["detections"], opset_version=13, dynamo=False)
+                      output_names=["heatmap", "ltrb"], opset_version=13, dynamo=False)
     (out_dir / "train.json").write_text(json.dumps({"cfg": st["cfg"], "step": st["step"], "log": st["log"]}))
     return onnx_path
 
@@ -230,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exported {export(ckpt, tmp)}")
     from apps.vision.tiers import make_tiers
 
-    make_tiers(tmp, Path(args.out), Path(args.data[0]))
+    train_samples = load_folder(args.data[0])
+    dev = [train_samples[i] for i in sorted(dev_indices(args))]
+    print(f"tiers -> {make_tiers(tmp, Path(args.out), Path(args.data[0]), dev)}")
     return 0
 
 

@@ -8,8 +8,8 @@ One function per output family, all with the same signature
 - ``yolov8``: ``[1, 4 + C, N]`` (or ``[1, N, 4 + C]``) cx, cy, w, h in pixels then class scores;
 - ``ssd``: TFLite_Detection_PostProcess's four outputs (boxes ``[1, N, 4]`` as normalised
   ymin, xmin, ymax, xmax; classes; scores; count);
-- ``centernet``: ``[1, C + 4, H, W]`` heat maps (sigmoid applied) and l, t, r, b distances in pixels
-  (Ember's own detector).
+- ``centernet``: heat maps ``[1, C, H, W]`` (sigmoid applied) and l, t, r, b distances in pixels
+  ``[1, 4, H, W]``, as two outputs or concatenated in one ``[1, C + 4, H, W]`` (Ember's own detector).
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def _peaks(heat: np.ndarray) -> np.ndarray:
 
 
 def decode_centernet(outputs: Sequence[np.ndarray], input_hw: tuple[int, int], score_threshold: float) -> Raw:
+    if len(outputs) == 2:
+        outputs = [np.concatenate([np.asarray(o, np.float32) for o in outputs], axis=-3)]
     out = _one(outputs, "centernet", 3)
     classes_n = out.shape[0] - 4
     if classes_n < 1:

@@ -101,10 +101,10 @@ class Postprocess:
 
     def raw(self, outputs: Sequence[np.ndarray], threshold: float | None = None) -> Raw:
         outputs = [np.asarray(o) for o in outputs]
-        if self.decoder_name == "centernet" and outputs[0].ndim == 4:
-            want = (len(self.keep) or len(self.labels)) + 4
-            if outputs[0].shape[1] != want and outputs[0].shape[3] == want:  # NHWC from LiteRT
-                outputs[0] = outputs[0].transpose(0, 3, 1, 2)
+        if self.decoder_name == "centernet":  # NHWC maps (LiteRT) back to NCHW
+            n = len(self.keep) or len(self.labels)
+            outputs = [o.transpose(0, 3, 1, 2) if o.ndim == 4 and o.shape[1] not in (n, 4, n + 4)
+                       and o.shape[3] in (n, 4, n + 4) else o for o in outputs]
         raw = self.decode(outputs, self.input_hw, self.score_threshold if threshold is None else threshold)
         if self.keep:
             wanted = np.isin(raw.classes, self.keep)

@@ -45,7 +45,7 @@ def guess_decoder(output_shapes: Sequence[Sequence[int]], input_hw: tuple[int, i
     shapes = [list(s) for s in output_shapes]
     if len(shapes) >= 3 and any(len(s) == 3 and s[-1] == 4 for s in shapes):
         return "ssd"
-    if len(shapes) == 1 and len(shapes[0]) == 4:
+    if len(shapes) in (1, 2) and all(len(s) == 4 for s in shapes):
         return "centernet"
     if len(shapes) == 1 and len(shapes[0]) == 3:
         _, a, b = shapes[0]

@@ -42,6 +42,7 @@ class Region:
     points: list[tuple[float, float]]
     name: str = "roi"
     inside: dict[int, bool] = field(default_factory=dict)
+    occupants: int = 0  # tracks inside in the latest frame
 
     @classmethod
     def parse(cls, spec: str, name: str = "roi") -> Region:
@@ -129,6 +130,8 @@ class Zones:
 
     def update(self, tracks: Sequence[Detection], frame: int | None = None) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
+        for r in self.regions:
+            r.occupants = 0
         for t in tracks:
             if t.track_id is None:
                 continue
@@ -136,6 +139,7 @@ class Zones:
             base = {"track_id": t.track_id, "label": t.label, "frame": frame, "point": [round(p[0], 1), round(p[1], 1)]}
             for r in self.regions:
                 kind = r.update(t.track_id, p)
+                r.occupants += r.inside[t.track_id]
                 if kind:
                     events.append({"event": kind, "zone": r.name, **base})
             for line in self.lines:
@@ -147,7 +151,7 @@ class Zones:
     def counts(self) -> dict[str, Any]:
         return {
             **{line.name: line.count_table() for line in self.lines},
-            **{r.name: {"inside": sum(r.inside.values())} for r in self.regions},
+            **{r.name: {"inside": r.occupants} for r in self.regions},
         }
 
 
