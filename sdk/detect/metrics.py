@@ -84,3 +84,36 @@ def evaluate_map(results: list[ImageResult], class_names: list[str] | tuple[str,
         "map50_95": float(np.mean([v["ap50_95"] for v in valid])) if valid else 0.0,
         "per_class": per_class,
     }
+
+
+def mot_metrics(gt: list[dict[int, np.ndarray]], pred: list[dict[int, np.ndarray]], iou_t: float = 0.5) -> dict:
+    """CLEAR-MOT over a sequence: per frame ``{object_id: box}`` for ground truth and tracker output.
+
+    A ground-truth object keeps its previous tracker id while they still overlap (IoU >= ``iou_t``);
+    the rest are matched greedily by IoU. ``mota = 1 - (misses + false positives + id switches) / gt``.
+    """
+    last: dict[int, int] = {}
+    misses = fps = switches = matches = n_gt = 0
+    for g, p in zip(gt, pred):
+        n_gt += len(g)
+        pairs: dict[int, int] = {}
+        for gid, pid in last.items():
+            if gid in g and pid in p and box_iou(g[gid][None], p[pid][None])[0, 0] >= iou_t:
+                pairs[gid] = pid
+        free_g = [k for k in g if k not in pairs]
+        free_p = [k for k in p if k not in pairs.values()]
+        if free_g and free_p:
+            iou = box_iou(np.array([g[k] for k in free_g]), np.array([p[k] for k in free_p]))
+            while iou.size and iou.max() >= iou_t:
+                i, j = np.unravel_index(np.argmax(iou), iou.shape)
+                pairs[free_g[i]] = free_p[j]
+                iou[i, :] = -1
+                iou[:, j] = -1
+        for gid, pid in pairs.items():
+            switches += gid in last and last[gid] != pid
+            last[gid] = pid
+        matches += len(pairs)
+        misses += len(g) - len(pairs)
+        fps += len(p) - len(pairs)
+    return {"mota": 1 - (misses + fps + switches) / max(n_gt, 1), "id_switches": int(switches),
+            "misses": int(misses), "false_positives": int(fps), "matches": int(matches), "gt": int(n_gt)}

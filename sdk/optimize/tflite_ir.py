@@ -17,7 +17,8 @@ NP_TO_TFL = {np.dtype(np.float32): 0, np.dtype(np.int32): 2, np.dtype(np.int8): 
 # Operator versions that the int8 kernels declare (TFLite's op version table); float ops use 1.
 INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "ADD": 2,
                  "AVERAGE_POOL_2D": 2, "MAX_POOL_2D": 2, "MEAN": 2, "SOFTMAX": 2, "RELU": 2,
-                 "RELU6": 2, "PAD": 2, "TRANSPOSE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MUL": 2}
+                 "RELU6": 2, "PAD": 2, "TRANSPOSE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MUL": 2,
+                 "LOGISTIC": 2, "RESIZE_NEAREST_NEIGHBOR": 2}
 
 
 @dataclass

@@ -226,6 +226,24 @@ class Converter(ConverterBase):
     def op_Relu(self, node: Any) -> None:
         self.activation(node, "RELU")
 
+    def op_Sigmoid(self, node: Any) -> None:
+        self.activation(node, "LOGISTIC")
+
+    def op_Resize(self, node: Any) -> None:
+        """Nearest-neighbour resizing as ``torch.nn.functional.interpolate(mode="nearest")`` exports it."""
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.attrs(node).items()}
+        if (a.get("mode", "nearest"), a.get("coordinate_transformation_mode", "half_pixel"),
+                a.get("nearest_mode", "round_prefer_floor")) != ("nearest", "asymmetric", "floor"):
+            raise ExportError(f"{self.path}: Resize node {node.name!r} ({a}) does not export; only nearest "
+                              "resizing with asymmetric coordinates and floor rounding (torch's 'nearest')")
+        shape = self.shape(node.output[0])
+        if len(shape) != 4:
+            raise ExportError(f"{self.path}: Resize node {node.name!r} of a rank-{len(shape)} tensor does not export")
+        x = self.view(node.input[0], True)
+        out = self.new(node.output[0], node.output[0], cl=True)
+        self.g.add_op("RESIZE_NEAREST_NEIGHBOR", [x, self.shape_const(f"{node.name}/size", shape[2:4])], [out],
+                      "ResizeNearestNeighborOptions", node.name, alignCorners=False, halfPixelCenters=False)
+
     def op_Clip(self, node: Any) -> None:
         act = self.activation_of(node)
         if act is None:

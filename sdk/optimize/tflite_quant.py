@@ -18,7 +18,9 @@ from sdk.errors import ExportError
 from sdk.optimize.tflite_ir import Graph, Quant, serialize
 
 # Ops whose int8 kernels need the output to share the input's scale and zero point.
-SAME_AS_INPUT = {"RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2"}
+SAME_AS_INPUT = {"RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2", "RESIZE_NEAREST_NEIGHBOR"}
+# Ops whose int8 kernels fix the output range to [0, 1): scale 1/256, zero point -128.
+UNIT_OUTPUT = {"SOFTMAX", "LOGISTIC"}
 WEIGHT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
 
 
@@ -130,7 +132,7 @@ def quantize_graph(graph: Graph, calibration: Iterable[Any]) -> Graph:
         for out in op.outputs:
             if op.code in SAME_AS_INPUT:
                 set_act(out, tensors[x].quant)
-            elif op.code == "SOFTMAX":
+            elif op.code in UNIT_OUTPUT:
                 set_act(out, Quant(np.array([1 / 256], np.float32), np.array([-128], np.int64)))
             else:
                 set_act(out, activation_quant(*ranges[out]))

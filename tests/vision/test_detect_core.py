@@ -173,3 +173,16 @@ def test_map_perfect_partial_and_labeled_classes() -> None:
     dup = evaluate_map([_res([(box, 0)], [(box, 0.9, 0), (box, 0.8, 0)])], ["a"])
     assert dup["map50"] == 1.0  # AP is unchanged: the duplicate comes after full recall
     assert average_precision(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(0.5 + 0.5 * 2 / 3)
+
+
+def test_mot_metrics_count_switches_misses_and_false_positives() -> None:
+    from sdk.detect.metrics import mot_metrics
+
+    b = np.array([0, 0, 10, 10], np.float32)
+    far = np.array([50, 50, 60, 60], np.float32)
+    gt = [{1: b}, {1: b}, {1: b}, {1: b}]
+    assert mot_metrics(gt, [{7: b}] * 4) == {"mota": 1.0, "id_switches": 0, "misses": 0, "false_positives": 0,
+                                              "matches": 4, "gt": 4}
+    res = mot_metrics(gt, [{7: b}, {8: b}, {}, {8: b, 9: far}])
+    assert (res["id_switches"], res["misses"], res["false_positives"]) == (1, 1, 1)
+    assert res["mota"] == pytest.approx(1 - 3 / 4)
