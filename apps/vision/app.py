@@ -35,7 +35,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sinks(args: argparse.Namespace, scene: Any, config: Any, detector: Any) -> list[Any]:
-    from sdk.pipeline import CallbackSink, DisplaySink, JsonlSink, StopPipeline, VideoSink
+    from sdk.pipeline import CallbackSink, DisplaySink, JsonlSink, VideoSink
 
     sinks: list[Any] = []
     if args.jsonl:
@@ -52,15 +52,22 @@ def _sinks(args: argparse.Namespace, scene: Any, config: Any, detector: Any) -> 
         extra = {"spool": args.telemetry} if args.telemetry else {}
         tel = Telemetry.from_config(config, kind="image", profile=profile, labels=detector.labels, **extra)
         sinks.append(TelemetrySink(tel))
-    if args.max_frames:
-        seen = [0]
-
-        def limit(_packet: Any) -> None:
-            seen[0] += 1
-            if seen[0] >= args.max_frames:
-                raise StopPipeline(f"--max-frames {args.max_frames} reached")
-        sinks.append(CallbackSink(limit, name="max-frames"))
+    sinks.append(CallbackSink(_FrameCount(args.max_frames), name="frames"))
     return sinks
+
+
+class _FrameCount:
+    """The last sink: counts the frames every other sink has seen; ends the run after ``limit``."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.seen = limit, 0
+
+    def __call__(self, _packet: Any) -> None:
+        from sdk.pipeline import StopPipeline
+
+        self.seen += 1
+        if self.limit and self.seen >= self.limit:
+            raise StopPipeline(f"--max-frames {self.limit} reached")
 
 
 def make_scene(detector: Any, roi: list[str], lines: list[str], track: bool = True, anchor: str = "bottom",
@@ -92,7 +99,9 @@ def run(args: argparse.Namespace, config: Any) -> int:
     finally:
         detector.close()
     report = sys.stderr if args.jsonl == "-" else sys.stdout
-    print(dumps({**scene.summary(), "fps": stats.as_dict().get("fps"), "stop_reason": stats.stop_reason},
+    frames = pipe.sinks[-1].fn.seen
+    print(dumps({**scene.summary(), "frames": frames, "fps": stats.as_dict().get("fps"),
+                 "stop_reason": stats.stop_reason},
                 indent=2), file=report, flush=True)
     return 130 if stats.stop_reason == "interrupt" else 0
 
