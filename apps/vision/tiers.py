@@ -64,6 +64,7 @@ def make_tiers(export_dir: Path, out: Path, train_folder: Path, dev: list | None
     shutil.copyfile(export_dir / "train.json", tmp / "train.json")
     if dev:
         record_dev_map(tmp, dev)
+        embed_profile(tmp, [s.path for s in dev])
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -84,3 +85,17 @@ def record_dev_map(folder: Path, dev: list) -> None:
         metrics["accuracy"] = round(100 * res["map50"], 2)
         m.set_metrics(v.tier, v.backend, device_class(), metrics)
     m.save(folder)
+
+
+def embed_profile(folder: Path, images: list[Path]) -> None:
+    """The drift reference profile (image statistics, class frequencies, confidences) in the manifest."""
+    import cv2
+
+    from sdk.detect import Detector
+    from sdk.telemetry import build_reference_profile, embed_in_manifest
+
+    frames = [cv2.imread(str(p)) for p in images]
+    with Detector.from_folder(folder, tier="fp32") as det:
+        profile = build_reference_profile(frames, "image", lambda f: {"detections": det.detect(f)},
+                                          labels=list(CLASSES))
+    embed_in_manifest(profile, folder)
