@@ -72,3 +72,23 @@ def plot_pr(results: list[ImageResult], classes: tuple[str, ...], path: Path) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def best_threshold(results: list[ImageResult], n_classes: int, grid: tuple[float, ...] = tuple(
+        np.round(np.arange(0.1, 0.65, 0.05), 2))) -> tuple[float, float]:
+    """The score threshold with the best F1 (IoU 0.5, all classes pooled) and that F1."""
+    from sdk.detect.metrics import _match
+
+    best = (0.3, -1.0)
+    for t in grid:
+        tp = fp = n_gt = 0
+        for r in results:
+            keep = r.scores >= t
+            cut = ImageResult(r.gt_boxes, r.gt_classes, r.boxes[keep], r.scores[keep], r.classes[keep], r.labeled)
+            for c in range(n_classes):
+                _, hits, g = _match(cut, c, 0.5)
+                tp, fp, n_gt = tp + int(hits.sum()), fp + int((~hits).sum()), n_gt + g
+        f1 = 2 * tp / max(2 * tp + fp + (n_gt - tp), 1)
+        if f1 > best[1]:
+            best = (float(t), f1)
+    return best

@@ -71,19 +71,24 @@ def make_tiers(export_dir: Path, out: Path, train_folder: Path, dev: list | None
 
 
 def record_dev_map(folder: Path, dev: list) -> None:
-    """Each tier's mAP@0.5 (percent) on held-out training images, as the manifest's ``accuracy``."""
-    from apps.vision.evaluate import evaluate_detector
+    """Each tier's mAP@0.5 (percent) on held-out training images as the manifest's ``accuracy``, and
+    the score threshold with the best F1 on them (fp32) as the model's default threshold."""
+    from apps.vision.evaluate import best_threshold, predict
     from sdk.detect import Detector
+    from sdk.detect.metrics import evaluate_map
     from sdk.device import device_class
     from sdk.models.manifest import Manifest
 
     m = Manifest.load(folder)
     for v in m.variants:
         with Detector.from_folder(folder, tier=v.tier, backend=v.backend) as det:
-            res = evaluate_detector(det, dev)
+            results = predict(det, dev)
         metrics = dict(v.metrics_for(device_class()) or {})
-        metrics["accuracy"] = round(100 * res["map50"], 2)
+        metrics["accuracy"] = round(100 * evaluate_map(results, CLASSES)["map50"], 2)
         m.set_metrics(v.tier, v.backend, device_class(), metrics)
+        if v.key == ("fp32", "onnxruntime"):
+            threshold, f1 = best_threshold(results, len(CLASSES))
+            m.output = {**m.output, "score_threshold": threshold, "threshold_f1_dev": round(f1, 4)}
     m.save(folder)
 
 
