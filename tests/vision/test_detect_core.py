@@ -186,3 +186,12 @@ def test_mot_metrics_count_switches_misses_and_false_positives() -> None:
     res = mot_metrics(gt, [{7: b}, {8: b}, {}, {8: b, 9: far}])
     assert (res["id_switches"], res["misses"], res["false_positives"]) == (1, 1, 1)
     assert res["mota"] == pytest.approx(1 - 3 / 4)
+
+
+def test_best_threshold_drops_low_score_false_positives() -> None:
+    from apps.vision.evaluate import best_threshold
+
+    box, other = [0, 0, 10, 10], [20, 20, 30, 30]
+    results = [_res([(box, 0)], [(box, 0.7, 0), (other, 0.2, 0)]), _res([(box, 0)], [(box, 0.5, 0), (other, 0.15, 0)])]
+    t, f1 = best_threshold(results, 1)
+    assert 0.2 < t <= 0.5 and f1 == 1.0
