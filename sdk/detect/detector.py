@@ -35,13 +35,6 @@ class Detection:
     label: str
     track_id: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {"label": self.label, "class_id": self.class_id, "score": round(self.score, 4),
-             "box": [round(v, 1) for v in self.box]}
-        if self.track_id is not None:
-            d["track_id"] = self.track_id
-        return d
-
 
 def as_bgr(image: Any) -> np.ndarray:
     """A frame as H x W x 3 uint8 BGR: grayscale is expanded, BGRA drops alpha, floats in 0–1 or
