@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import ConfigError
-
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
@@ -87,13 +85,19 @@ def run(args: argparse.Namespace, config: Any) -> int:
     from sdk.pipeline import Pipeline
     from sdk.util.jsonutil import dumps
 
-    if not args.source:
-        raise ConfigError("give --source (e.g. v4l2:///dev/video0, file://clip.mp4, file://photos/); "
-                          "'ember demo --apps vision' runs the app on a generated clip")
+    source = args.source
+    if not source:
+        import tempfile
+
+        from apps.vision.demo import sample_clip
+
+        source = "file://" + sample_clip(Path(tempfile.mkdtemp(prefix="ember-vision-")) / "sample.mp4")
+        print(f"no --source: running on the bundled sample clip {source[7:]} "
+              "(give e.g. --source v4l2:///dev/video0 or file://clip.mp4)", file=sys.stderr)
     detector = Detector.from_folder(args.model or MODEL_DIR, tier=args.tier, backend=args.backend,
                                     threads=args.threads, config=config)
     scene = make_scene(detector, args.roi, args.line, not args.no_track, args.anchor, args.threshold)
-    pipe = Pipeline(args.source, stages(detector, scene), _sinks(args, scene, config, detector), name="vision")
+    pipe = Pipeline(source, stages(detector, scene), _sinks(args, scene, config, detector), name="vision")
     try:
         stats = pipe.run()
     finally:

@@ -18,17 +18,23 @@ def hopper() -> Any:
     return cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
 
 
+def sample_clip(path: Path, frames: int = 48) -> str:
+    """Write the app's sample clip (the photo crossing a drawn road, 640x360, 15 fps) to ``path``."""
+    from apps.vision.synth import Sprite, moving_objects, road, write_clip
+
+    seq = moving_objects(road(640, 360), [Sprite(hopper(), "person")], frames=frames, seed=1,
+                         height_frac=(0.55, 0.6))
+    return write_clip(seq.frames, str(path))
+
+
 def demo(out_dir: Path, config: Any, say: Callable[[str], None], frames: int = 48) -> list[str]:
     from apps.vision.live import stages
-    from apps.vision.synth import Sprite, moving_objects, road, write_clip
     from sdk.detect import Detector
     from sdk.pipeline import JsonlSink, Pipeline, VideoSink
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seq = moving_objects(road(640, 360), [Sprite(hopper(), "person")], frames=frames, seed=1,
-                         height_frac=(0.55, 0.6))
-    clip = write_clip(seq.frames, str(out_dir / "clip.mp4"))
+    clip = sample_clip(out_dir / "clip.mp4", frames)
     say(f"vision: {frames}-frame clip {clip} (a public-domain photo crossing a drawn road)")
     with Detector.from_folder(MODEL_DIR, tier="fp32", config=config) as det:
         scene = make_scene(det, ["220,40,200,300"], ["320,0,320,360"])

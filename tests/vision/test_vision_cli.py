@@ -61,9 +61,11 @@ def test_bad_zone_options_are_one_line_errors(clip: tuple[Path, object], opt: li
     assert opt[0] in err and "Traceback" not in err
 
 
-def test_missing_source_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "vision"]) != 0
-    assert "--source" in capsys.readouterr().err
+def test_without_a_source_the_sample_clip_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "vision", "--max-frames", "3", "--no-track"]) == 0
+    captured = capsys.readouterr()
+    assert "bundled sample clip" in captured.err
+    assert json.loads(captured.out[captured.out.index("{"):])["frames"] == 3
 
 
 def test_demo_writes_an_annotated_video(tmp_path: Path) -> None:
