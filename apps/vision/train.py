@@ -112,6 +112,13 @@ def dev_map(model, samples, size) -> float:
     return evaluate_map(results, CLASSES)["map50"]
 
 
+def learning_rate(args, step: int) -> float:
+    """Warm-up then cosine decay to 5 % over ``[cycle_start, steps)`` (a later cycle restarts it)."""
+    t = (step - args.cycle_start) / max(args.steps - args.cycle_start, 1)
+    warm = min(1.0, (step - args.cycle_start + 1) / 200)
+    return args.lr * warm * (0.5 * (1 + np.cos(np.pi * t)) * 0.95 + 0.05)
+
+
 def dev_indices(args) -> set[int]:
     """Training images held out to watch learning and to score tiers (from the first folder)."""
     order = np.random.default_rng(args.seed).permutation(len(load_folder(args.data[0])))
@@ -154,7 +161,7 @@ def train(args) -> Path:
     bar = tqdm(total=args.steps, initial=step, desc="train")
     t0 = time.time()
     while step < args.steps:
-        lr = args.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05)
+        lr = learning_rate(args, step)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
         mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
@@ -215,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--lr", type=float, default=4e-3)
+    ap.add_argument("--cycle-start", type=int, default=0,
+                    help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "
+                    "and --cycle-start at its last step for a warm restart)")
     ap.add_argument("--box-weight", type=float, default=2.0)
     ap.add_argument("--mosaic", type=float, default=0.5)
     ap.add_argument("--dev", type=int, default=50, help="training images held out to watch learning")
