@@ -116,3 +116,11 @@ def test_kalman_predicts_through_a_gap() -> None:
     tr.update([])
     predicted = tr.tracks[0].box
     assert np.isclose((predicted[0] + predicted[2]) / 2, 110, atol=3)
+
+
+def test_telemetry_reads_a_detector_frame_result() -> None:
+    from sdk.telemetry import parse_output
+
+    value = {"detections": [_det(10, 10), _det(50, 50, label="person", score=0.6)], "tracks": [], "tier": "fp32"}
+    classes, confs, emb = parse_output(value)
+    assert classes.tolist() == [2, 0] and confs.tolist() == pytest.approx([0.9, 0.6]) and emb is None
