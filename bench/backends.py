@@ -4,48 +4,52 @@ Tiers: fp32; fp16 (onnxconverter-common, fp32 I/O kept); int8 QDQ (ONNX Runtime 
 MinMax calibration). LiteRT runs the .tflite files written by ``sdk.optimize.tflite_export``
 (fp32 and full-integer int8; no fp16 file). One thread per backend where it can be set.
 
-    .venv/bin/python bench/backends.py [--runs 200]
+Every model is timed in interleaved rounds (the same background load for all); p50/p95 are
+medians over the rounds.
+
+    .venv/bin/python bench/backends.py [--runs 40] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
-from _util import write_result
+from _util import load, write_result
 from tqdm import tqdm
 
 from sdk.device import device_class
 from sdk.models.builtin import tiny_convnet, tiny_convnet_macs
 from sdk.models.variants import make_model_folder
 from sdk.runtime.backends import available_backends, load_backend
+from sdk.util.timing import interleave, time_calls
 
 HW, CHANNELS = (128, 128), (16, 32, 64)
 OPTIONS = {"onnxruntime": {"threads": 1}, "litert": {"threads": 1}, "tinygrad": {}}
 
 
-def time_runs(model, x: np.ndarray, runs: int) -> dict[str, float]:
-    t_warm = time.perf_counter()
-    model.warmup()
-    warm_ms = (time.perf_counter() - t_warm) * 1e3
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model.run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"p50_ms": round(float(np.percentile(times, 50)), 4), "p95_ms": round(float(np.percentile(times, 95)), 4),
-            "warmup_ms": round(warm_ms, 1)}
+def time_rounds(models: dict[str, Any], inputs: dict[str, np.ndarray], runs: int, rounds: int) -> dict[str, Any]:
+    """Every model timed once per round, rounds interleaved (the same load for all); p50/p95 are
+    medians over the rounds, with each round's p50."""
+    per = interleave({k: (lambda k=k: time_calls(lambda: models[k].run(inputs[k]), runs=runs, warmup=2,
+                                                 min_time_s=0.2)) for k in models}, rounds)
+    return {k: {"p50_ms": round(statistics.median(t.p50_ms for t in ts), 4),
+                "p95_ms": round(statistics.median(t.p95_ms for t in ts), 4),
+                "p50_ms_rounds": [round(t.p50_ms, 4) for t in ts]} for k, ts in per.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=40, help="timed runs per model and round")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
+    load_before = load()
     tmp = Path(tempfile.mkdtemp(prefix="ember-backends-"))
     src = tiny_convnet(tmp / "src.onnx", input_hw=HW, channels=CHANNELS)
     rng = np.random.default_rng(0)
@@ -60,18 +64,25 @@ def main() -> None:
     except ImportError:
         pass
     x = calib[0]
-    results: dict[str, dict[str, dict[str, float]]] = {}
     have = available_backends()
-    for (tier, backend), path in tqdm(sorted(files.items(), key=lambda kv: (kv[0][1], kv[0][0])), desc="tiers"):
-        if backend not in have:
-            continue
-        model = load_backend(path, backend, **OPTIONS[backend])
-        xin = x.transpose(0, 2, 3, 1) if backend == "litert" else x
-        results.setdefault(backend, {})[tier] = time_runs(model, xin, args.runs)
-        model.close()
+    models, inputs, warmup_ms = {}, {}, {}
+    for (tier, backend), path in tqdm(sorted(files.items(), key=lambda kv: (kv[0][1], kv[0][0])), desc="load"):
+        if backend in have:
+            key = f"{backend}/{tier}"
+            models[key] = load_backend(path, backend, **OPTIONS[backend])
+            warmup_ms[key] = round(models[key].warmup(), 1)  # the last warm-up run (tinygrad compiles before)
+            inputs[key] = x.transpose(0, 2, 3, 1) if backend == "litert" else x
+    timed = time_rounds(models, inputs, args.runs, args.rounds)
+    for m in models.values():
+        m.close()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, t in timed.items():
+        backend, tier = key.split("/")
+        results.setdefault(backend, {})[tier] = {**t, "last_warmup_run_ms": warmup_ms[key]}
     write_result("backends", {"device_class": device_class(), "model": "tiny_convnet", "input_hw": HW,
                               "channels": CHANNELS, "macs": tiny_convnet_macs(HW, CHANNELS), "runs": args.runs,
-                              "threads": 1, "latency": results})
+                              "rounds": args.rounds, "threads": 1, "latency": results,
+                              "command": "python bench/backends.py"}, load_before)
 
 
 if __name__ == "__main__":

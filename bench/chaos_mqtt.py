@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as mqtt
-from _util import write_result
+from _util import load, write_result
 from paho.mqtt.enums import CallbackAPIVersion
 
 from sdk.events import EventBus
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--time-limit", type=float, default=240.0)
     a = ap.parse_args()
+    load_before = load()
     t_start = time.monotonic()
     received: dict[int, int] = {}
     lock = threading.Lock()
@@ -96,7 +97,8 @@ def main() -> None:
         "seconds": round(time.monotonic() - t_start, 1),
         "note": "publisher: Telemetry.publish (SQLite spool, QoS 1, deleted on PUBACK); broker SIGKILLed and "
                 "restarted with persistence (autosave on every change); subscriber persistent session, QoS 1",
-    })
+        "command": "python bench/chaos_mqtt.py",
+    }, load_before)
 
 
 if __name__ == "__main__":

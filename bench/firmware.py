@@ -1,4 +1,9 @@
-"""Benchmark of the C exporter: arena/flash of the standalone C code vs TensorFlow Lite Micro.
+"""Benchmark of the C exporter: RAM/flash of the standalone C code vs TensorFlow Lite Micro.
+
+Headline RAM, like for like: our arena plus the input/output buffers (the caller's, outside our
+arena) against TFLite Micro's tensor arena (its tensors, inputs and outputs included; without its
+persistent bookkeeping, whose size here is that of a 64-bit build). Goal: <= 0.6x per model;
+``ram_meets_goal`` says which models miss it.
 
 For each model: our arena (planned at export time), flash from arm-none-eabi-size of a Cortex-M4
 build that runs the model, bit-exactness against LiteRT's reference kernels on 1000 seeded inputs,
@@ -16,7 +21,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, write_result
+from _util import REPO, load, write_result
+
+RAM_GOAL = 0.6
 
 
 def app_models() -> list[tuple[str, Path]]:
@@ -84,17 +91,24 @@ def measure(name: str, model: Path, d: Path) -> dict:
         "arena_plus_io_ratio_vs_tflm_head": round((res.arena_bytes + res.io_bytes) / tflm_head, 3) if tflm_head else None,
         "flash_ratio_vs_tflm_model_array": round(res.flash_bytes / res.model_bytes, 3) if res.measured else None,
         "macs": sum(ly["macs"] for ly in res.layers), "qemu_output": qemu["output"],
+        "ram_like_for_like_bytes": res.arena_bytes + res.io_bytes,
+        "ram_like_for_like_ratio": round((res.arena_bytes + res.io_bytes) / tflm_head, 3) if tflm_head else None,
     }
 
 
 def main() -> None:
     from tqdm import tqdm
 
+    load_before = load()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         models = app_models() + builtin_models(d)
         rows = [measure(name, path, d) for name, path in tqdm(models, desc="firmware bench")]
+    ratios = {r["name"]: r["ram_like_for_like_ratio"] for r in rows}
     write_result("firmware", {
+        "headline": {"ram_like_for_like_ratio": ratios, "goal_ratio": RAM_GOAL,
+                     "ram_meets_goal": {k: v is not None and v <= RAM_GOAL for k, v in ratios.items()},
+                     "what": "(our arena + input/output buffers) / TFLite Micro's tensor arena (head)"},
         "models": rows,
         "oracle": "LiteRT 2.x interpreter, OpResolverType.BUILTIN_REF (reference kernels), 1000 seeded inputs",
         "flash": "arm-none-eabi-size text+data of a Cortex-M4 firmware (startup + model + kernels) that runs "
@@ -109,7 +123,8 @@ def main() -> None:
         "tflm_flash": "not measured: no TFLite Micro sources or Cortex-M build of it on this machine (PyPI has "
                       "only x86-64 wheels, GitHub unreachable)",
         "app_models": "none found" if not app_models() else "included",
-    })
+        "command": "python bench/firmware.py",
+    }, load_before)
 
 
 if __name__ == "__main__":

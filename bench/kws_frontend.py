@@ -9,7 +9,6 @@ clips and under qemu. Run: .venv/bin/python bench/kws_frontend.py
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write_result
+from _util import load, write_result
 
 from firmware_export.frontend import verify
 from sdk.features import KwsFrontend
+from sdk.util.timing import time_calls
 
 SR = 16000
 
@@ -34,13 +34,7 @@ def clips(n: int, seed: int = 0) -> np.ndarray:
 
 
 def python_ms(fe: KwsFrontend, x: np.ndarray, runs: int = 30) -> float:
-    fe(x)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fe(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+    return time_calls(lambda: fe(x), runs=runs, warmup=1).p50_ms
 
 
 def c_ms(fe: KwsFrontend, data: np.ndarray, cc: str = "gcc") -> float:
@@ -59,6 +53,7 @@ def c_ms(fe: KwsFrontend, data: np.ndarray, cc: str = "gcc") -> float:
 
 
 def main() -> None:
+    load_before = load()
     fe = KwsFrontend()
     data = clips(200)
     host = [verify.verify_host(fe, data, cc) for cc in ("gcc", "clang")]
@@ -74,7 +69,8 @@ def main() -> None:
         "bit_exact": {"host": host, "qemu_cortex_m4": qemu},
         "cortex_m4_Os_bytes": {**size, "note": "text = code + constant tables; bss = FFT work buffer; "
                                "max_frame_stack = largest function frame (-fstack-usage)"},
-    })
+        "command": "python bench/kws_frontend.py",
+    }, load_before)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ battery draining from 40 % and a charger plugged in at 45 s. Prints every tier s
 
 import numpy as np
 
-from sdk.device import FakeClock, ScriptedDevice, drain, windows
 from sdk.events import EventBus
 from sdk.models.builtin import tiny_convnet
 from sdk.models.manager import ModelManager
 from sdk.models.variants import make_model_folder
+from sdk.testing import FakeClock, ScriptedDevice, drain, windows
 
 rng = np.random.default_rng(0)
 frames = [rng.random((1, 3, 64, 64), dtype=np.float32) for _ in range(16)]

@@ -44,13 +44,15 @@ class Plan:
     arena_bytes: int
     unplanned_bytes: int  # sum of all activations (what a no-reuse allocator would need)
     prefix: str
+    scratch_base: int = 0  # buffer id of layer k's scratch: scratch_base + k
+    io_in_arena: bool = False  # the model's input and output are arena buffers too (as in TFLite Micro)
 
     def where(self, t: int) -> str:
         """C pointer expression of tensor ``t``."""
         r = self.roots.get(t, t)
-        if r == self.in_root:
+        if r == self.in_root and not self.io_in_arena:
             return "input"
-        if r == self.out_root:
+        if r == self.out_root and not self.io_in_arena:
             return "output"
         offset = next(b.offset for b in self.buffers if b.id == r)
         return f"{self.prefix}_arena + {offset}"
@@ -59,6 +61,11 @@ class Plan:
     def live_bytes(self) -> list[int]:
         """Arena bytes in use while each layer runs."""
         return [planner.live_bytes(self.buffers, k) for k in range(len(self.layers))]
+
+    def scratch(self, k: int) -> str:
+        """C pointer to layer ``k``'s kernel scratch in the arena (NULL when it needs none)."""
+        sid = self.scratch_base + k
+        return next((f"{self.prefix}_arena + {b.offset}" for b in self.buffers if b.id == sid), "NULL")
 
     def fusion_at(self, k: int) -> Fusion | None:
         """The fusion whose producer (or consumer) is layer ``k``."""
@@ -70,8 +77,8 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, model: Model, layers: list[Layer], prefix: str) -> None:
-        self.m, self.layers, self.prefix = model, layers, prefix
+    def __init__(self, model: Model, layers: list[Layer], prefix: str, io_in_arena: bool = False) -> None:
+        self.m, self.layers, self.prefix, self.io = model, layers, prefix, io_in_arena
         parent: dict[int, int] = {}
 
         def root(t: int) -> int:
@@ -92,9 +99,13 @@ class _Planner:
                 a, b = self.span.get(r, (k, k))
                 self.span[r] = (min(a, k), max(b, k))
         self.deltas: dict[int, Overlap | None] = {}
+        self.no_overlap: set[int] = set()  # layers whose overlap is left out (it made the arena larger)
 
     def root(self, t: int) -> int:
         return self.roots.get(t, t)
+
+    def scratch_id(self, k: int) -> int:
+        return scratch_id(self.m, k)
 
     def candidates(self) -> list[Fusion]:
         out = []
@@ -130,14 +141,22 @@ class _Planner:
             span[rb] = (k, span[rb][1])
             _, _, w, c = shape4(self.m.tensors[a.output].shape)
             sizes[self.root(a.output)] = f.ring_rows * w * c
+        if self.io:  # the caller writes the input before layer 0 and reads the output after the last
+            span[self.in_root] = (0, span[self.in_root][1])
+            span[self.out_root] = (span[self.out_root][0], len(self.layers) - 1)
         buffers = {r: Buffer(r, sizes[r], a, b) for r, (a, b) in span.items()
-                   if r not in (self.in_root, self.out_root)}
+                   if self.io or r not in (self.in_root, self.out_root)}
+        for k, layer in enumerate(self.layers):  # kernel scratch lives while its layer runs
+            if layer.scratch_bytes:
+                buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, k, k)
         busy = set(fused) | {k + 1 for k in fused}
-        overlaps = [o for k in range(len(self.layers)) if k not in busy and (o := self.overlap_of(k, buffers))]
+        overlaps = [o for k in range(len(self.layers))
+                    if k not in busy and k not in self.no_overlap and (o := self.overlap_of(k, buffers))]
         arena = planner.plan(list(buffers.values()), ARENA_ALIGN, overlaps)
-        unplanned = sum(self.m.tensors[r].nbytes for r in buffers)
+        unplanned = sum(self.m.tensors[r].nbytes if r < len(self.m.tensors) else b.size
+                        for r, b in buffers.items())
         return Plan(self.layers, self.roots, self.in_root, self.out_root, list(buffers.values()), overlaps,
-                    list(fusions), arena, unplanned, self.prefix)
+                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0), self.io)
 
 
 def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
@@ -154,9 +173,64 @@ def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int]
         if None in deltas:
             continue
         delta = min(d for d in deltas if d is not None)
-        if delta > -out.size and (best is None or delta > best.max_delta):
+        # an overlap that shares no byte once aligned would only tie the two buffers' placement together
+        if planner.align_down(min(delta, 0), ARENA_ALIGN) > -out.size and (best is None or delta > best.max_delta):
             best = Overlap(r, out.id, delta)
     return best
+
+
+def _prune_overlaps(p: _Planner, best: Plan) -> Plan:
+    """Overlaps are placed as rigid chains, so more is not always smaller: from the plan with every
+    overlap and from the one with none, greedily drop (resp. add) one layer's overlap at a time while
+    the arena shrinks; keep the smaller result."""
+    layers = [k for k in range(len(p.layers)) if any(o.output == p.root(p.layers[k].output) for o in best.overlaps)]
+    results = []
+    for start in (set(), set(layers)):
+        p.no_overlap = set(start)
+        cur = p.plan(best.fusions)
+        for k in layers:
+            p.no_overlap ^= {k}
+            trial = p.plan(best.fusions)
+            if trial.arena_bytes < cur.arena_bytes:
+                cur = trial
+            else:
+                p.no_overlap ^= {k}
+        results.append((cur.arena_bytes, set(p.no_overlap)))
+    size, p.no_overlap = min(results, key=lambda r: r[0])
+    return p.plan(best.fusions) if size < best.arena_bytes else best
+
+
+def _chunk_pointwise(model: Model, layers: list[Layer], prefix: str, best: Plan, io: bool) -> Plan:
+    """CMSIS-NN's fast 1x1 convolution rereads its whole input for every pair of output channels, so
+    its output can never overlap its input; run on k chunks of pixels (k - 1 kernel-sum loops more, kept
+    under ~1% of the layer) its output may overlap the later chunks. Kept only where the arena
+    shrinks."""
+    from firmware_export import cmsis
+
+    for layer in layers:
+        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape) if layer.inputs[0] >= 0 else (0, 0, 0, 0)
+        pixels = n * h * w
+        if not cmsis.pointwise_fast(model, layer):
+            continue
+        for k in (2, 4, 8, 16, 32):  # each call recomputes the kernel sums: Cin * Cout, ~1/P of the layer
+            if k - 1 > max(1, pixels // 100):
+                break
+            old = layer.fields.get("chunk_pixels")
+            layer.fields["chunk_pixels"] = -(-pixels // k)
+            p = _Planner(model, layers, prefix, io)
+            trial = _prune_overlaps(p, p.plan(best.fusions))
+            if trial.arena_bytes < best.arena_bytes:
+                best = trial
+            elif old is None:
+                del layer.fields["chunk_pixels"]
+            else:
+                layer.fields["chunk_pixels"] = old
+    return best
+
+
+def scratch_id(model: Model, k: int) -> int:
+    """Buffer id of layer ``k``'s scratch (past every tensor id)."""
+    return len(model.tensors) + k
 
 
 def candidates(model: Model, layers: list[Layer]) -> list[Fusion]:
@@ -164,10 +238,12 @@ def candidates(model: Model, layers: list[Layer]) -> list[Fusion]:
     return _Planner(model, layers, "m").candidates()
 
 
-def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusion] | None = None) -> Plan:
+def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusion] | None = None,
+              io_in_arena: bool = False) -> Plan:
     """Lifetimes, overlaps and row fusions, offsets placed. ``fusions``: None picks the fusions that
-    shrink the arena (greedily, in layer order); a list (``[]``: none) uses exactly those."""
-    p = _Planner(model, layers, prefix)
+    shrink the arena (greedily, in layer order); a list (``[]``: none) uses exactly those.
+    ``io_in_arena``: the model's input and output get arena space too (reused once dead)."""
+    p = _Planner(model, layers, prefix, io_in_arena)
     allowed = p.candidates()
     if fusions is None:
         best = p.plan([])
@@ -177,11 +253,14 @@ def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusi
             trial = p.plan(best.fusions + [cand])
             if trial.arena_bytes < best.arena_bytes:
                 best = trial
+        best = _prune_overlaps(p, best)
     else:
         producers = [f.producer for f in fusions]
         if any(f not in allowed for f in fusions) or any(k + 1 in producers for k in producers):
             raise ExportError(f"fusions {fusions} are not possible here; candidates: {allowed}")
         best = p.plan(list(fusions))
+    if fusions is None:
+        best = _chunk_pointwise(model, layers, prefix, best, io_in_arena)
     try:
         best.check()
     except AssertionError as e:  # pragma: no cover - would be a planner bug

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from firmware_export import cmsis
 from firmware_export.arena import Plan
 from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
@@ -46,8 +47,19 @@ def header(model: Model, plan_: Plan, prefix: str) -> str:
               "/* Run the model on one int8 input; writes the int8 output. Returns 0 on success,",
               " * -1 for a NULL argument. Not reentrant: one static arena. */",
               f"int {prefix}_invoke(const int8_t *input, int8_t *output);", "",
+              *_io_header(prefix, up, plan_.io_in_arena),
               "#ifdef __cplusplus", "}", "#endif", f"#endif /* {up}_H */", ""]
     return "\n".join(lines)
+
+
+def _io_header(prefix: str, up: str, io_in_arena: bool) -> list[str]:
+    if not io_in_arena:
+        return []
+    return [f"/* Input and output live in the arena (as in TensorFlow Lite Micro): write {up}_INPUT_SIZE bytes",
+            f" * to {prefix}_input(), call {prefix}_run(), read {prefix}_output(). The arena is reused: refill",
+            f" * the input before every run. ({prefix}_invoke copies in and out around {prefix}_run.) */",
+            f"#define {up}_IO_IN_ARENA 1",
+            f"int8_t *{prefix}_input(void);", f"const int8_t *{prefix}_output(void);", f"int {prefix}_run(void);", ""]
 
 
 def _init(fields: dict[str, object]) -> str:
@@ -57,7 +69,10 @@ def _init(fields: dict[str, object]) -> str:
 def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     up = prefix.upper()
     attr = f'__attribute__((section("{section}")))' if section else ""
-    out = [f'#include "{prefix}.h"', '#include "ember_nn.h"', "#include <stddef.h>", "",
+    uses_cmsis = any(layer.params_type == "cmsis" for layer in plan_.layers)
+    out = [f'#include "{prefix}.h"', '#include "ember_nn.h"', "#include <stddef.h>",
+           *(['#include "arm_nnfunctions.h" /* CMSIS-NN: build with -I$(CMSIS_NN_DIR)/Include */'] if uses_cmsis
+             else []), "",
            f"#ifndef {up}_WEIGHTS_ATTR",
            f"#if defined(__GNUC__)\n#define {up}_WEIGHTS_ATTR {attr}\n#else\n#define {up}_WEIGHTS_ATTR\n#endif",
            "#endif", "#if defined(__GNUC__)", "#define EMBER_ALIGN16 __attribute__((aligned(16)))", "#else",
@@ -67,20 +82,45 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
-        out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
+        if layer.params_type == "cmsis":
+            out += cmsis.declare(model, layer, prefix) + [""]
+        else:
+            out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
     if plan_.arena_bytes:
         out.append(f"static int8_t {prefix}_arena[{plan_.arena_bytes}] EMBER_ALIGN16;\n")
-    out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
-    out.append("  if (input == NULL || output == NULL) return -1;")
+    if plan_.io_in_arena:
+        out += _io_functions(model, plan_, prefix)
+        out.append(f"int {prefix}_run(void) {{")
+    else:
+        out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
+        out.append("  if (input == NULL || output == NULL) return -1;")
     for k, layer in enumerate(plan_.layers):
         fusion = plan_.fusion_at(k)
-        if fusion is None:
+        if layer.params_type == "cmsis":
+            out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
+        elif fusion is None:
             out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(_args(plan_, layer))});")
         elif fusion.producer == k:
             out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)
         out.append(f"  EMBER_TRACE({layer.index}, {plan_.where(layer.output)}, {_traced_size(model, plan_, k)});")
     out += ["  return 0;", "}", ""]
     return "\n".join(out)
+
+
+def _io_functions(model: Model, plan_: Plan, prefix: str) -> list[str]:
+    """NAME_input/NAME_output (arena pointers) and NAME_invoke as copy in, NAME_run, copy out."""
+    x, y = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    src, dst = plan_.where(model.inputs[0]), plan_.where(model.outputs[0])
+    return [f"int {prefix}_run(void);", "",
+            f"int8_t *{prefix}_input(void) {{ return {src}; }}",
+            f"const int8_t *{prefix}_output(void) {{ return {dst}; }}", "",
+            f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{",
+            "  int32_t i;", "  int8_t *in = " + src + ";", "  const int8_t *out = " + dst + ";",
+            "  if (input == NULL || output == NULL) return -1;",
+            f"  for (i = 0; i < {x.size}; ++i) in[i] = input[i];",
+            f"  {prefix}_run();",
+            f"  for (i = 0; i < {y.size}; ++i) output[i] = out[i];",
+            "  return 0;", "}", ""]
 
 
 def _args(plan_: Plan, layer: Layer) -> list[str]:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import keyword
+import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from firmware_export import arena, codegen, lower, oracle, project, tflm, toolchain
+from firmware_export import arena, cmsis, codegen, lower, oracle, project, tflm, toolchain
 from firmware_export.targets import TARGETS, Target, get_target
 from firmware_export.tflite_model import Model, load
 from sdk.errors import ExportError
@@ -43,6 +47,9 @@ class ExportResult:
     tflm_arena_bytes: int
     tflm_arena_checked: bool
     model_bytes: int
+    kernels: str = "portable"  # or "cmsis-nn"
+    io: str = "caller"  # or "arena": input/output buffers inside the arena
+    cmsis_nn_dir: str | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
 
     def footprint(self, target: Target) -> dict[str, Any]:
@@ -63,31 +70,45 @@ def check_name(name: str) -> str:
 
 def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex-m4", name: str = "ember_model",
            section: str | None = None, overwrite: bool = False, measure: bool = True,
-           frontend: str | None = None) -> ExportResult:
+           frontend: str | None = None, kernels: str = "portable",
+           cmsis_nn_dir: str | Path | None = None, io: str = "caller") -> ExportResult:
     """Export ``model`` (a full-integer int8 ``.tflite``) to ``out_dir`` for ``target``.
 
     Writes ``src/NAME.{h,c}`` + kernels (standalone C99), ``tflm/model_data.{h,c}``, an example,
     Arduino/Make/CMake files, ``mcu/`` (QEMU verification firmware) and ``footprint.json``.
     Raises ExportError (and leaves ``out_dir`` untouched) for unsupported models, bad names, or a
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
-    ``frontend="kws"`` adds the audio front end (``firmware_export.frontend``) to ``src/``.
+    ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
+    to ``src/``.
+    ``kernels="cmsis-nn"`` (Cortex-M4/M7/M33) calls Arm's CMSIS-NN for the layers it has kernels for
+    (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
+    refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
+    TensorFlow Lite Micro does; the API gains ``NAME_input()``, ``NAME_output()``, ``NAME_run()``), so
+    their bytes are reused once dead; ``"caller"`` (default): the caller owns both buffers.
     """
     name = check_name(name)
     tgt = get_target(target)
+    cmsis_dir = _cmsis_choice(kernels, tgt, cmsis_nn_dir)
     if section is not None and not re.fullmatch(r"[.A-Za-z0-9_$]+", section):
         raise ExportError(f"--section {section!r} is not a valid section name (e.g. .rodata or .model_flash)")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; pass overwrite=True (--force) or choose another --out")
     m = load(model)
-    lower.check_model(m)
-    tflm.check_ops(m)
-    layers = lower.Lowerer(m, name).lower()
-    plan = arena.make_plan(m, layers, name)
+    with _inconsistent(m):
+        lower.check_model(m)
+        tflm.check_ops(m)
+        layers = lower.Lowerer(m, name).lower()
+        if cmsis_dir:
+            cmsis.use_cmsis(m, layers)
+        if io not in ("caller", "arena"):
+            raise ExportError(f"--io {io!r}: choose caller (your buffers) or arena (input/output inside the arena)")
+        plan = arena.make_plan(m, layers, name, io_in_arena=io == "arena")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result = _write(m, plan, tmp, name, tgt, section, measure)
+        with _inconsistent(m):
+            result = _write(m, plan, tmp, name, tgt, section, measure, cmsis_dir)
         _check_fit(result, tgt)
         result.out_dir = out
         (tmp / "footprint.json").write_text(json.dumps(result.footprint(tgt), indent=2) + "\n")
@@ -105,8 +126,31 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     return result
 
 
+@contextlib.contextmanager
+def _inconsistent(m: Model) -> Iterator[None]:
+    """Planning or writing a graph that contradicts itself (a damaged file the checks in ``load`` and
+    ``lower`` did not name) ends as an ``ExportError``, never a traceback from inside the exporter."""
+    try:
+        yield
+    except lower.INCONSISTENT as e:
+        where = str(m.path) if m.path else "model"
+        raise ExportError(f"{where}: the model's tensors or options are inconsistent ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); re-convert it") from None
+
+
+def _cmsis_choice(kernels: str, tgt: Target, cmsis_nn_dir: str | Path | None) -> Path | None:
+    if kernels not in cmsis.CHOICES:
+        raise ExportError(f"--kernels {kernels!r}: choose one of {', '.join(cmsis.CHOICES)}")
+    if kernels == "portable":
+        return None
+    if tgt.name not in cmsis.DSP_CPUS:
+        raise ExportError(f"--kernels cmsis-nn needs a Cortex-M with the DSP extension "
+                          f"({', '.join(cmsis.DSP_CPUS)}), not {tgt.name}; use --kernels portable")
+    return cmsis.find_dir(cmsis_nn_dir).resolve()
+
+
 def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section: str | None,
-           measure: bool) -> ExportResult:
+           measure: bool, cmsis_dir: Path | None = None) -> ExportResult:
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
     for sub in ("src", "tflm", "mcu", f"examples/{name}_demo"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -114,7 +158,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "src" / f"{name}.c").write_text(codegen.source(m, plan, name, section))
     for f in ("ember_nn.h", "ember_nn.c"):
         shutil.copy(toolchain.RUNTIME / f, d / "src" / f)
-    for f in ("startup.c", "mps2.ld", "verify_main.c"):
+    for f in ("startup.c", project.linker_script(tgt), "verify_main.c"):
         shutil.copy(toolchain.MCU / f, d / "mcu" / f)
     inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1)
     expected = oracle.litert_outputs(m.raw, inputs)
@@ -123,14 +167,17 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     (d / "examples" / f"{name}_demo" / f"{name}_demo.ino").write_text(project.arduino_ino(name))
     (d / "main.c").write_text(project.main_c(name))
     (d / "library.properties").write_text(project.library_properties(name, tgt))
-    (d / "Makefile").write_text(project.makefile(name, tgt, tgt.qemu_machine))
-    (d / "CMakeLists.txt").write_text(project.cmakelists(name))
+    cmsis_str = str(cmsis_dir) if cmsis_dir else None
+    (d / "Makefile").write_text(project.makefile(name, tgt, tgt.qemu_machine, cmsis_str))
+    (d / "CMakeLists.txt").write_text(project.cmakelists(name, cmsis_str))
     weights = sum(ly.weight_bytes for ly in plan.layers)
     tflm_arena, checked = tflm.arena_estimate(m, plan.unplanned_bytes + x.nbytes + y.nbytes)
     for fname, text in tflm.write_files(m, name, section, tflm_arena, checked).items():
         (d / "tflm" / fname).write_text(text)
-    io = x.nbytes + y.nbytes
+    io = 0 if plan.io_in_arena else x.nbytes + y.nbytes
     res = ExportResult(d, name, tgt.name, plan.arena_bytes, plan.unplanned_bytes, weights,
+                       kernels="cmsis-nn" if cmsis_dir else "portable", io="arena" if plan.io_in_arena else "caller",
+                       cmsis_nn_dir=str(cmsis_dir) if cmsis_dir else None,
                        flash_bytes=weights + CODE_ESTIMATE, ram_bytes=plan.arena_bytes + 1024 + io,
                        stack_bytes=1024, io_bytes=io, measured=False, measured_on="",
                        tflm_arena_bytes=tflm_arena, tflm_arena_checked=checked, model_bytes=len(m.raw),
@@ -138,7 +185,8 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
     if measure and toolchain.which("arm-none-eabi-gcc"):
         proxy = tgt if tgt.arm else TARGETS["cortex-m4"]
         with tempfile.TemporaryDirectory() as b:
-            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c")
+            build = toolchain.arm_build(d / "src", name, proxy, Path(b), toolchain.MCU / "footprint_main.c",
+                                        linker_script="mps2.ld", cmsis_dir=cmsis_dir)
         res.flash_bytes, res.stack_bytes = build.flash, build.stack
         res.ram_bytes = build.ram  # .data + .bss (arena, in/out buffers) + stack
         res.measured, res.measured_on = True, proxy.name
@@ -148,7 +196,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
 def _layer_rows(m: Model, plan: arena.Plan) -> list[dict[str, Any]]:
     """Per layer; ``ring_rows``: rows of its output kept at once when it runs fused with the next layer."""
     rings = {f.producer: f.ring_rows for f in plan.fusions}
-    return [{"index": ly.index, "op": ly.op, "output_shape": list(m.tensors[ly.output].shape),
+    return [{"index": ly.index, "op": ly.op, "kernel": ly.kernel, "output_shape": list(m.tensors[ly.output].shape),
              "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs, "ring_rows": rings.get(k)}
             for k, (ly, live) in enumerate(zip(plan.layers, plan.live_bytes))]
 
@@ -176,9 +224,9 @@ def verify_host(out_dir: str | Path, model: str | Path | bytes, n: int = 1000, c
     m = load(model)
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
     inputs = oracle.seeded_inputs(n, x.size, seed)
-    ref = oracle.litert_outputs(m.raw, inputs)
+    ref = _reference(m.raw, n, seed)
     with tempfile.TemporaryDirectory() as b:
-        exe = toolchain.host_build(out / "src", fp["name"], Path(b) / "runner", cc)
+        exe = toolchain.host_build(out / "src", fp["name"], Path(b) / "runner", cc, _cmsis_dir_of(fp))
         got = toolchain.host_run(exe, inputs, y.size)
     diff = np.abs(got.astype(np.int32) - ref.astype(np.int32))
     return {"compiler": cc, "inputs": n, "max_abs_diff": int(diff.max()) if diff.size else 0,
@@ -195,9 +243,23 @@ def verify_qemu(out_dir: str | Path, timeout: float = 120) -> dict[str, Any]:
         tgt = TARGETS["cortex-m4"]
     with tempfile.TemporaryDirectory() as b:
         build = toolchain.arm_build(out / "src", fp["name"], tgt, Path(b), out / "mcu" / "verify_main.c",
-                                    extra_include=out / "mcu")
+                                    extra_include=out / "mcu", cmsis_dir=_cmsis_dir_of(fp))
         rc, text = toolchain.qemu_run(build.elf, tgt.qemu_machine or "mps2-an386", timeout)
     line = next((ln for ln in text.splitlines() if ln.startswith("ember-verify:")), text.strip()[-200:])
     return {"ok": rc == 0 and line.startswith("ember-verify:"), "exit_status": rc, "output": line,
             "machine": tgt.qemu_machine, "cpu": tgt.name, "text": build.text, "data": build.data,
             "bss": build.bss}
+
+
+@functools.lru_cache(maxsize=8)
+def _reference(raw: bytes, n: int, seed: int) -> np.ndarray:
+    """LiteRT's outputs for the seeded inputs (cached: gcc and clang runs share them)."""
+    m = load(raw)
+    return oracle.litert_outputs(raw, oracle.seeded_inputs(n, m.tensors[m.inputs[0]].size, seed))
+
+
+def _cmsis_dir_of(fp: dict[str, Any]) -> Path | None:
+    """CMSIS-NN of an export: ``$CMSIS_NN_DIR`` when set, else the folder it was exported with."""
+    if fp.get("kernels") != "cmsis-nn":
+        return None
+    return cmsis.find_dir(os.environ.get("CMSIS_NN_DIR") or fp.get("cmsis_nn_dir"))

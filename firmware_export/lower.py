@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_export import quant
+from firmware_export import lut, quant
 from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
-SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS
+SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
+# What indexing/unpacking/arithmetic raise on a graph whose shapes and options contradict each other.
+INCONSISTENT = (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError, AttributeError)
 
 INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers int8` makes an int8 tier, "
             "or call sdk.optimize.tflite_export.onnx_to_tflite(onnx, out, int8=True, calibration=...)")
@@ -22,12 +24,12 @@ INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers
 @dataclass
 class ConstArray:
     name: str
-    ctype: str  # "int8_t", "int32_t" or "double"
+    ctype: str  # "int8_t", "int32_t", "uint32_t" or "double"
     values: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "double": 8}[self.ctype]
+        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "uint32_t": 4, "double": 8}[self.ctype]
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Layer:
     output: int
     consts: list[ConstArray] = field(default_factory=list)
     macs: int = 0
+    scratch_bytes: int = 0  # arena bytes the kernel needs while it runs (CMSIS-NN's ctx buffer)
+    rescale: np.ndarray | None = None  # FULLY_CONNECTED: LiteRT's float64 output rescale per channel
+    plain_filter: np.ndarray | None = None  # CONV_2D: the weights in TFLite's layout (consts may be reordered)
 
     @property
     def weight_bytes(self) -> int:
@@ -52,6 +57,17 @@ def shape4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         raise ExportError(f"tensors of rank {len(shape)} are not supported (at most 4)")
     s = (1,) * (4 - len(shape)) + tuple(int(d) for d in shape)
     return s  # type: ignore[return-value]
+
+
+def interleave4(w: np.ndarray) -> np.ndarray:
+    """Rows of a [rows, depth] (or [rows, 1, 1, depth]) int8 matrix in blocks of 4, interleaved 4 bytes
+    at a time (block g holds row 4g+r's bytes d..d+3 at (d/4)*16 + r*4), then the leftover rows plainly:
+    the layout Ember's SMLAD dot products walk with one pointer. Needs depth % 4 == 0."""
+    w2 = np.asarray(w, np.int8).reshape(len(w), -1)
+    rows, depth = w2.shape
+    blocks = rows // 4
+    head = w2[:blocks * 4].reshape(blocks, 4, depth // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([head.ravel(), w2[blocks * 4:].ravel()]).astype(np.int8)
 
 
 def c_shape(shape: tuple[int, ...]) -> str:
@@ -68,7 +84,8 @@ def check_model(model: Model) -> None:
     dyn = [t.name for t in model.tensors if t.dynamic]
     if dyn:
         raise ExportError(f"{where}: dynamic shapes (tensors {', '.join(dyn[:5])}) cannot be planned at export "
-                          "time; export the model with a fixed input shape (batch 1)")
+                          "time (a -1 batch of 1 is fine; other -1 dimensions are not); export the model with "
+                          "fixed sizes, e.g. a fixed input height/width")
     io = [model.tensors[i] for i in model.inputs + model.outputs]
     floats = [t.name for t in io if t.dtype != "int8"]
     if floats or any(op.code in ("DEQUANTIZE",) for op in model.ops):
@@ -131,6 +148,9 @@ class Lowerer:
                 layers.append(fn(op))
             except ExportError as e:
                 raise ExportError(f"op {op.index} ({op.code}): {e}") from None
+            except INCONSISTENT as e:  # shapes/options that contradict each other (a damaged file)
+                raise ExportError(f"op {op.index} ({op.code}): its tensors or options are inconsistent "
+                                  f"({type(e).__name__}: {e}); re-convert the model") from None
         return layers
 
     def act(self, op: Op, out: Tensor) -> tuple[int, int]:
@@ -185,9 +205,15 @@ class Lowerer:
         if shape4(self.t(self.source(op)).shape)[3] % fc:
             raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
         consts = self.weights(op, f, cout)
+        cin = shape4(self.t(self.source(op)).shape)[3]
+        shifts = consts[2].values
+        if ((kh, kw, f["pad_h"], f["pad_w"], fc % 4) == (1, 1, 0, 0, 0) and fc == cin and cout >= 4
+                and np.all(shifts <= 0) and np.all(consts[1].values >= 0)):
+            self.fold_input_offset(op, f, consts, w.data)  # pointwise: every tap is inside the image
+            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         y = shape4(self.t(op.outputs[0]).shape)
         return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
-                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc)
+                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
         w = self.t(op.inputs[1])
@@ -200,6 +226,21 @@ class Lowerer:
         return Layer(op.index, op.code, "ember_depthwise_conv2d", "ember_dwconv_params", f, [self.source(op)],
                      op.outputs[0], consts, macs=y[0] * y[1] * y[2] * cout * kh * kw)
 
+    def fold_input_offset(self, op: Op, f: dict[str, object], consts: list[ConstArray], w: np.ndarray) -> None:
+        """sum w * (x + offset) + bias = sum w * x + (bias + offset * sum w): the kernel then multiplies
+        raw int8 pairs (exact in int32, as the reference's accumulator)."""
+        off = int(f["in_offset"])  # type: ignore[call-overload]
+        if off == 0:
+            return
+        folded = np.asarray(w, np.int64).reshape(len(w), -1).sum(axis=1) * off
+        bias = next((c for c in consts if c.name.endswith("_bias")), None)
+        if bias is None:
+            consts.append(self.const(op, "bias", "int32_t", folded))
+            f["bias"] = consts[-1].name
+        else:
+            bias.values = (bias.values.astype(np.int64) + folded).astype(np.int32)
+        f["in_offset"] = 0
+
     def op_fully_connected(self, op: Op) -> Layer:
         x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
         out_depth, in_depth = w.shape
@@ -209,12 +250,20 @@ class Lowerer:
                                 "act_max": hi, "per_channel": int(len(w.scale) > 1)}
         channels = out_depth if len(w.scale) > 1 else 1
         consts = self.weights(op, f, channels)
+        self.fold_input_offset(op, f, consts, w.data)
+        if in_depth % 4 == 0 and out_depth >= 4:
+            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         (sx, _), (sy, _) = x.qparams(), y.qparams()
         scales = [float(sx) * float(w.scale[c]) / float(sy) for c in range(channels)]
-        consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
-        f["scale"] = consts[-1].name
+        fixed = quant.fc_fixed_point(np.array(scales), int(y.qparams()[1]), lo, hi)
+        if fixed is not None:  # the same rounding as LiteRT's double rescale, in integers (proven)
+            consts.append(ConstArray(f"{self.prefix}_l{op.index}_fxmult", "uint32_t", np.array(fixed[0], np.int64)))
+            f.update(fx_mult=consts[-1].name, fx_shift=fixed[1] - 32)
+        else:
+            consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", np.array(scales, np.float64)))
+            f["scale"] = consts[-1].name
         return Layer(op.index, op.code, "ember_fully_connected", "ember_fc_params", f, [op.inputs[0]],
-                     op.outputs[0], consts, macs=x.size * out_depth)
+                     op.outputs[0], consts, macs=x.size * out_depth, rescale=np.array(scales, np.float64))
 
     def op_add(self, op: Op) -> Layer:
         a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
@@ -233,6 +282,13 @@ class Lowerer:
                 inputs.append(~(len(consts) - 1))  # negative: index into consts
             else:
                 inputs.append(tid)
+        if y.size >= 2048:  # each input's rescale has 256 possible results: two 1 KiB tables save ~60 instr/element
+            q = np.arange(-128, 128, dtype=np.int64)
+            for i, k in ((1, "in1"), (2, "in2")):
+                shifted = (q + int(f[f"{k}_offset"])) * (1 << int(f["left_shift"]))
+                lut = quant.mbqm(shifted, int(f[f"{k}_mult"]), int(f[f"{k}_shift"]))
+                consts.append(self.const(op, f"lut{i}", "int32_t", np.roll(lut, -128)))  # index: (uint8_t)x
+                f[f"lut{i}"] = consts[-1].name
         return Layer(op.index, op.code, "ember_add", "ember_add_params", f, inputs, op.outputs[0], consts)
 
     def pool(self, op: Op, kernel: str) -> Layer:
@@ -255,7 +311,10 @@ class Lowerer:
         x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
         if y.qparams()[1] != -128 or abs(y.qparams()[0] - 1 / 256) > 1e-3 / 256:
             raise ExportError(f"int8 softmax output must have scale 1/256 and zero point -128 (got {y.qparams()})")
-        mult, shift, diff_min = quant.softmax_params(float(op.opt("beta", 1.0) or 1.0), x.qparams()[0])
+        beta = float(op.opt("beta", 1.0))
+        if not 0 < beta < 1e6:
+            raise ExportError(f"softmax beta {beta} is not supported (it must be > 0; 1.0 in converted models)")
+        mult, shift, diff_min = quant.softmax_params(beta, x.qparams()[0])
         depth = x.shape[-1]
         f = {"outer": x.size // depth, "depth": depth, "input_mult": mult, "input_left_shift": shift,
              "diff_min": diff_min}
@@ -293,6 +352,14 @@ class Lowerer:
         f = {"size": y.size, "in_offset": zx, "out_offset": zy, "mult": m, "shift": s, "act_min": lo,
              "act_max": hi}
         return Layer(op.index, op.code, "ember_requant", "ember_requant_params", f, [op.inputs[0]], op.outputs[0])
+
+    def lut(self, op: Op) -> Layer:
+        y = self.t(op.outputs[0])
+        consts = [self.const(op, "table", "int8_t", lut.table(self.m, op))]
+        return Layer(op.index, op.code, "ember_lut", "ember_lut_params", {"size": y.size, "table": consts[0].name},
+                     [op.inputs[0]], op.outputs[0], consts)
+
+    op_logistic = op_tanh = op_hard_swish = op_leaky_relu = lut  # type: ignore[assignment]
 
     def op_relu(self, op: Op) -> Layer:
         return self.requant(op, 0.0, None)

@@ -21,7 +21,10 @@ from firmware_export.lower import Layer, shape4
 from firmware_export.tflite_model import Model
 
 WINDOW_KERNELS = {"ember_conv2d", "ember_depthwise_conv2d", "ember_avg_pool", "ember_max_pool"}
-ELEMENTWISE_KERNELS = {"ember_add", "ember_requant"}
+# CMSIS-NN's add reads then writes 4 elements at a time and its fully connected layer reads the whole
+# input row for every output, like Ember's: the same analysis holds for them.
+ELEMENTWISE_KERNELS = {"ember_add", "ember_requant", "ember_lut", "arm_elementwise_add_s8"}
+FC_KERNELS = {"ember_fully_connected", "arm_fully_connected_s8"}
 
 
 def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, int, int],
@@ -29,9 +32,16 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
     """``L`` for an activation input of shape ``inp`` (NHWC) of ``kernel`` with parameters ``fields``
     (a ``Layer``'s) writing ``out``: per input byte, the last output element index whose computation
     reads it (-1: never read). None for kernels this module does not analyse."""
+    if kernel == "arm_convolve_wrapper_s8" and "chunk_pixels" in fields:
+        # 1x1 on chunks of B pixels, output channels outer: a chunk's outputs are written while all its
+        # inputs are still read, so input byte i is safe only once the next chunk's outputs begin
+        chunk = int(fields["chunk_pixels"])  # type: ignore[call-overload]
+        pixel = np.arange(int(np.prod(inp)), dtype=np.int64) // inp[3]
+        return (pixel // chunk + 1) * chunk * out[3]
+    kernel = _as_ember(kernel, fields, inp)
     if kernel in ELEMENTWISE_KERNELS:
         return np.arange(int(np.prod(inp)), dtype=np.int64)
-    if kernel == "ember_fully_connected":
+    if kernel in FC_KERNELS:
         depth, outs = int(fields["in_depth"]), int(fields["out_depth"])
         batch = np.arange(int(np.prod(inp)), dtype=np.int64) // depth
         return batch * outs + outs - 1
@@ -51,6 +61,24 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
         last_oc = ch
     readers = last_pixel[:, None] * cout + last_oc[None, :]
     return np.where(last_pixel[:, None] < 0, -1, readers).ravel()
+
+
+def _as_ember(kernel: str, f: dict[str, object], inp: tuple[int, int, int, int]) -> str:
+    """The Ember kernel whose analysis holds for a CMSIS-NN call, or the name unchanged.
+
+    The analysis needs: when output element ``o`` is written, every element before it has read its
+    inputs. CMSIS-NN's DSP paths that satisfy it: ``arm_convolve_s8`` (im2col of two output pixels,
+    then all their channels), the 3x3 and "opt" depthwise convolutions (a pixel's channels, 4 at a time
+    or all at once, read before written), ``arm_avgpool_s8`` (a pixel's window summed, then written).
+    Not the 1x1 and 1xN convolutions (output channels in the outer loop) nor max pooling (which writes
+    the first tap before reading the others): those never overlap an input."""
+    if kernel == "arm_convolve_wrapper_s8":
+        one_by_one = f["kh"] == 1 and f["kw"] == 1 and f["pad_h"] == 0 and f["pad_w"] == 0
+        return "ember_conv2d" if not one_by_one and f["kh"] != 1 and inp[1] != 1 else kernel
+    if kernel == "arm_depthwise_conv_wrapper_s8":
+        plain = f["depth_mult"] == 1 and f["dil_h"] == 1 and f["dil_w"] == 1 and inp[0] == 1
+        return "ember_depthwise_conv2d" if plain else kernel
+    return "ember_avg_pool" if kernel == "arm_avgpool_s8" else kernel
 
 
 def _last_output_pixel(inp: tuple[int, ...], out: tuple[int, ...], f: dict[str, object]) -> np.ndarray:

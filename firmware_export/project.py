@@ -88,15 +88,36 @@ def library_properties(prefix: str, target: Target) -> str:
                       "architectures=*", f"includes={prefix}.h", ""])
 
 
-def makefile(prefix: str, target: Target, qemu_machine: str | None) -> str:
+def linker_script(target: Target) -> str:
+    """The linker script ``make qemu`` uses (a non-ARM target's folder still builds for the M4 machine)."""
+    return target.linker_script if target.arm and target.qemu_machine else "mps2.ld"
+
+
+def _qemu_machine(target: Target) -> str:
+    return target.qemu_machine if target.arm and target.qemu_machine else "mps2-an386"
+
+
+CMSIS_MAKE = """# The model calls Arm CMSIS-NN (github.com/ARM-software/CMSIS-NN): point CMSIS_NN_DIR at it (and
+# CMSIS_CORE at CMSIS_6/CMSIS/Core/Include for Arm builds). It is referred to, never copied here.
+CMSIS_NN_DIR ?= {cmsis_dir}
+CMSIS_CORE ?= $(CMSIS_NN_DIR)/../CMSIS_6/CMSIS/Core/Include
+SRC += $(filter-out %_f16.c %_f32.c,$(wildcard $(CMSIS_NN_DIR)/Source/*/*.c))
+INC += -I$(CMSIS_NN_DIR)/Include -I$(CMSIS_CORE)
+"""
+
+
+def makefile(prefix: str, target: Target, qemu_machine: str | None, cmsis_dir: str | None = None) -> str:
     arm_flags = " ".join(target.cflags) or "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
     up = prefix.upper()
+    ld = linker_script(target)
     defs = f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"
+    cmsis = CMSIS_MAKE.format(cmsis_dir=cmsis_dir) if cmsis_dir else ""
     return f"""# {prefix}: build the example on this computer (make run) or for Cortex-M under QEMU (make qemu).
 CC ?= cc
 CFLAGS ?= -std=c99 -O2 -Wall -Wextra
 SRC := src/{prefix}.c src/ember_nn.c
-ARM_CC ?= arm-none-eabi-gcc
+INC := -Isrc
+{cmsis}ARM_CC ?= arm-none-eabi-gcc
 ARM_FLAGS ?= {arm_flags}
 QEMU_MACHINE ?= {qemu_machine or 'mps2-an386'}
 
@@ -104,20 +125,19 @@ QEMU_MACHINE ?= {qemu_machine or 'mps2-an386'}
 all: demo lib
 
 demo: main.c $(SRC) src/{prefix}.h examples/{prefix}_demo/{prefix}_sample.h
-\t$(CC) $(CFLAGS) -Isrc -Iexamples/{prefix}_demo main.c $(SRC) -o $@
+\t$(CC) $(CFLAGS) $(INC) -Iexamples/{prefix}_demo main.c $(SRC) -o $@
 
 run: demo
 \t./demo
 
 lib: lib{prefix}.a
 lib{prefix}.a: $(SRC)
-\t$(CC) $(CFLAGS) -Isrc -c src/{prefix}.c -o src/{prefix}.o
-\t$(CC) $(CFLAGS) -Isrc -c src/ember_nn.c -o src/ember_nn.o
-\t$(AR) rcs $@ src/{prefix}.o src/ember_nn.o
+\tmkdir -p obj && cd obj && $(CC) $(CFLAGS) $(addprefix -I,$(abspath $(patsubst -I%,%,$(INC)))) -c $(abspath $(SRC))
+\t$(AR) rcs $@ obj/*.o
 
-verify.elf: $(SRC) mcu/startup.c mcu/verify_main.c mcu/ember_verify_data.h mcu/mps2.ld
-\t$(ARM_CC) $(ARM_FLAGS) -std=c99 -Os -ffreestanding -nostdlib -Wl,--gc-sections -Isrc -Imcu \\
-\t  -include src/{prefix}.h {defs} -T mcu/mps2.ld $(SRC) mcu/startup.c mcu/verify_main.c -lgcc -o $@
+verify.elf: $(SRC) mcu/startup.c mcu/verify_main.c mcu/ember_verify_data.h mcu/{ld}
+\t$(ARM_CC) $(ARM_FLAGS) -std=c99 -Os -ffreestanding -nostdlib -Wl,--gc-sections $(INC) -Imcu \\
+\t  -include src/{prefix}.h {defs} -T mcu/{ld} $(SRC) mcu/startup.c mcu/verify_main.c -lgcc -o $@
 
 qemu: verify.elf
 \tqemu-system-arm -M $(QEMU_MACHINE) -nographic -monitor none -serial none \\
@@ -127,13 +147,33 @@ size: verify.elf
 \tarm-none-eabi-size verify.elf
 
 clean:
-\trm -f demo verify.elf lib{prefix}.a src/*.o
+\trm -rf demo verify.elf lib{prefix}.a obj
 """
 
 
-def cmakelists(prefix: str) -> str:
+CMSIS_CMAKE = """# The model calls Arm CMSIS-NN: -DCMSIS_NN_DIR=... (referred to, never copied here). Zephyr's
+# cmsis-nn module or your SDK's copy can provide the target instead: then set CMSIS_NN_TARGET.
+set(CMSIS_NN_DIR "{cmsis_dir}" CACHE PATH "Arm CMSIS-NN folder (Include/, Source/)")
+set(CMSIS_NN_TARGET "" CACHE STRING "an existing CMSIS-NN library target to link instead")
+"""
+CMSIS_CMAKE_LINK = """if(CMSIS_NN_TARGET)
+  target_link_libraries({prefix} PUBLIC ${{CMSIS_NN_TARGET}})
+else()
+  file(GLOB CMSIS_NN_SRC ${{CMSIS_NN_DIR}}/Source/*/*.c)
+  list(FILTER CMSIS_NN_SRC EXCLUDE REGEX "_f(16|32)\\.c$")
+  target_sources({prefix} PRIVATE ${{CMSIS_NN_SRC}})
+  target_include_directories({prefix} PUBLIC ${{CMSIS_NN_DIR}}/Include
+                             ${{CMSIS_NN_DIR}}/../CMSIS_6/CMSIS/Core/Include)
+endif()
+"""
+
+
+def cmakelists(prefix: str, cmsis_dir: str | None = None) -> str:
+    head = CMSIS_CMAKE.format(cmsis_dir=cmsis_dir) if cmsis_dir else ""
+    link = CMSIS_CMAKE_LINK.format(prefix=prefix) if cmsis_dir else ""
     return f"""# {prefix} as a CMake component (plain CMake, ESP-IDF or Zephyr application sources).
 cmake_minimum_required(VERSION 3.13)
+{head}
 if(ESP_PLATFORM)
   idf_component_register(SRCS src/{prefix}.c src/ember_nn.c INCLUDE_DIRS src)
   return()
@@ -142,7 +182,7 @@ project({prefix} C)
 add_library({prefix} STATIC src/{prefix}.c src/ember_nn.c)
 target_include_directories({prefix} PUBLIC src)
 set_target_properties({prefix} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
-if(NOT CMAKE_CROSSCOMPILING)
+{link}if(NOT CMAKE_CROSSCOMPILING)
   add_executable({prefix}_demo main.c)
   target_include_directories({prefix}_demo PRIVATE examples/{prefix}_demo)
   target_link_libraries({prefix}_demo {prefix})
@@ -185,7 +225,7 @@ budget {fp['target_flash_bytes']} B flash / {fp['target_ram_bytes']} B RAM.
 * **On this computer**: `make run` builds `main.c` (runs the compiled-in sample input and prints the
   output) with your C compiler; `make lib` builds `lib{prefix}.a`.
 * **QEMU (Cortex-M)**: `make qemu` builds `mcu/verify_main.c` with `arm-none-eabi-gcc` (startup and
-  linker script in `mcu/`) and runs it under `qemu-system-arm -M mps2-an386` with semihosting; it
+  linker script in `mcu/`) and runs it under `qemu-system-arm -M {_qemu_machine(target)}` with semihosting; it
   prints `ember-verify: N/N ok` and exits 0 when every output matches LiteRT.
 * **Arduino IDE / arduino-cli**: this folder is an Arduino library (`library.properties`, `src/`).
   Copy it into `~/Arduino/libraries/{prefix}/` (or *Sketch → Include Library → Add .ZIP Library*),
@@ -205,5 +245,19 @@ budget {fp['target_flash_bytes']} B flash / {fp['target_ram_bytes']} B RAM.
 * **TensorFlow Lite Micro**: compile `tflm/model_data.c` into your TFLM application and see the
   comment in `tflm/model_data.h` for the resolver and arena.
 
-`footprint.json` holds these figures in machine-readable form.
+{_cmsis_readme(prefix) if fp.get('kernels') == 'cmsis-nn' else ''}`footprint.json` holds these figures in machine-readable form.
+"""
+
+
+def _cmsis_readme(prefix: str) -> str:
+    return f"""## CMSIS-NN
+
+`src/{prefix}.c` calls Arm's CMSIS-NN kernels (`arm_nnfunctions.h`) for convolutions, depthwise
+convolutions, pooling and softmax, with their scratch buffers planned inside the static arena. CMSIS-NN
+is **not** included: `make CMSIS_NN_DIR=/path/to/CMSIS-NN` (`cmake -DCMSIS_NN_DIR=...`, or
+`-DCMSIS_NN_TARGET=` an existing library target such as Zephyr's cmsis-nn module); Arm builds also
+need the CMSIS core headers (`CMSIS_CORE`, CMSIS_6/CMSIS/Core/Include). Arduino and PlatformIO: add
+CMSIS-NN as a library of your board's framework (e.g. the `Arm CMSIS-NN` / Arduino_TensorFlowLite
+packages carry it). Outputs stay bit-exact with LiteRT's reference kernels (checked at export time).
+
 """

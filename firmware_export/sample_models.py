@@ -142,3 +142,45 @@ def to_int8(onnx_path: Path, out: Path, shape: list[int], seed: int = 0) -> Path
     rng = np.random.default_rng(seed)
     cal = [rng.standard_normal(shape).astype(np.float32) for _ in range(16)]
     return onnx_to_tflite(onnx_path, out, int8=True, calibration=cal)
+
+
+def insert_unary(tflite: Path, out: Path, ops: list[tuple[str, float, int, dict]], after: int | None = None) -> Path:
+    """``tflite`` with a chain of elementwise int8 ops spliced in after the output of operator ``after``
+    (None: after the model's input, so the ops see the whole int8 range):
+    ``ops`` = (BuiltinOperator name, output scale, output zero point, option fields). The project's ONNX
+    converter has no such activations, so test models get them at the flatbuffer level."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(Path(tflite).read_bytes(), 0))
+    sg = m.subgraphs[0]
+    first = src = sg.inputs[0] if after is None else sg.operators[after].outputs[0]
+    readers = [o for o in sg.operators if src in list(o.inputs)]
+    for code, scale, zp, fields in ops:
+        oc = s.OperatorCodeT()
+        oc.builtinCode = oc.deprecatedBuiltinCode = getattr(s.BuiltinOperator, code)
+        oc.version = {"LOGISTIC": 2, "TANH": 2, "LEAKY_RELU": 2, "HARD_SWISH": 1}.get(code, 1)
+        m.operatorCodes.append(oc)
+        t = s.TensorT()
+        t.shape, t.type, t.name = list(sg.tensors[src].shape), s.TensorType.INT8, f"{code.lower()}_out"
+        t.buffer = len(m.buffers)
+        m.buffers.append(s.BufferT())
+        t.quantization = s.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zp]
+        sg.tensors.append(t)
+        op = s.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = len(m.operatorCodes) - 1, [src], [len(sg.tensors) - 1]
+        if fields:
+            opts = getattr(s, "".join(w.capitalize() for w in code.split("_")) + "OptionsT")()
+            for k, v in fields.items():
+                setattr(opts, k, v)
+            op.builtinOptionsType = getattr(s.BuiltinOptions, type(opts).__name__[:-1])
+            op.builtinOptions = opts
+        sg.operators.insert(sg.operators.index(readers[0]) if readers else len(sg.operators), op)
+        src = len(sg.tensors) - 1
+    for r in readers:
+        r.inputs = [src if i == first else i for i in r.inputs]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    Path(out).write_bytes(bytes(b.Output()))
+    return Path(out)

@@ -17,6 +17,7 @@ class Target:
     cflags: tuple[str, ...]  # arm-none-eabi-gcc flags; empty for non-ARM targets
     qemu_machine: str | None  # qemu-system-arm -M value that runs this code, or None
     example: str
+    linker_script: str = "mps2.ld"  # in firmware_export/mcu/, matching qemu_machine's memory map
 
     @property
     def arm(self) -> bool:
@@ -26,13 +27,14 @@ class Target:
 TARGETS: dict[str, Target] = {
     "cortex-m0plus": Target("cortex-m0plus", 256 * KIB, 32 * KIB,
                             ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
-                            "mps2-an385", "SAMD21 / STM32G0 class (256 KiB flash, 32 KiB RAM)"),
+                            "microbit", "SAMD21 / STM32G0 class (256 KiB flash, 32 KiB RAM)",
+                            "microbit.ld"),  # qemu's micro:bit is a Cortex-M0: the same ARMv6-M code
     "cortex-m4": Target("cortex-m4", 1024 * KIB, 256 * KIB,
                         ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
                         "mps2-an386", "nRF52840 / STM32F4 class (1 MiB flash, 256 KiB RAM)"),
     "cortex-m7": Target("cortex-m7", 2048 * KIB, 512 * KIB,
                         ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
-                        "mps2-an386", "STM32F7 / i.MX RT class (2 MiB flash, 512 KiB RAM)"),
+                        "mps2-an500", "STM32F7 / i.MX RT class (2 MiB flash, 512 KiB RAM)"),
     "esp32-s3": Target("esp32-s3", 3 * 1024 * KIB, 320 * KIB, (), None,
                        "ESP32-S3 (3 MiB app partition, ~320 KiB free SRAM; build with ESP-IDF/Arduino)"),
 }

@@ -8,7 +8,9 @@ An app is a package ``apps.<name>`` that exposes ``APP``, an object with:
 - ``add_eval_arguments(parser)`` and ``evaluate(args) -> dict`` for ``ember eval <name> --data DIR``
   (common options: ``--data``, ``--model``, ``--tier``, ``--backend``, ``--plot``, ``--out``);
 - optionally ``register_commands(subparsers)`` for commands of its own (``ember speech enroll``);
-- optionally ``demo(out_dir, config, say) -> list[str]``: the app's part of ``ember demo``, lines to print.
+- optionally ``demo(out_dir, config, say) -> list[str]``: the app's part of ``ember demo``, lines to print;
+- optionally its own config section ``[<name>]``: a dataclass declared with ``sdk.config.config_section``
+  in a module the package imports (see ``sdk/config.py``); ``config.settings("<name>")`` reads it.
 
 Apps import heavy modules lazily: every ``ember`` command builds the parsers of all apps.
 """

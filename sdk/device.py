@@ -1,8 +1,8 @@
 """Device class and device state: CPU load, memory, battery, temperature, Jetson power mode.
 
 Each reading comes from a *reader*: a function returning a dict of some ``DeviceState`` fields.
-Readers are injectable, so tests and demos use ``ScriptedDevice`` (a battery that drains, a load
-spike, heat) on a ``FakeClock``. A reading that is not available is ``None``, never an error.
+Readers are injectable, so tests and demos use ``sdk.testing.ScriptedDevice`` (a battery that
+drains, a load spike, heat) on a ``sdk.testing.FakeClock``. A reading that is not available is ``None``, never an error.
 
     dev = Device()                      # real readers (psutil, /sys, nvpmodel)
     state = dev.snapshot()              # DeviceState(cpu_percent=..., battery_percent=None, ...)
@@ -44,11 +44,21 @@ def _read(path: str | Path) -> str | None:
         return None
 
 
+_configured_class: str | None = None
+
+
+def set_device_class(name: str | None) -> None:
+    """Use ``name`` as this process's device class (the config key ``device.class``; ``"auto"`` or
+    None: detect). The ``ember`` commands call it with the loaded configuration."""
+    global _configured_class
+    _configured_class = None if name in (None, "", "auto") else name
+
+
 def device_class(override: str | None = None) -> str:
     """Name the device class for per-device metrics, e.g. ``x86_64-avx512``,
-    ``aarch64-cortex-a76``, ``jetson-orin-nano``. ``override`` or ``EMBER_DEVICE_CLASS`` wins
-    (``"auto"`` means detect)."""
-    chosen = override or os.environ.get("EMBER_DEVICE_CLASS")
+    ``aarch64-cortex-a76``, ``jetson-orin-nano``. ``override`` wins, then ``EMBER_DEVICE_CLASS``, then
+    the configured ``device.class`` (``set_device_class``); ``"auto"`` means detect."""
+    chosen = override or os.environ.get("EMBER_DEVICE_CLASS") or _configured_class
     if chosen and chosen != "auto":
         return chosen
     model = _read("/proc/device-tree/model") or ""
@@ -191,65 +201,10 @@ class Device:
     __call__ = snapshot
 
 
-# ---- scripted device for tests and demos ------------------------------------------------------------
-class FakeClock:
-    """A controllable monotonic clock: ``clock()`` returns ``clock.t``; ``advance(dt)`` moves it."""
+def __getattr__(name: str) -> Any:
+    """The test doubles moved to ``sdk.testing``; ``from sdk.device import FakeClock`` still works."""
+    if name in ("FakeClock", "ScriptedDevice", "drain", "windows", "Script"):
+        import sdk.testing
 
-    def __init__(self, start: float = 0.0) -> None:
-        self.t = float(start)
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> float:
-        self.t += float(dt)
-        return self.t
-
-    sleep = advance
-
-
-Script = float | bool | str | None | Callable[[float], Any]
-
-
-def drain(start: float, per_s: float, floor: float = 0.0) -> Callable[[float], float]:
-    """A battery level falling ``per_s`` percent per second from ``start`` (for ``ScriptedDevice``)."""
-    return lambda t: max(floor, start - per_s * t)
-
-
-def windows(base: Any, *spans: tuple[float, float, Any]) -> Callable[[float], Any]:
-    """``base``, except ``value`` during each ``(t0, t1, value)`` span (a load spike, heat, charging)."""
-
-    def at(t: float) -> Any:
-        for t0, t1, value in spans:
-            if t0 <= t < t1:
-                return value
-        return base
-
-    return at
-
-
-class ScriptedDevice(Device):
-    """A device whose readings are functions of the time since ``start`` on ``clock``.
-
-        clock = FakeClock()
-        dev = ScriptedDevice(clock, battery_percent=drain(100, 2.0), charging=False,
-                             cpu_percent=windows(20, (10, 20, 95)), temperature_c=50)
-        clock.advance(15); dev.snapshot()   # battery 70 %, CPU 95 %
-    """
-
-    def __init__(self, clock: Clock | None = None, **script: Script) -> None:
-        unknown = set(script) - set(STATE_FIELDS)
-        if unknown:
-            raise ValueError(f"ScriptedDevice: unknown fields {sorted(unknown)} (known: {STATE_FIELDS})")
-        clock = clock or FakeClock()
-        self.script = dict(script)
-        self.start = clock()
-        super().__init__([self._read], clock)
-
-    def _read(self) -> dict[str, Any]:
-        t = self.clock() - self.start
-        return {k: (v(t) if callable(v) else v) for k, v in self.script.items()}
-
-    def set(self, **script: Script) -> None:
-        """Change scripted fields from now on (e.g. ``set(charging=True)``)."""
-        self.script.update(script)
+        return getattr(sdk.testing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

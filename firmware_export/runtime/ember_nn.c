@@ -2,31 +2,54 @@
  * (tflite/kernels/internal/reference/integer_ops, gemmlowp fixedpoint) step for step. */
 #include "ember_nn.h"
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#include <string.h>
+#if defined(__GNUC__) /* an unaligned 32-bit load even with -ffreestanding (no memcpy call) */
+#define EMBER_LOAD32(dst, src) __builtin_memcpy((dst), (src), 4)
+#else
+#define EMBER_LOAD32(dst, src) memcpy((dst), (src), 4)
+#endif
+#endif
+
 #define EMBER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EMBER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-static int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
-  int64_t ab;
-  int32_t nudge;
+static inline int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
+  int64_t v;
   if (a == b && a == INT32_MIN) return INT32_MAX;
-  ab = (int64_t)a * (int64_t)b;
-  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  v = (int64_t)a * (int64_t)b;
+  v += v >= 0 ? (1 << 30) : (1 - (1 << 30));
+  /* v / 2^31 truncated toward zero, without a 64-bit division (arithmetic shift of negatives, as every
+   * C compiler for our targets does it) */
+  return (int32_t)((v < 0 ? v + (((int64_t)1 << 31) - 1) : v) >> 31);
 }
 
-static int32_t rdbpot(int32_t x, int32_t exponent) { /* RoundingDivideByPOT */
-  int32_t mask, remainder, threshold;
+static inline int32_t rdbpot(int32_t x, int32_t exponent) { /* RoundingDivideByPOT */
+  uint32_t mask;
+  int32_t remainder, threshold;
   if (exponent == 0) return x;
-  mask = (int32_t)(((int64_t)1 << exponent) - 1);
-  remainder = x & mask;
-  threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  mask = (uint32_t)(((uint64_t)1 << exponent) - 1u);
+  remainder = (int32_t)((uint32_t)x & mask);
+  threshold = (int32_t)(mask >> 1) + (x < 0 ? 1 : 0);
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift) { /* MultiplyByQuantizedMultiplier */
-  int32_t left = shift > 0 ? shift : 0;
-  int32_t right = shift > 0 ? 0 : -shift;
+static inline int32_t mbqm(int32_t x, int32_t mult, int32_t shift) { /* MultiplyByQuantizedMultiplier */
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
   return rdbpot(srdhm((int32_t)((uint32_t)x << left), mult), right);
+}
+
+int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift) { return mbqm(x, mult, shift); }
+
+/* mbqm for shift = -right <= 0 and mult > 0 (so srdhm cannot saturate), mask = 2^right - 1 hoisted. */
+static inline int32_t requant_right(int32_t x, int32_t mult, int32_t right, uint32_t mask) {
+  int64_t v = (int64_t)x * mult;
+  int32_t h;
+  v += v >= 0 ? (1 << 30) : (1 - (1 << 30));
+  h = (int32_t)((v < 0 ? v + (((int64_t)1 << 31) - 1) : v) >> 31);
+  return (h >> right) + ((int32_t)((uint32_t)h & mask) > (int32_t)(mask >> 1) + (h < 0) ? 1 : 0);
 }
 
 static int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
@@ -42,10 +65,16 @@ void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
   ember_conv2d_rows(p, in, out, 0, p->out.h);
 }
 
+static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
+
 void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   const int32_t groups = p->in.c / p->filter_c;
   const int32_t per_group = p->out.c / groups;
   int32_t b, oy, ox, oc, fy, fx, ic;
+  if (p->interleave4) {
+    pointwise_rows(p, in, out, y0, y1);
+    return;
+  }
   for (b = 0; b < p->out.n; ++b)
     for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < p->out.w; ++ox)
@@ -65,7 +94,7 @@ void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out
             }
           }
           if (p->bias) acc += p->bias[oc];
-          acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+          acc = mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
           out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
               clamp8(acc, p->act_min, p->act_max);
         }
@@ -97,7 +126,7 @@ void ember_depthwise_conv2d_rows(const ember_dwconv_params *p, const int8_t *in,
               }
             }
             if (p->bias) acc += p->bias[oc];
-            acc = ember_mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+            acc = mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
             out[(row(b, oy, p->out.h, p->out_rows) * p->out.w + ox) * p->out.c + oc] =
                 clamp8(acc, p->act_min, p->act_max);
           }
@@ -116,33 +145,138 @@ static int32_t round_double(double v) { /* std::round without libm: halves away 
 /* LiteRT's reference FULLY_CONNECTED rescales the int32 accumulator in double precision
  * (round(acc * in_scale * filter_scale / out_scale)); TFLite Micro uses the integer multiplier.
  * Define EMBER_FC_INTEGER_RESCALE for the TFLite Micro arithmetic (no double math). */
-void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out) {
-  int32_t b, o, d;
-  for (b = 0; b < p->batches; ++b)
-    for (o = 0; o < p->out_depth; ++o) {
-      const int8_t *x = in + b * p->in_depth;
-      const int8_t *w = p->filter + o * p->in_depth;
-      const int32_t ch = p->per_channel ? o : 0;
-      int32_t acc = 0;
-      for (d = 0; d < p->in_depth; ++d) acc += (int32_t)w[d] * ((int32_t)x[d] + p->in_offset);
-      if (p->bias) acc += p->bias[o];
-#ifdef EMBER_FC_INTEGER_RESCALE
-      acc = ember_mbqm(acc, p->mult[ch], p->shift[ch]) + p->out_offset;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__GNUC__) /* SXTB16 with the rotation folded in (CMSIS-NN does the same) */
+#define EMBER_SXTB16_ROR8(v) ({ uint32_t r_; __asm__("sxtb16 %0, %1, ror #8" : "=r"(r_) : "r"(v)); (int32_t)r_; })
 #else
-      acc = round_double((double)acc * p->scale[ch]) + p->out_offset;
+#define EMBER_SXTB16_ROR8(v) __sxtb16(((v) >> 8) | ((v) << 24))
 #endif
-      out[b * p->out_depth + o] = clamp8(acc, p->act_min, p->act_max);
-    }
+/* acc[r] = sum_d row_r[d] * x[d] for one interleaved block of 4 rows (n % 4 == 0): SMLAD does two MACs,
+ * x is unpacked once per 4 rows and one pointer walks the block. */
+static void dot4(const int8_t *w, const int8_t *x, int32_t n, int32_t *acc) {
+  const int8_t *end = x + n;
+  int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  while (x != end) {
+    uint32_t xv, v;
+    int32_t xl, xh;
+    EMBER_LOAD32(&xv, x);
+    x += 4;
+    xl = __sxtb16(xv);
+    xh = EMBER_SXTB16_ROR8(xv);
+    EMBER_LOAD32(&v, w);
+    a0 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a0));
+    EMBER_LOAD32(&v, w + 4);
+    a1 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a1));
+    EMBER_LOAD32(&v, w + 8);
+    a2 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a2));
+    EMBER_LOAD32(&v, w + 12);
+    a3 = __smlad(xh, EMBER_SXTB16_ROR8(v), __smlad(xl, __sxtb16(v), a3));
+    w += 16;
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+#endif
+
+/* sum_d w[d * step] * (x[d] + offset), where row element d is at w[(d / 4) * step + d % 4] */
+static int32_t dot_offset(const int8_t *w, const int8_t *x, int32_t n, int32_t offset, int32_t step) {
+  int32_t acc = 0, d;
+  for (d = 0; d < n; ++d) acc += (int32_t)w[(d >> 2) * step + (d & 3)] * ((int32_t)x[d] + offset);
+  return acc;
+}
+
+static int32_t fc_rescale(const ember_fc_params *p, int32_t acc, int32_t ch) {
+#ifdef EMBER_FC_INTEGER_RESCALE
+  return mbqm(acc, p->mult[ch], p->shift[ch]);
+#else
+  if (p->fx_mult) { /* exact integer form of LiteRT's round(acc * scale), see quant.fc_fixed_point */
+    const uint32_t mag = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    const uint32_t hi = (uint32_t)(((uint64_t)mag * p->fx_mult[ch]) >> 32); /* one UMULL */
+    const int32_t r = (int32_t)((hi + (1u << (p->fx_shift - 1))) >> p->fx_shift);
+    return acc < 0 ? -r : r;
+  }
+  return round_double((double)acc * p->scale[ch]);
+#endif
+}
+
+static inline void fc_store(const ember_fc_params *p, int32_t acc, int32_t o, int8_t *out) {
+  if (p->bias) acc += p->bias[o];
+  acc = fc_rescale(p, acc, p->per_channel ? o : 0) + p->out_offset;
+  out[o] = clamp8(acc, p->act_min, p->act_max);
+}
+
+void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, o;
+  for (b = 0; b < p->batches; ++b) {
+    const int8_t *x = in + b * p->in_depth;
+    int8_t *y = out + b * p->out_depth;
+    const int32_t blocked = p->interleave4 ? p->out_depth & ~3 : 0;
+    o = 0;
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (p->in_offset == 0) /* the exporter folds the input offset into the bias */
+      for (; o < blocked; o += 4) {
+        int32_t acc[4], r;
+        dot4(p->filter + o * p->in_depth, x, p->in_depth, acc);
+        for (r = 0; r < 4; ++r) fc_store(p, acc[r], o + r, y);
+      }
+#endif
+    for (; o < blocked; ++o) /* row o of block o / 4: its bytes start at block + (o % 4) * 4, step 16 */
+      fc_store(p, dot_offset(p->filter + (o & ~3) * p->in_depth + (o & 3) * 4, x, p->in_depth, p->in_offset, 16),
+               o, y);
+    for (; o < p->out_depth; ++o)
+      fc_store(p, dot_offset(p->filter + o * p->in_depth, x, p->in_depth, p->in_offset, 4), o, y);
+  }
+}
+
+/* 1x1 convolution (no padding, one group) as per-pixel matrix-vector products: weights interleaved in
+ * blocks of 4 output channels (like FULLY_CONNECTED), the input offset folded into the bias and every
+ * shift <= 0 (both arranged at export). Parameters are copied to locals: stores through int8_t * could
+ * alias *p and force reloads. */
+static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
+  const int32_t cin = p->in.c, cout = p->out.c, blocked = cout & ~3, zp = p->out_offset;
+  const int32_t lo = p->act_min, hi = p->act_max, in_w = p->in.w, out_w = p->out.w;
+  const int8_t *filter = p->filter, *shift = p->shift;
+  const int32_t *bias = p->bias, *mult = p->mult;
+  int32_t b, oy, ox, o, acc[4];
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = y0; oy < y1; ++oy)
+      for (ox = 0; ox < out_w; ++ox) {
+        const int8_t *x = in + (row(b, oy * p->stride_h, p->in.h, p->in_rows) * in_w + ox * p->stride_w) * cin;
+        int8_t *y = out + (row(b, oy, p->out.h, p->out_rows) * out_w + ox) * cout;
+        for (o = 0; o < cout; ++o) {
+          const int32_t r = o & 3, right = -shift[o];
+          if (o >= blocked)
+            acc[0] = dot_offset(filter + o * cin, x, cin, 0, 4);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+          else if (r == 0)
+            dot4(filter + o * cin, x, cin, acc);
+#else
+          else
+            acc[r] = dot_offset(filter + (o - r) * cin + r * 4, x, cin, 0, 16);
+#endif
+          y[o] = clamp8(requant_right(acc[o >= blocked ? 0 : r] + (bias ? bias[o] : 0), mult[o], right,
+                                      (1u << right) - 1u) + zp, lo, hi);
+        }
+      }
 }
 
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
   int32_t i;
+  if (p->lut1 && p->lut2 && p->out_shift <= 0 && p->out_mult > 0) {
+    /* locals: stores through int8_t * could alias *p and force reloads */
+    const int32_t *lut1 = p->lut1, *lut2 = p->lut2, n = p->size, mult = p->out_mult, right = -p->out_shift;
+    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
+    for (i = 0; i < n; ++i)
+      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset, lo,
+                      hi);
+    return;
+  }
   for (i = 0; i < p->size; ++i) {
     const int32_t x1 = ((int32_t)a[i] + p->in1_offset) * (1 << p->left_shift);
     const int32_t x2 = ((int32_t)b[i] + p->in2_offset) * (1 << p->left_shift);
-    const int32_t s1 = ember_mbqm(x1, p->in1_mult, p->in1_shift);
-    const int32_t s2 = ember_mbqm(x2, p->in2_mult, p->in2_shift);
-    const int32_t r = ember_mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset;
+    const int32_t s1 = mbqm(x1, p->in1_mult, p->in1_shift);
+    const int32_t s2 = mbqm(x2, p->in2_mult, p->in2_shift);
+    const int32_t r = mbqm(s1 + s2, p->out_mult, p->out_shift) + p->out_offset;
     out[i] = clamp8(r, p->act_min, p->act_max);
   }
 }
@@ -275,7 +409,7 @@ void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out) {
               for (ix = rw ? 0 : x; ix < (rw ? p->in.w : x + 1); ++ix)
                 for (ic = rc ? 0 : c; ic < (rc ? p->in.c : c + 1); ++ic)
                   sum += in[((ib * p->in.h + iy) * p->in.w + ix) * p->in.c + ic];
-          r = ember_mbqm(sum - p->in_zp * count, p->mult, p->shift) + p->out_zp;
+          r = mbqm(sum - p->in_zp * count, p->mult, p->shift) + p->out_zp;
           out[((b * p->out.h + y) * p->out.w + x) * p->out.c + c] = clamp8(r, -128, 127);
         }
 }
@@ -283,9 +417,16 @@ void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out) {
 void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out) {
   int32_t i;
   for (i = 0; i < p->size; ++i) {
-    const int32_t v = p->out_offset + ember_mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
+    const int32_t v = p->out_offset + mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
     out[i] = clamp8(v, p->act_min, p->act_max);
   }
+}
+
+void ember_lut(const ember_lut_params *p, const int8_t *in, int8_t *out) {
+  const int8_t *table = p->table;
+  const int32_t n = p->size;
+  int32_t i;
+  for (i = 0; i < n; ++i) out[i] = table[(uint8_t)in[i]];
 }
 
 void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out) {

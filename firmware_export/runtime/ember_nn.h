@@ -22,6 +22,8 @@ typedef struct {
   const int32_t *mult;               /* per output channel */
   const int8_t *shift;
   int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
+  int32_t interleave4;               /* 1x1, no padding, one group: filter rows in blocks of 4 interleaved
+                                        every 4 bytes (see ember_fc_params), input offset in the bias */
 } ember_conv_params;
 
 typedef struct {
@@ -40,11 +42,16 @@ typedef struct {
   int32_t batches, in_depth, out_depth;  /* filter [out_depth, in_depth] */
   int32_t in_offset, out_offset, act_min, act_max;
   int32_t per_channel;                   /* 0: one scale for all outputs */
+  int32_t interleave4;                   /* 1: filter rows in blocks of 4, interleaved every 4 bytes
+                                            (block g: byte (d/4)*16 + r*4 + d%4 is row 4g+r, column d);
+                                            rows past the last full block stored plainly after them */
   const int8_t *filter;
   const int32_t *bias;
   const int32_t *mult;                   /* used with EMBER_FC_INTEGER_RESCALE (TFLite Micro) */
   const int8_t *shift;
   const double *scale;                   /* in*filter/out scale: LiteRT's reference rescale */
+  const uint32_t *fx_mult;               /* or, when set, the same rounding in integers: with k = 32 + */
+  int32_t fx_shift;                      /* fx_shift, sign(a) * ((|a| * fx_mult + 2^(k-1)) >> k) */
 } ember_fc_params;
 
 typedef struct {
@@ -52,6 +59,7 @@ typedef struct {
   int32_t in1_offset, in2_offset, out_offset, left_shift;
   int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
   int32_t act_min, act_max;
+  const int32_t *lut1, *lut2;        /* or NULL: input i's rescaled value for each int8 x at [(uint8_t)x] */
 } ember_add_params;
 
 typedef struct {
@@ -73,6 +81,11 @@ typedef struct {
 typedef struct {
   int32_t size, in_offset, out_offset, mult, shift, act_min, act_max;
 } ember_requant_params;
+
+typedef struct {
+  int32_t size;
+  const int8_t *table;               /* out = table[(uint8_t)in]: LiteRT's outputs for all 256 inputs */
+} ember_lut_params;
 
 typedef struct {
   ember_shape in, out;
@@ -101,6 +114,7 @@ void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
 void ember_softmax(const ember_softmax_params *p, const int8_t *in, int8_t *out);
 void ember_mean(const ember_mean_params *p, const int8_t *in, int8_t *out);
 void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out);
+void ember_lut(const ember_lut_params *p, const int8_t *in, int8_t *out);
 void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out);
 void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *out);
 void ember_copy(int32_t size, const int8_t *in, int8_t *out);

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from sdk import __version__
 from sdk.config import load_config, setup_logging
+from sdk.device import set_device_class
 from sdk.errors import EmberError
 
 
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides={"log.level": args.log_level})
         setup_logging(config.get_path("log.level", "WARNING"))
+        set_device_class(config.get_path("device.class"))
         return int(args.func(args, config) or 0)
     except EmberError as e:
         print(f"ember {args.command}: error: {e}", file=sys.stderr)

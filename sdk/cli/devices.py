@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from sdk.util.jsonutil import dumps
 
 
 def register(sub: Any) -> None:
@@ -21,5 +22,5 @@ def _devices(args: argparse.Namespace, config: Any) -> int:
     from sdk.sources.discover import discover, format_report
 
     report = discover()
-    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    print(dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -25,9 +25,22 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default="ember_model", help="C identifier prefix (NAME_invoke, NAME.h)")
     p.add_argument("--section", default=None, metavar="SECTION",
                    help="linker section for the weights and the TFLM array, e.g. .rodata (default: none)")
-    p.add_argument("--frontend", choices=["kws"], default=None,
-                   help="also write the integer audio front end (16 kHz int16 PCM -> the model's int8 input, "
-                        "bit-exact with sdk.features.kws.KwsFrontend) into src/")
+    p.add_argument("--frontend", choices=["kws", "ecg"], default=None,
+                   help="also write an integer front end into src/: kws (16 kHz int16 PCM -> the model's int8 "
+                        "input, bit-exact with sdk.features.kws.KwsFrontend) or ecg (360 Hz ECG samples -> "
+                        "QRS detection, beat windows and RR features, sample-exact with the health app)")
+    p.add_argument("--kernels", choices=["portable", "cmsis-nn"], default="portable",
+                   help="portable: Ember's C99 kernels (any target); cmsis-nn: generated calls into Arm's "
+                        "CMSIS-NN for Cortex-M4/M7 (about 5x fewer instructions; the project then needs "
+                        "CMSIS_NN_DIR)")
+    p.add_argument("--cmsis-nn-dir", default=None, metavar="DIR",
+                   help="CMSIS-NN folder (default: $CMSIS_NN_DIR); referred to, never copied")
+    p.add_argument("--io", choices=["caller", "arena"], default="caller",
+                   help="caller: NAME_invoke(in, out) on your buffers; arena: input/output live in the "
+                        "static arena (NAME_input(), NAME_run(), NAME_output()), reused once dead, as in "
+                        "TensorFlow Lite Micro: less RAM for large inputs")
+    p.add_argument("--profile", action="store_true",
+                   help="count instructions per inference and per layer under qemu (-O2 Cortex-M build)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--verify-host", action="store_true",
                    help="compile with gcc and clang and compare 1000 seeded inputs with LiteRT")
@@ -41,7 +54,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     import firmware_export as fx
 
     res = fx.export(args.model, args.out, target=args.target, name=args.name, section=args.section,
-                    overwrite=args.force, frontend=args.frontend)
+                    overwrite=args.force, frontend=args.frontend, kernels=args.kernels,
+                    cmsis_nn_dir=args.cmsis_nn_dir, io=args.io)
     report: dict[str, Any] = res.footprint(fx.TARGETS[args.target])
     status = 0
     if args.verify_host:
@@ -50,6 +64,14 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     if args.verify_qemu:
         report["qemu"] = fx.verify_qemu(args.out)
         status |= not report["qemu"]["ok"]
+    if args.profile:
+        from firmware_export.profile import check_output, profile
+
+        prof = profile(args.out)
+        prof["output_matches_litert"] = check_output(prof, args.model)
+        prof["output"] = prof["output"].hex()
+        report["profile"] = prof
+        status |= not prof["output_matches_litert"]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -67,6 +89,20 @@ def _print(r: dict[str, Any]) -> None:
           f"({'checked with tflite-micro' if r['tflm_arena_checked'] else 'estimate'})")
     for h in r.get("host", []):
         print(f"  host {h['compiler']}: {h['inputs']} inputs, max |diff| {h['max_abs_diff']} vs {h['oracle']}")
+    if "profile" in r:
+        _print_profile(r["profile"])
     if "qemu" in r:
         q = r["qemu"]
         print(f"  qemu {q['machine']} ({q['cpu']}): {'OK' if q['ok'] else 'FAILED'} {q['output']}")
+
+
+def _print_profile(p: dict[str, Any]) -> None:
+    print(f"  instructions per inference ({p['cpu']}, {p['kernels']} kernels, {p['opt']}): {p['instructions']:,} "
+          f"({p['macs_per_instruction']} MACs/instruction); output "
+          f"{'matches' if p['output_matches_litert'] else 'DIFFERS from'} LiteRT")
+    print(f"    {'layer':>5} {'op':<20} {'kernel':<30} {'instructions':>13} {'share':>6} {'MACs/instr':>10}")
+    for ly in p["layers"]:
+        share = ly["instructions"] / p["instructions"] if p["instructions"] else 0
+        mpi = "" if ly["macs_per_instruction"] is None else f"{ly['macs_per_instruction']:.3f}"
+        print(f"    {ly['index']:>5} {ly['op']:<20} {ly['kernel'] or '':<30} {ly['instructions']:>13,} "
+              f"{share:>6.1%} {mpi:>10}")

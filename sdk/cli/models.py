@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     i.set_defaults(func=_inspect)
     v = msub.add_parser("verify", help="check every variant file (exists, size, sha256) and load it",
                         description="Verify every variant: file present, size and sha256 as in the manifest, "
-                        "and loadable by its backend. Exit status 1 if any variant is unusable.")
+                        "and loadable by its backend. Exit status 1 if any variant is unusable, 2 if the "
+                        "manifest itself is unusable or lists no variants.")
     v.add_argument("folder", metavar="DIR", help="model folder containing manifest.json")
     v.add_argument("--no-load", action="store_true", help="only check files and hashes, do not load the models")
     v.set_defaults(func=_verify)
@@ -89,6 +90,9 @@ def _verify(args: argparse.Namespace, config: Any) -> int:
     from sdk.models.store import ModelStore
 
     store = ModelStore(args.folder)
+    if not store.manifest.variants:
+        raise ModelError(f"{args.folder}: the manifest lists no variants, so there is nothing to serve; add one "
+                         "with 'ember optimize' or Manifest.add_variant(...)")
     for v in store.manifest.variants:
         if v.usable and not args.no_load:
             try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from sdk.errors import ConfigError
 from sdk.optimize.quantize import CALIBRATION_METHODS
 from sdk.optimize.tiers import ALL_TIERS
+from sdk.util.jsonutil import dumps
 
 DATA_HELP = ".npz with array x (and y labels) or a folder of .npy files (x.npy [+ y.npy], or one sample per file)"
 
@@ -16,9 +16,10 @@ DATA_HELP = ".npz with array x (and y labels) or a folder of .npy files (x.npy [
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "optimize", help="make fp16/int8/mixed/LiteRT tiers of a model, measure them, write a report",
-        description="Build every precision tier of an fp32 ONNX model (fp16, int8 static QDQ, int8 dynamic "
-        "where the op census fits, int8 mixed precision by per-layer sensitivity, LiteRT fp32 and full-int8), "
-        "verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
+        description="Build every precision tier of an fp32 ONNX model of any opset >= 7 (upgraded and "
+        "pre-processed for the quantizer; dynamic dimensions fixed from the data or --input-shape): fp16, int8 "
+        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision (float layers chosen by per-layer sensitivity, or from the "
+        "input on for big models), LiteRT fp32, full-int8 and int8-mixed; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
         "energy on this device, and write a model folder with manifest.json, report.md/.html and pareto.png. "
         "A tier that fails is recorded in the report; the others go on.",
         epilog="Example: ember optimize model.onnx --calib calib.npz --eval val.npz --out models/mine. "
@@ -26,10 +27,17 @@ def register(sub: Any) -> None:
         "Config keys: optimize.method, optimize.max_drop, optimize.power_table.")
     p.add_argument("model", nargs="?", help="fp32 ONNX model (not needed with --measure-only)")
     p.add_argument("--calib", metavar="DATA", help="calibration inputs: " + DATA_HELP)
-    p.add_argument("--eval", metavar="DATA", help="evaluation inputs and labels: " + DATA_HELP)
-    p.add_argument("--task", default="classification", choices=["classification", "regression"],
-                   help="how outputs are scored: top-1 accuracy %% or 100·R² (default classification)")
+    p.add_argument("--eval", metavar="DATA", help="evaluation inputs and labels: " + DATA_HELP
+                   + "; with --task detection a COCO-style folder (annotations.json + images/)")
+    p.add_argument("--task", default="classification", choices=["classification", "regression", "detection"],
+                   help="how outputs are scored: top-1 accuracy %%, 100·R² (without labels: against the fp32 "
+                   "outputs) or mAP@0.5 (--eval is a COCO-style folder, --calib may be a folder of images) "
+                   "(default classification)")
+    p.add_argument("--decoder", default="yolox", help="detection decoder for --task detection (default yolox)")
     p.add_argument("--out", metavar="DIR", help="model folder to write")
+    p.add_argument("--input-shape", metavar="NAME=1x3x320x320",
+                   help="static input shape for a model with dynamic dimensions (default: taken from the "
+                   "data; the tiers are built at this shape and the manifest records it)")
     p.add_argument("--name", help="model name in the manifest (default: the file's stem)")
     p.add_argument("--labels", help="comma-separated class labels for the manifest")
     p.add_argument("--tiers", default=",".join(ALL_TIERS),
@@ -50,7 +58,8 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
     from sdk.optimize.report import COLUMNS, rows
     from sdk.optimize.toolchain import measure_folder, optimize
 
-    power = args.power_table or config.get_path("optimize.power_table")
+    settings = config.settings("optimize")
+    power = args.power_table or settings.power_table or None
     if args.measure_only:
         res = measure_folder(args.measure_only, args.eval, device=args.device_class, power_table=power)
     else:
@@ -61,13 +70,13 @@ def _optimize(args: argparse.Namespace, config: Any) -> int:
         res = optimize(args.model, args.calib, args.eval, args.out, task=args.task, name=args.name,
                        labels=[s.strip() for s in args.labels.split(",")] if args.labels else (),
                        tiers=[t.strip() for t in args.tiers.split(",") if t.strip()],
-                       method=args.method or config.get_path("optimize.method", "minmax"),
-                       max_drop=float(args.max_drop if args.max_drop is not None
-                                      else config.get_path("optimize.max_drop", 1.0)),
+                       method=args.method or settings.method,
+                       max_drop=float(args.max_drop if args.max_drop is not None else settings.max_drop),
                        calib_limit=args.calib_limit, eval_limit=args.eval_limit, device=args.device_class,
-                       power_table=power)
+                       power_table=power, input_shape=args.input_shape,
+                       decoder=args.decoder)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2, default=float))
+        print(dumps(res.to_dict(), indent=2))
         return 0
     table = [list(COLUMNS)] + rows(res)
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS) - 1)]

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from sdk.errors import ConfigError
+from sdk.vocab import BACKENDS
 
 
 def register(sub: Any) -> None:
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
                    help="source URI, e.g. file://clip.mp4, v4l2:///dev/video0, synthetic://video?frames=300")
     r.add_argument("--model", required=True, metavar="FILE",
                    help="classification model: .onnx (onnxruntime, tinygrad) or .tflite (litert)")
-    r.add_argument("--backend", choices=["onnxruntime", "litert", "tinygrad"], default="onnxruntime",
+    r.add_argument("--backend", choices=BACKENDS, default="onnxruntime",
                    help="runtime backend for the model (default onnxruntime)")
     r.add_argument("--labels", metavar="FILE|a,b,c", help="class names: a file with one a line, or a comma list")
     r.add_argument("--top-k", type=int, default=1, metavar="K", help="keep the K best classes (default 1)")

@@ -30,6 +30,6 @@ def _profile(args: argparse.Namespace, config: Any) -> int:
     from sdk.optimize.profile import format_table, profile_model
 
     prof = profile_model(args.model, device_class=args.device_class, threads=args.threads, runs=args.runs,
-                         power_table=args.power_table or config.get_path("optimize.power_table"))
+                         power_table=args.power_table or config.settings("optimize").power_table or None)
     print(json.dumps(prof.to_dict(), indent=2) if args.json else format_table(prof, args.top))
     return 0

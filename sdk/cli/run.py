@@ -8,14 +8,15 @@ from typing import Any
 
 from sdk.apps import KNOWN_APPS, load_app, try_load_app
 from sdk.util.jsonutil import dumps
+from sdk.vocab import BACKENDS, tier_arg
 
 
 def _common_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", metavar="URI", help="source URI, e.g. v4l2:///dev/video0, mic://default, "
                    "file://clip.mp4, wfdb://rec/100 (default: the app's bundled sample)")
     p.add_argument("--model", metavar="DIR", help="model folder (default: the app's shipped model)")
-    p.add_argument("--tier", help="pin a tier (fp32, int8, ...); default: the model manager chooses")
-    p.add_argument("--backend", help="pin a backend (onnxruntime, litert, tinygrad)")
+    p.add_argument("--tier", type=tier_arg, help="pin a tier (fp32, int8, ...); default: the model manager chooses")
+    p.add_argument("--backend", choices=BACKENDS, help="pin a backend")
     p.add_argument("--jsonl", nargs="?", const="-", metavar="FILE",
                    help="write results as JSON lines to FILE (or stdout when no FILE is given)")
 
@@ -23,8 +24,8 @@ def _common_run(p: argparse.ArgumentParser) -> None:
 def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", required=True, help="labelled data set folder")
     p.add_argument("--model", metavar="DIR", help="model folder (default: the app's shipped model)")
-    p.add_argument("--tier", help="tier to evaluate (default: fp32)")
-    p.add_argument("--backend", help="backend (default: onnxruntime)")
+    p.add_argument("--tier", type=tier_arg, help="tier to evaluate (default: fp32)")
+    p.add_argument("--backend", choices=BACKENDS, help="backend (default: onnxruntime)")
     p.add_argument("--plot", metavar="FILE", help="write the app's evaluation plot (PNG)")
     p.add_argument("--out", metavar="FILE", help="also write the JSON result to FILE")
 

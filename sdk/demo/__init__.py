@@ -70,10 +70,10 @@ def _inputs(out: Path, data: str | None, frames: int) -> tuple[str, list[int] | 
 def run_demo(out: str | Path = "demo-out", data: str | None = None, frames: int = 1200,
              config: Any = None, progress: Callable[[str], None] = print) -> DemoResult:
     """Run the demo, writing its files under ``out``; ``data`` swaps the clip for real images/video."""
-    from sdk.device import FakeClock, ScriptedDevice, drain, windows
     from sdk.models.manager import ModelManager
     from sdk.pipeline import CallbackSink, JsonlSink, Pipeline, Stage, VideoSink
     from sdk.telemetry import Telemetry, TelemetrySink, read_messages
+    from sdk.testing import FakeClock, ScriptedDevice, drain, windows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,9 @@ from sdk.telemetry.core import Telemetry
 from sdk.telemetry.profile import ReferenceProfile
 from sdk.telemetry.settings import TelemetrySettings
 from sdk.telemetry.simulate_profile import LABELS, synthetic_frame, tiny_profile
+from sdk.vocab import Precision
 
-TIERS = ("fp32", "fp16", "int8")
+TIERS = (Precision.FP32.value, Precision.FP16.value, Precision.INT8.value)
 
 
 class SimulatedDevice:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sdk.config import check_section
 from sdk.device import Device, DeviceState
 from sdk.errors import BackendError, ModelError
 from sdk.events import EventBus, default_bus
@@ -31,6 +32,7 @@ from sdk.models.rules import Rule
 from sdk.models.store import LoadedVariant, ModelStore
 from sdk.models.swap import BackgroundLoader
 from sdk.pipeline.stats import TimedWindow
+from sdk.vocab import check_backend, check_tier
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,11 @@ class ModelManager:
     def from_config(cls, model: str | Path | ModelStore, config: Mapping[str, Any] | None = None,
                     **kwargs: Any) -> ModelManager:
         """A manager set from the ``[models]`` section: ``budget_ms``, ``rules`` (a list of rule
-        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them."""
-        section = dict((config or {}).get("models", {}))
+        strings), ``threads`` (per backend), ``min_dwell_s``; ``kwargs`` override them. A ``model``
+        given by name (``"kws"``, not an existing path) is the folder ``<models.dir>/kws``."""
+        section = check_section("models", dict((config or {}).get("models", {})), "models settings")
+        if isinstance(model, str) and not Path(model).exists() and section.get("dir") and "/" not in model:
+            model = Path(section["dir"]) / model
         for key in ("budget_ms", "rules", "min_dwell_s"):
             if section.get(key) is not None:
                 kwargs.setdefault(key, section[key])
@@ -149,7 +154,11 @@ class ModelManager:
         return self._active.key[0]
 
     def pin(self, tier: str, backend: str | None = None) -> None:
-        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary."""
+        """Serve ``tier`` until ``unpin()`` (the policy is suspended); switches at a frame boundary.
+        A name outside ``sdk.vocab`` is a ``ModelError``/``BackendError`` saying so."""
+        check_tier(tier)
+        if backend is not None:
+            check_backend(backend)
         with self._lock:
             self._pinned = self._find(tier, backend)
             self._last_decide = -float("inf")
@@ -163,6 +172,22 @@ class ModelManager:
         with self._lock:
             self.policy.limit_quality = tier_quality(max_tier) if max_tier else None
             self._last_decide = -float("inf")
+
+    def degrader(self, fn: Callable[[Any], Any] | None = None, steps: Sequence[Any] = (), **kwargs: Any) -> Any:
+        """The degradation ladder of an app serving this model (``sdk.degrade``): first this model's
+        fastest measured tier (``TierStep``), then the app's ``steps``. ``fn`` (default: the manager
+        itself) is the work each call does; ``kwargs`` go to ``Degrader`` (``budget_ms`` defaults to
+        the manager's; device, clock and event bus are the manager's)."""
+        from sdk.degrade import Degrader, TierStep
+
+        kwargs.setdefault("budget_ms", self.policy.budget_ms)
+        if kwargs["budget_ms"] is None:
+            raise ModelError(f"model {self.store.name}: a degradation ladder needs a latency budget "
+                             "(ModelManager(..., budget_ms=...) or degrader(..., budget_ms=...))")
+        for key, value in (("device", self.device), ("clock", self.clock), ("bus", self.bus),
+                           ("name", self.store.name)):
+            kwargs.setdefault(key, value)
+        return Degrader(self if fn is None else fn, [TierStep(self), *steps], **kwargs)
 
     def fastest_tier(self) -> str:
         return self.policy.ladder()[-1].key[0]

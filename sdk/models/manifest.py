@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from sdk.errors import ModelError
@@ -31,8 +31,6 @@ from sdk.util.files import write_text_atomic
 
 MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
-BACKENDS = _schema.BACKENDS
-BASE_TIERS = _schema.BASE_TIERS
 
 _VARIANT_KEYS = ("tier", "file", "backend", "sha256", "size_bytes", "metrics")
 _MANIFEST_KEYS = ("schema_version", "name", "task", "labels", "input", "output", "variants", "reference_profile")
@@ -47,9 +45,41 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def base_tier(tier: str) -> str:
-    """``pruned50-int8`` → ``int8``; ``fp16`` → ``fp16``."""
-    return tier.split("-", 1)[1] if tier.startswith("pruned") and "-" in tier else tier
+def file_problem(file: str, folder: Path | None) -> str | None:
+    """Why ``file`` may not be a variant file of ``folder`` (None when it may): it must be a relative
+    path without ``..`` that resolves, symlinks followed, inside the folder. Checked before anything opens it."""
+    win = PureWindowsPath(file)
+    if not file or PurePosixPath(file).is_absolute() or win.is_absolute() or win.drive or ".." in win.parts:
+        return (f"file {file[:80]!r} must be a relative path inside the model folder (no '..', no absolute "
+                "path); move the file into the folder and name it relative to manifest.json")
+    if folder is not None:
+        root = folder.resolve()
+        try:
+            real = (folder / file).resolve()
+        except (OSError, ValueError) as e:  # a NUL byte, a name too long for the file system, a link loop
+            return f"file {file[:80]!r} is not a usable file name ({e.__class__.__name__}: {str(e)[:80]})"
+        if not real.is_relative_to(root):
+            return (f"file {file!r} resolves to {real}, outside the model folder {root} (a symlink out of it?); "
+                    "copy the file into the folder instead of linking to it")
+    return None
+
+
+MAX_DEPTH = 64  # no manifest needs more; deeper ones are refused before anything copies them recursively
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON, computed without recursion (whatever the interpreter's limit)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
 
 
 @dataclass
@@ -73,8 +103,18 @@ class Variant:
 
     @property
     def path(self) -> Path:
-        """The file's path (relative to the manifest folder when one is known)."""
+        """The file's path (relative to the manifest folder when one is known). Not checked: open
+        it only through ``safe_path()``."""
         return (self.folder / self.file) if self.folder else Path(self.file)
+
+    def safe_path(self) -> Path:
+        """``path`` once ``file_problem`` passes (checked now, so a symlink swapped in since the manifest
+        was loaded is caught); otherwise the variant is marked unusable and ``ModelError`` is raised."""
+        problem = file_problem(self.file, self.folder)
+        if problem:
+            self.mark_unusable(problem)
+            raise ModelError(f"variant {self.tier}/{self.backend}: {problem}")
+        return self.path
 
     def mark_unusable(self, problem: str) -> None:
         self.usable = False
@@ -103,22 +143,29 @@ class Variant:
                 sha256=d.get("sha256"), size_bytes=d.get("size_bytes"),
                 metrics=copy.deepcopy(d.get("metrics") or {}) if isinstance(d.get("metrics"), dict) else {},
                 extra={k: copy.deepcopy(x) for k, x in d.items() if k not in _VARIANT_KEYS}, folder=folder)
-        if problems:
-            v.mark_unusable("; ".join(problems))
+        problem = "; ".join(problems) or file_problem(v.file, folder)
+        if problem:
+            v.mark_unusable(problem)
         return v
 
     def verify(self) -> bool:
         """Check file exists, size and sha256; mark unusable on failure. Returns ``usable``."""
         if not self.usable:
             return False
-        p = self.path
-        if not p.is_file():
-            self.mark_unusable(f"file {p} is missing (re-export the {self.tier} variant or remove it)")
-        elif self.size_bytes is not None and p.stat().st_size != self.size_bytes:
-            self.mark_unusable(f"file {p} is {p.stat().st_size} bytes, manifest says {self.size_bytes} "
-                               "(truncated or replaced; re-export it)")
-        elif self.sha256 is not None and sha256_file(p) != self.sha256:
-            self.mark_unusable(f"file {p} sha256 does not match the manifest (corrupt or replaced; re-export it)")
+        try:
+            p = self.safe_path()
+        except ModelError:
+            return False
+        try:
+            if not p.is_file():
+                self.mark_unusable(f"file {p} is missing (re-export the {self.tier} variant or remove it)")
+            elif self.size_bytes is not None and p.stat().st_size != self.size_bytes:
+                self.mark_unusable(f"file {p} is {p.stat().st_size} bytes, manifest says {self.size_bytes} "
+                                   "(truncated or replaced; re-export it)")
+            elif self.sha256 is not None and sha256_file(p) != self.sha256:
+                self.mark_unusable(f"file {p} sha256 does not match the manifest (corrupt or replaced; re-export it)")
+        except OSError as e:  # unreadable, a name too long for the file system, ...
+            self.mark_unusable(f"file {self.file[:80]!r} cannot be read ({e.strerror or e}); check the model folder")
         return self.usable
 
 
@@ -149,9 +196,14 @@ class Manifest:
                              "write one with Manifest(...).save(folder) or 'ember optimize')")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if _depth(data) > MAX_DEPTH:
+                raise RecursionError
+            return cls.from_dict(data, folder=path.parent, source=str(path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable JSON manifest ({e})") from None
-        return cls.from_dict(data, folder=path.parent, source=str(path))
+        except RecursionError:
+            raise ModelError(f"{path}: not a usable manifest (nested too deeply); rewrite it with "
+                             "Manifest(...).save(folder)") from None
 
     @classmethod
     def from_dict(cls, data: Any, folder: Path | None = None, source: str = "manifest") -> Manifest:
@@ -246,8 +298,9 @@ class Manifest:
         base = Path(folder) if folder is not None else self.folder
         v = Variant(tier=tier, file=str(file), backend=backend, metrics=dict(metrics or {}), folder=base)
         problems = _schema.validate(v.to_dict(), _schema.VARIANT_SCHEMA, "variant")
-        if problems:
-            raise ModelError(f"manifest {self.name!r}: cannot add variant: " + "; ".join(problems))
+        problem = "; ".join(problems) or file_problem(v.file, base)
+        if problem:
+            raise ModelError(f"manifest {self.name!r}: cannot add variant: {problem}")
         if hash_file:
             if not v.path.is_file():
                 raise ModelError(f"{v.path}: variant file not found (write it before add_variant)")

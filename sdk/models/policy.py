@@ -18,20 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdk.device import DeviceState
-from sdk.models.manifest import base_tier
 from sdk.models.rules import Rule, rules_from_config
+from sdk.vocab import parse_tier
 
 Key = tuple[str, str]
-_PRECISION = {"fp32": 100.0, "fp16": 90.0, "int8-mixed": 80.0, "int8": 70.0, "int8-dynamic": 60.0}
 
 
 def tier_quality(tier: str) -> float:
-    """Nominal quality of a tier name: higher is better."""
-    q = _PRECISION.get(base_tier(tier), 0.0)
-    if tier.startswith("pruned"):
-        pct = tier[len("pruned"):].split("-", 1)[0]
-        q -= float(pct) / 10.0 if pct.isdigit() else 5.0
-    return q
+    """Nominal quality of a tier name (``sdk.vocab.Tier.quality``): higher is better."""
+    return parse_tier(tier).quality
 
 
 @dataclass

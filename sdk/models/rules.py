@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.errors import ConfigError
+from sdk.vocab import tier_problem
 
 NAMES = frozenset({"battery", "charging", "temperature", "cpu", "mem", "power_mode", "p50", "p95", "budget",
                    "headroom", "tier", "level"})
@@ -136,6 +137,8 @@ class Rule:
             raise ConfigError(f"rule {self.name or self.when!r}: unknown action {self.action!r} (known: {ACTIONS})")
         if self.action in ("max_tier", "min_tier") and not self.tier:
             raise ConfigError(f"rule {self.name!r}: {self.action} needs a tier, e.g. '{self.action} int8'")
+        if self.tier is not None and (problem := tier_problem(self.tier)):
+            raise ConfigError(f"rule {self.name or self.action!r}: {problem}")
         if not self.name:
             self.name = f"{getattr(self.when, 'text', getattr(self.when, '__name__', 'rule'))} -> {self.action}" + (
                 f" {self.tier}" if self.tier else "")

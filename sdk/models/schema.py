@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-BASE_TIERS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-mixed")
-TIER_PATTERN = r"^(pruned[0-9]{1,2}-)?(fp32|fp16|int8|int8-dynamic|int8-mixed)$"
-BACKENDS = ("onnxruntime", "litert", "tinygrad")
+from sdk.vocab import BACKENDS, TIER_PATTERN
+
 LAYOUTS = ("NCHW", "NHWC", "NCW", "NWC", "NC", "ANY")
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -86,7 +85,7 @@ VARIANT_SCHEMA: dict[str, Any] = {
     "required": ["tier", "file", "backend"],
     "properties": {
         "tier": {"type": "string", "pattern": TIER_PATTERN},
-        "file": {"type": "string", "pattern": r"^[^/\\].*"},
+        "file": {"type": "string", "pattern": r"\S"},  # where it may point: manifest.file_problem
         "backend": {"type": "string", "enum": list(BACKENDS)},
         "sha256": {"type": "string", "pattern": r"^[0-9a-f]{64}$"},
         "size_bytes": {"type": "integer", "minimum": 0},

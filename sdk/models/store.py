@@ -20,8 +20,10 @@ from sdk.models.manifest import Manifest, Variant
 from sdk.models.policy import Profile, tier_quality
 from sdk.runtime.backends import available_backends, load_backend
 from sdk.runtime.backends.base import BaseBackend
+from sdk.util.timing import time_calls
 
 log = logging.getLogger(__name__)
+MAX_INPUT_VALUES = 1 << 26  # an example input larger than this (256 MiB of float32) is a broken manifest
 
 
 class LoadedVariant:
@@ -51,24 +53,24 @@ class LoadedVariant:
 
 
 def _layout_transpose(shape: list[Any] | None, layout: str | None, file_shape: tuple[Any, ...]) -> tuple | None:
-    """NCHW manifest input and an NHWC file (e.g. a .tflite) → the transpose to apply."""
-    if not shape or len(shape) != 4 or len(file_shape) != 4 or list(file_shape) == list(shape):
+    """Channels-first manifest input and a channels-last file (e.g. a .tflite) → the transpose to apply
+    (NCHW → NHWC, NCW → NWC; and back for channels-last manifests)."""
+    if not shape or len(file_shape) != len(shape) or list(file_shape) == list(shape):
         return None
-    if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
-        return (0, 2, 3, 1)
-    if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
-        return (0, 3, 1, 2)
+    if len(shape) == 4:
+        if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
+            return (0, 2, 3, 1)
+        if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
+            return (0, 3, 1, 2)
+    if len(shape) == 3 and layout in (None, "NCW", "NWC") and list(file_shape) == [shape[0], shape[2], shape[1]]:
+        return (0, 2, 1)
     return None
 
 
 def measure_latency(loaded: LoadedVariant, x: np.ndarray, runs: int = 20) -> tuple[float, float]:
     """p50 and p95 in ms over ``runs`` calls (after the warm-up done by ``load``)."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        loaded.run(x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+    t = time_calls(lambda: loaded.run(x), runs=runs, warmup=0)
+    return t.p50_ms, t.p95_ms
 
 
 class ModelStore:
@@ -114,16 +116,20 @@ class ModelStore:
 
     def example_input(self, seed: int = 0) -> np.ndarray:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in self.manifest.input.get("shape", [1])]
+        if float(np.prod(shape, dtype=np.float64)) > MAX_INPUT_VALUES:
+            raise ModelError(f"model {self.name}: input shape {shape} in the manifest has more than "
+                             f"{MAX_INPUT_VALUES} values; fix input.shape in manifest.json")
         return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
     def load(self, v: Variant, warmup: int = 2, **options: Any) -> LoadedVariant:
         """Load and warm up ``v``; a failure marks it unusable and raises ``ModelError``."""
         if not v.usable:
             raise ModelError(f"model {self.name}: variant {v.tier}/{v.backend} is unusable: {v.problem}")
+        path = v.safe_path()  # re-checked now: nothing opens a file outside the model folder
         t0 = time.perf_counter()
         backend = None
         try:
-            backend = load_backend(v.path, v.backend, **options)
+            backend = load_backend(path, v.backend, **options)
             loaded = LoadedVariant(v, backend, self.manifest.input.get("shape"),
                                    self.manifest.input.get("layout"), 0.0)
             for _ in range(max(1, warmup)):

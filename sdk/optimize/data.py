@@ -34,6 +34,17 @@ class Dataset:
         for i in range(len(self.x) if limit is None else min(limit, len(self.x))):
             yield self.x[i:i + 1]
 
+    def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+        """A seeded random split into (``fraction`` of the samples, the rest), both non-empty."""
+        if len(self.x) < 2:
+            raise ModelError(f"{self.source}: {len(self.x)} sample(s) cannot be split into a selection and a "
+                             "report part; give at least 2 (better: hundreds)")
+        order = np.random.default_rng(seed).permutation(len(self.x))
+        k = min(max(1, round(len(self.x) * fraction)), len(self.x) - 1)
+        parts = (np.sort(order[:k]), np.sort(order[k:]))
+        return tuple(Dataset(self.x[i], None if self.y is None else self.y[i],  # type: ignore[return-value]
+                             f"{self.source} ({name} part)") for i, name in zip(parts, ("selection", "report")))
+
     def check(self, input_shape: list[int] | tuple[int, ...], need_labels: bool = False) -> Dataset:
         """Raise :class:`ModelError` for an empty set, a wrong sample shape or missing labels."""
         if len(self.x) == 0:

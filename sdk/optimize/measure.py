@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from sdk.errors import ModelError
 from sdk.optimize.data import Dataset
 from sdk.optimize.tflite_export import from_tflite_layout, to_tflite_layout
 from sdk.runtime.backends import load_backend
+from sdk.util.timing import time_calls
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "detection")
 
 
 def backend_for(path: str | Path) -> str:
@@ -36,19 +36,37 @@ class Latency:
     runs: int
 
 
-def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None) -> np.ndarray:
-    """First output for every sample (batch 1), stacked: [n, ...] in the ONNX layout."""
+def predict_outputs(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None
+                    ) -> list[np.ndarray]:
+    """Every output for every sample (batch 1): one stack ``[n, ...]`` per output, ONNX layout, graph order."""
     backend = backend_for(path)
     with load_backend(path, backend, threads=threads) as model:
-        outs = []
+        outs: list[list[np.ndarray]] = []
         for x in data.samples(limit):
-            y = model.run(to_tflite_layout(x) if backend == "litert" else x)[0]
-            outs.append(from_tflite_layout(y)[0] if backend == "litert" else y[0])
-    return np.stack(outs)
+            ys = model.run(to_tflite_layout(x) if backend == "litert" else x)
+            for k, y in enumerate(ys):
+                if len(outs) <= k:
+                    outs.append([])
+                outs[k].append(from_tflite_layout(y)[0] if backend == "litert" else y[0])
+    return [np.stack(o) for o in outs]
+
+
+def predict(path: str | Path, data: Dataset, threads: int = 1, limit: int | None = None) -> np.ndarray:
+    """The output for every sample (batch 1), stacked: [n, ...] in the ONNX layout. A model with
+    several outputs (detectors, OCR) gives them flattened and concatenated per sample, in graph
+    order, so scoring, agreement and regression see all of them: ``[n, total]``."""
+    outs = predict_outputs(path, data, threads, limit)
+    if len(outs) == 1:
+        return outs[0]
+    return np.concatenate([o.reshape(len(o), -1) for o in outs], axis=1)
 
 
 def score(outputs: np.ndarray, labels: np.ndarray, task: str = "classification") -> float:
-    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better)."""
+    """Classification: top-1 accuracy in percent. Regression: 100·R² (higher is better). Detection:
+    mAP@0.5 in percent (``labels`` from :func:`sdk.optimize.detection.load_coco`)."""
+    if task == "detection":
+        from sdk.optimize.detection import score_detection
+        return score_detection(outputs, labels)
     if task == "classification":
         return float(np.mean(outputs.reshape(len(outputs), -1).argmax(1) == labels.reshape(-1)) * 100)
     if task == "regression":
@@ -72,25 +90,16 @@ def latency(path: str | Path, sample: np.ndarray, threads: int = 1, runs: int = 
     process's load), stopping early after ``budget_s`` seconds."""
     backend = backend_for(path)
     x = to_tflite_layout(sample) if backend == "litert" else sample
-    times = []
     with load_backend(path, backend, threads=threads) as model:
-        for _ in range(warmup):
-            model.run(x)
-        start = time.perf_counter()
-        while len(times) < runs or time.perf_counter() - start < min_time_s:
-            t0 = time.perf_counter()
-            model.run(x)
-            times.append((time.perf_counter() - t0) * 1e3)
-            if time.perf_counter() - start > budget_s and len(times) >= 5:
-                break
-    arr = np.array(times)
-    return Latency(float(np.percentile(arr, 50)), float(np.percentile(arr, 95)), float(arr.mean()), len(arr))
+        t = time_calls(lambda: model.run(x), runs=runs, warmup=warmup, min_time_s=min_time_s, budget_s=budget_s)
+    return Latency(t.p50_ms, t.p95_ms, t.mean_ms, t.runs)
 
 
 _PEAK_SCRIPT = """
 import json, os, resource, sys
 import numpy as np
 from sdk.runtime.backends import load_backend
+from sdk.util.timing import time_calls
 path, backend, shape = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 x = np.zeros(shape, np.float32)
 if backend == "litert":

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from sdk.errors import ModelError
+from sdk.vocab import CALIBRATION_METHODS
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # Ops that ONNX Runtime's static QDQ quantizer turns into int8 kernels (weighted layers first).
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul", "ConvTranspose")
 # Ops where dynamic quantization (int8 weights, activations quantized on the fly) pays off.
@@ -44,6 +44,26 @@ def quantizable_nodes(model_path: str | Path) -> list[str]:
     import onnx
 
     return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type in WEIGHTED_OPS and n.name]
+
+
+def float_region(model_path: str | Path, nodes: Sequence[str]) -> list[str]:
+    """``nodes`` plus every node after them up to the next weighted layer (their activations, concats...):
+    a layer kept in float must not hand a wide-range output to an int8 activation."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    region, todo = list(nodes), [n for n in graph.node if n.name in set(nodes)]
+    while todo:
+        for out in todo.pop().output:
+            for c in consumers.get(out, []):
+                if c.op_type not in WEIGHTED_OPS and c.name and c.name not in region:
+                    region.append(c.name)
+                    todo.append(c)
+    return region
 
 
 class _Reader:

@@ -53,8 +53,10 @@ def markdown(res: OptimizeResult) -> str:
                   for i, s in enumerate(res.sensitivity)]
     if res.mixed is not None:
         verdict = "within" if res.mixed.within_budget else "NOT within"
-        lines += ["", (f"Mixed precision: {len(res.mixed.excluded)} layer(s) kept in float, score "
-                  f"{_fmt(res.mixed.score, 2)} ({verdict} the {res.max_drop}-point budget).")]
+        n_sel = res.mixed.selection.get("samples")
+        lines += ["", (f"Mixed precision: {len(res.mixed.excluded)} layer(s) kept in float, chosen on a selection "
+                  f"part of the evaluation data ({n_sel} samples; the table scores the other part): selection "
+                  f"score {_fmt(res.mixed.score, 2)} ({verdict} the {res.max_drop}-point budget).")]
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,11 @@
 """Per-layer quantization sensitivity and mixed precision.
 
-Sensitivity: quantize one weighted layer at a time (all others float), score it on the eval set
-and measure how far its outputs move from fp32. Mixed precision: start from the fully int8
+Sensitivity: quantize one weighted layer at a time (all others float), score it on the selection
+data and measure how far its outputs move from fp32. Mixed precision: start from the fully int8
 model and keep the most sensitive layers in float (``nodes_to_exclude``), one more at a time,
-until the score is within ``max_drop`` points of fp32. Calibration ranges are computed once and
+until the score is within ``max_drop`` points of fp32. The optimizer passes the selection part of
+the evaluation data (``Dataset.split``) and reports the chosen tier on the other part, so the
+choice is not scored on the data that made it. Calibration ranges are computed once and
 reused (ONNX Runtime calibration cache) so the scan costs one quantization + one evaluation per
 layer.
 """
@@ -19,7 +21,7 @@ import numpy as np
 
 from sdk.optimize.data import Dataset
 from sdk.optimize.measure import predict, score
-from sdk.optimize.quantize import quantizable_nodes, quantize_static_int8
+from sdk.optimize.quantize import float_region, quantizable_nodes, quantize_static_int8
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MixedResult:
     drop_pts: float | None = None
     within_budget: bool = False
     steps: list[dict[str, Any]] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)  # the data it was chosen on (scores above are on it)
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -70,6 +73,25 @@ def sensitivity_scan(fp32: Path, calib: Dataset, evalset: Dataset, *, task: str,
     return sorted(rows, key=lambda r: (-r.drop_pts, -r.output_error))
 
 
+def depth_ranking(fp32: Path) -> list[LayerSensitivity]:
+    """Weighted layers from the input on, for models too big for a per-layer scan: the stem (full
+    resolution, raw input ranges) is where int8 hurts most in conv nets."""
+    nan = float("nan")
+    return [LayerSensitivity(n, nan, nan, nan) for n in quantizable_nodes(fp32)]
+
+
+def _steps(n: int) -> list[int]:
+    """How many of the ranked layers to keep in float at each step: all counts for short rankings,
+    0-4 then roughly ×1.5 for long ones (each step is one quantization and one evaluation)."""
+    if n <= 16:
+        return list(range(n + 1))
+    ks, k = [0, 1, 2, 3, 4], 4
+    while k < n:
+        k = min(n, max(k + 1, round(k * 1.5)))
+        ks.append(k)
+    return ks
+
+
 def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, task: str, method: str,
                     workdir: Path, labels: np.ndarray, ranking: list[LayerSensitivity], fp32_score: float,
                     max_drop: float, calib_limit: int | None = None,
@@ -77,13 +99,14 @@ def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, 
     """Exclude the most sensitive layers from int8 until the score drop is ≤ ``max_drop`` points."""
     cache = workdir / f"calibration.{method}.json"
     result = MixedResult(None)
-    with _progress(len(ranking) + 1, "mixed precision") as bar:
-        for k in range(len(ranking) + 1):
+    with _progress(len(_steps(len(ranking))), "mixed precision") as bar:
+        for k in _steps(len(ranking)):
             excluded = [r.node for r in ranking[:k]]
             if k == len(ranking) and k > 0:
                 break  # everything float: that is the fp32 tier, not a mixed one
             samples = None if cache.is_file() else calib.samples(calib_limit)
-            quantize_static_int8(fp32, dst, samples, method=method, nodes_to_exclude=excluded, cache=cache)
+            quantize_static_int8(fp32, dst, samples, method=method, nodes_to_exclude=float_region(fp32, excluded),
+                                 cache=cache)
             s = score(predict(dst, evalset), labels, task)
             step = {"excluded": excluded, "score": s, "drop_pts": fp32_score - s}
             result.steps.append(step)
@@ -97,7 +120,7 @@ def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, 
     best = max(result.steps, key=lambda st: st["score"]) if result.steps else None
     if best is not None:
         quantize_static_int8(fp32, dst, None if cache.is_file() else calib.samples(calib_limit), method=method,
-                             nodes_to_exclude=best["excluded"], cache=cache)
+                             nodes_to_exclude=float_region(fp32, best["excluded"]), cache=cache)
         result.path, result.excluded = dst, best["excluded"]
         result.score, result.drop_pts = best["score"], best["drop_pts"]
     return result

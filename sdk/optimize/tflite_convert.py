@@ -147,13 +147,32 @@ class ConverterBase:
                 raise ExportError(f"{self.path}: ONNX op {n.op_type} (node {n.name!r}) is not supported by "
                                   "the TFLite export; supported: " + ", ".join(self.supported()))
             handler(n)
-        for name in self.graph_outputs:
-            idx, cl = self.t[name]
-            if cl and self.rank(name) == 3:
+        for name in self.graph_outputs:  # rank >= 3 outputs are channels-last (NHWC, NLC)
+            if name not in self.t:
+                raise ExportError(f"{self.path}: graph output {name!r} has no producer the exporter knows")
+            idx = self.view(name, True)
+            if self.rank(name) == 3:
                 s = self.shape(name)
                 idx = self.reshape(idx, [s[0], s[2], s[1]], f"{name}/out")
             self.g.outputs.append(idx)
         return self.g
+
+    def axis(self, name: str, axis: int, cl: bool) -> int:
+        """ONNX axis of tensor ``name`` → the axis in the TFLite tensor (layout ``cl``)."""
+        r = self.rank(name)
+        axis %= r
+        if not cl or r < 3:
+            return axis
+        return (_NCHW_TO_NHWC if r == 4 else _NCL_TO_N1LC)[axis]
+
+    def layout_const(self, label: str, c: np.ndarray, out_rank: int, cl: bool) -> int:
+        """A constant operand broadcast to ``out_rank`` in the layout of the other operand."""
+        c = c.astype(np.float32).reshape((1,) * (out_rank - c.ndim) + c.shape)
+        if cl and out_rank == 4:
+            c = c.transpose(0, 2, 3, 1)
+        elif cl and out_rank == 3:
+            c = c.transpose(0, 2, 1)[:, None]
+        return self.g.add_tensor(label, (), np.ascontiguousarray(c))
 
     @classmethod
     def supported(cls) -> list[str]:
@@ -168,7 +187,7 @@ class ConverterBase:
         users = self.consumers.get(out_name, [])
         if len(users) == 1 and out_name not in self.graph_outputs and op.code in FUSABLE:
             act = self.activation_of(users[0])
-            if act is not None:
+            if act in ACT:
                 op.options["fusedActivationFunction"] = ACT[act]
                 self.skip.add(id(users[0]))
                 self.t[users[0].output[0]] = (op.outputs[0], cl)
@@ -180,13 +199,20 @@ class ConverterBase:
             return "RELU"
         if node.op_type != "Clip":
             return None
-        a = self.attrs(node)
-        lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
-        if len(node.input) > 1 and node.input[1]:
-            lo = float(self.const(node.input[1]))
-        if len(node.input) > 2 and node.input[2]:
-            hi = float(self.const(node.input[2]))
-        return {(0.0, 6.0): "RELU6", (0.0, np.inf): "RELU", (-1.0, 1.0): "RELU_N1_TO_1"}.get((lo, hi))
+        return {(0.0, 6.0): "RELU6", (0.0, np.inf): "RELU", (-1.0, 1.0): "RELU_N1_TO_1",
+                (0.0, 1.0): "RELU_0_TO_1"}.get(self.clip_range(node))
+
+    def clip_range(self, node: Any) -> tuple[float, float] | None:
+        """(min, max) of a Clip with constant bounds (None when a bound is computed)."""
+        lo, hi = self.clip_bound(node, 1), self.clip_bound(node, 2)
+        return (lo, hi) if isinstance(lo, float) and isinstance(hi, float) else None
+
+    def clip_bound(self, node: Any, i: int) -> float | str:
+        """Clip bound ``i`` (1 = min, 2 = max): a float, or the name of a computed tensor."""
+        if len(node.input) > i and node.input[i]:
+            name = node.input[i]
+            return float(self.consts[name].reshape(-1)[0]) if name in self.consts else name
+        return float(self.attrs(node).get("min" if i == 1 else "max", -np.inf if i == 1 else np.inf))
 
     def fold_batchnorm(self) -> None:
         """Fold each BatchNormalization that follows a Conv (its only user) into the Conv's weights."""

@@ -13,7 +13,7 @@ BatchNormalization (folded into the preceding Conv), Identity/Dropout. Any other
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +45,20 @@ def from_tflite_layout(x: np.ndarray) -> np.ndarray:
 
 
 def onnx_to_tflite(onnx_path: str | Path, out_path: str | Path, int8: bool = False,
-                   calibration: Iterable[Any] | None = None) -> Path:
+                   calibration: Iterable[Any] | None = None, float_nodes: Collection[str] = ()) -> Path:
     """Convert ``onnx_path`` to a ``.tflite`` at ``out_path`` and return the path.
 
     With ``int8=True`` the model is fully integer (int8 input/output, per-channel int8 conv
     weights, int32 biases), calibrated on ``calibration``: float arrays in the ONNX (NCHW) layout,
-    one per input (or dicts input name → array for several inputs).
+    one per input (or dicts input name → array for several inputs). ``float_nodes``: ONNX node
+    names whose ops stay float in the int8 model (between DEQUANTIZE and QUANTIZE ops).
     """
     graph = onnx_to_graph(onnx_path)
     if int8:
         if calibration is None:
             raise ExportError(f"{onnx_path}: int8 export needs calibration data (float NCHW arrays)")
         from sdk.optimize.tflite_quant import quantize_graph
-        quantize_graph(graph, calibration)
+        quantize_graph(graph, calibration, float_nodes)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(serialize(graph, description=f"ember: {Path(onnx_path).name}"))

@@ -18,7 +18,10 @@ NP_TO_TFL = {np.dtype(np.float32): 0, np.dtype(np.int32): 2, np.dtype(np.int8): 
 INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "ADD": 2,
                  "AVERAGE_POOL_2D": 2, "MAX_POOL_2D": 2, "MEAN": 2, "SOFTMAX": 2, "RELU": 2,
                  "RELU6": 2, "PAD": 2, "TRANSPOSE": 2, "RESHAPE": 1, "CONCATENATION": 2, "MUL": 2,
-                 "LOGISTIC": 2, "RESIZE_NEAREST_NEIGHBOR": 2}
+                 "SUB": 2, "LOGISTIC": 2, "TANH": 2, "STRIDED_SLICE": 2, "SPLIT_V": 2, "GATHER": 2,
+                 "SPACE_TO_DEPTH": 2, "RESIZE_NEAREST_NEIGHBOR": 2, "RESIZE_BILINEAR": 2, "LEAKY_RELU": 2,
+                 "MAXIMUM": 2, "MINIMUM": 2, "REDUCE_MAX": 2, "TRANSPOSE_CONV": 3, "QUANTIZE": 2,
+                 "DEQUANTIZE": 2, "PADV2": 2, "MIRROR_PAD": 2}
 
 
 @dataclass
@@ -106,8 +109,10 @@ def serialize(graph: Graph, description: str = "ember") -> bytes:
 
     codes: list[tuple[str, int]] = []
     operators = []
-    int8 = any(t.dtype == np.int8 for t in graph.tensors)
     for op in graph.ops:
+        int8 = any(graph.tensors[i].dtype == np.int8 for i in op.inputs[:1] + op.outputs[:1])
+        if op.code == "TRANSPOSE_CONV":
+            int8 = graph.tensors[op.inputs[2]].dtype == np.int8
         version = INT8_VERSIONS.get(op.code, 1) if int8 else 1
         key = (op.code, version)
         if key not in codes:

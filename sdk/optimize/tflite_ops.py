@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 
 from sdk.errors import ExportError
-from sdk.optimize.tflite_convert import _NCHW_TO_NHWC, _NCL_TO_N1LC, SAME, VALID, ConverterBase, _same_pads
+from sdk.optimize.tflite_convert import _NCHW_TO_NHWC, _NCL_TO_N1LC, SAME, VALID, _same_pads
+from sdk.optimize.tflite_ops_math import MathOps
+from sdk.optimize.tflite_ops_shape import ShapeOps
 
 
-class Converter(ConverterBase):
+class Converter(ShapeOps, MathOps):
     def spatial(self, node: Any, k: list[int]) -> tuple[list[int], list[int], list[int], list[int]]:
         """(kernel, strides, dilations, pads[top, left, bottom, right]) as 2-D values."""
         a = self.attrs(node)
@@ -35,13 +37,13 @@ class Converter(ConverterBase):
         return list(k), strides, dil, pads
 
     def padding(self, node: Any, x: int, k: list[int], s: list[int], d: list[int], pads: list[int],
-                pad_value: float | None = 0.0) -> tuple[int, int]:
+                pad_value: float | None = 0.0, allow_same: bool = True) -> tuple[int, int]:
         """Return (input tensor, TFLite padding), inserting a PAD op for non-SAME explicit pads."""
         if not any(pads):
             return x, VALID
         shp = self.g.tensors[x].shape
         same = [_same_pads(shp[1 + i], k[i], s[i], d[i]) for i in range(2)]
-        if all((pads[i], pads[i + 2]) == same[i] for i in range(2)):
+        if allow_same and all((pads[i], pads[i + 2]) == same[i] for i in range(2)):
             return x, SAME
         if pad_value is None:
             raise ExportError(f"{self.path}: {node.op_type} node {node.name!r} has padding {pads} that "
@@ -87,14 +89,13 @@ class Converter(ConverterBase):
         self.fuse_activation(node, op, cl=True)
 
     def fc(self, node: Any, a_name: str, weights: np.ndarray, bias: np.ndarray, out_name: str) -> Any:
-        if self.rank(a_name) != 2:
-            raise ExportError(f"{self.path}: {node.op_type} node {node.name!r} has a rank-{self.rank(a_name)} "
-                              "input; only 2-D inputs export (add a Flatten first)")
+        """FULLY_CONNECTED; a rank > 2 input keeps its leading dims (``keepNumDims``)."""
         x = self.view(a_name, False)
         out = self.new(out_name, out_name, cl=False)
         w = self.g.add_tensor(f"{node.name}/weights", (), weights.astype(np.float32))
         b = self.g.add_tensor(f"{node.name}/bias", (), bias.astype(np.float32).reshape(-1))
-        return self.g.add_op("FULLY_CONNECTED", [x, w, b], [out], "FullyConnectedOptions", node.name)
+        return self.g.add_op("FULLY_CONNECTED", [x, w, b], [out], "FullyConnectedOptions", node.name,
+                             keepNumDims=self.rank(a_name) > 2)
 
     def op_Gemm(self, node: Any) -> None:
         a = self.attrs(node)
@@ -123,18 +124,14 @@ class Converter(ConverterBase):
         op = self.fc(node, a_name, w.T, bias, out_name)
         self.fuse_activation(node, op, cl=False)
 
-    def elementwise(self, node: Any, code: str, options: str) -> None:
+    def elementwise(self, node: Any, code: str, options: str | None) -> None:
         a_name, b_name = node.input[0], node.input[1]
         out_rank = len(self.shape(node.output[0]))
         cl = out_rank >= 3 and any(self.t.get(n, (0, False))[1] for n in (a_name, b_name) if n not in self.consts)
         idx = []
         for name in (a_name, b_name):
             if name in self.consts:
-                c = self.consts[name].astype(np.float32).reshape((1,) * (out_rank - self.consts[name].ndim)
-                                                                 + self.consts[name].shape)
-                if cl:
-                    c = c.transpose(0, 2, 3, 1) if out_rank == 4 else c.transpose(0, 2, 1)[:, None]
-                idx.append(self.g.add_tensor(f"{node.name}/{name}", (), np.ascontiguousarray(c)))
+                idx.append(self.layout_const(f"{node.name}/{name}", self.consts[name], out_rank, cl))
             else:
                 if self.rank(name) != out_rank:
                     raise ExportError(f"{self.path}: {node.op_type} node {node.name!r} broadcasts tensors of "
@@ -157,7 +154,8 @@ class Converter(ConverterBase):
         k, s, d, pads = self.spatial(node, list(self.attrs(node)["kernel_shape"]))
         include_pad = self.attrs(node).get("count_include_pad", 0)
         pad_value = -3.0e38 if code == "MAX_POOL_2D" else (0.0 if include_pad else None)
-        x, padding = self.padding(node, self.view(node.input[0], True), k, s, d, pads, pad_value)
+        x, padding = self.padding(node, self.view(node.input[0], True), k, s, d, pads, pad_value,
+                                  allow_same=not include_pad)  # TFLite's SAME average excludes the padding
         out = self.new(node.output[0], node.output[0], cl=True)
         op = self.g.add_op(code, [x], [out], "Pool2DOptions", node.name, padding=padding, strideH=s[0],
                            strideW=s[1], filterHeight=k[0], filterWidth=k[1])
@@ -171,7 +169,7 @@ class Converter(ConverterBase):
     def op_AveragePool(self, node: Any) -> None:
         self.pool(node, "AVERAGE_POOL_2D")
 
-    def mean(self, node: Any, axes: list[int], keep: bool) -> None:
+    def mean(self, node: Any, axes: list[int], keep: bool, code: str = "MEAN") -> None:
         r = self.rank(node.input[0])
         axes = sorted(a % r for a in axes)
         cl = self.t[node.input[0]][1] and r >= 3
@@ -184,7 +182,7 @@ class Converter(ConverterBase):
                 axes = [1, 3]  # also drop the H = 1 axis
         out = self.new(node.output[0], node.output[0], cl=cl and keep)
         ax = self.g.add_tensor(f"{node.name}/axes", (), np.array(axes, np.int32))
-        self.g.add_op("MEAN", [src, ax], [out], "ReducerOptions", node.name, keepDims=bool(keep))
+        self.g.add_op(code, [src, ax], [out], "ReducerOptions", node.name, keepDims=bool(keep))
 
     def op_GlobalAveragePool(self, node: Any) -> None:
         self.mean(node, list(range(2, self.rank(node.input[0]))), True)
@@ -216,40 +214,43 @@ class Converter(ConverterBase):
     def op_Softmax(self, node: Any) -> None:
         r = self.rank(node.input[0])
         axis = int(self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)) % r
+        if self.opset < 13 and axis != r - 1:
+            raise ExportError(f"{self.path}: Softmax node {node.name!r} (opset {self.opset}) flattens from axis "
+                              f"{axis}; upgrade the model to opset 13 (ember optimize does) to export it")
         idx, cl = self.t[node.input[0]]
-        if not ((cl and axis == 1) or (not cl and axis == r - 1)) or (self.opset < 13 and r != 2):
-            raise ExportError(f"{self.path}: Softmax node {node.name!r} over axis {axis} of a rank-{r} tensor "
-                              "does not export; softmax over the last (or channel) axis only")
-        out = self.new(node.output[0], node.output[0], cl=cl)
-        self.g.add_op("SOFTMAX", [idx], [out], "SoftmaxOptions", node.name, beta=1.0)
+        if (cl and axis == 1) or (not cl and axis == r - 1) or r < 3 and axis == r - 1:
+            out = self.new(node.output[0], node.output[0], cl=cl)
+            self.g.add_op("SOFTMAX", [idx], [out], "SoftmaxOptions", node.name, beta=1.0)
+            return
+        perm = list(range(r))  # softmax over another axis: move it last and back
+        perm[axis], perm[-1] = perm[-1], perm[axis]
+        moved = self.transpose(self.view(node.input[0], False), perm, f"{node.name}/moved")
+        soft = self.g.add_tensor(f"{node.name}/softmax", self.g.tensors[moved].shape)
+        self.g.add_op("SOFTMAX", [moved], [soft], "SoftmaxOptions", node.name, beta=1.0)
+        out = self.new(node.output[0], node.output[0], cl=False)
+        self.g.add_op("TRANSPOSE", [soft, self.shape_const(f"{node.name}/back", perm)], [out], "TransposeOptions",
+                      node.name)
 
     def op_Relu(self, node: Any) -> None:
         self.activation(node, "RELU")
 
-    def op_Sigmoid(self, node: Any) -> None:
-        self.activation(node, "LOGISTIC")
-
-    def op_Resize(self, node: Any) -> None:
-        """Nearest-neighbour resizing as ``torch.nn.functional.interpolate(mode="nearest")`` exports it."""
-        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.attrs(node).items()}
-        if (a.get("mode", "nearest"), a.get("coordinate_transformation_mode", "half_pixel"),
-                a.get("nearest_mode", "round_prefer_floor")) != ("nearest", "asymmetric", "floor"):
-            raise ExportError(f"{self.path}: Resize node {node.name!r} ({a}) does not export; only nearest "
-                              "resizing with asymmetric coordinates and floor rounding (torch's 'nearest')")
-        shape = self.shape(node.output[0])
-        if len(shape) != 4:
-            raise ExportError(f"{self.path}: Resize node {node.name!r} of a rank-{len(shape)} tensor does not export")
-        x = self.view(node.input[0], True)
-        out = self.new(node.output[0], node.output[0], cl=True)
-        self.g.add_op("RESIZE_NEAREST_NEIGHBOR", [x, self.shape_const(f"{node.name}/size", shape[2:4])], [out],
-                      "ResizeNearestNeighborOptions", node.name, alignCorners=False, halfPixelCenters=False)
-
     def op_Clip(self, node: Any) -> None:
         act = self.activation_of(node)
-        if act is None:
-            raise ExportError(f"{self.path}: Clip node {node.name!r} has a range other than [0, 6], [0, inf) "
-                              "or [-1, 1], which does not export")
-        self.activation(node, act)
+        if act is not None:
+            self.activation(node, act)
+            return
+        idx, cl = self.t[node.input[0]]  # any other range: MAXIMUM with the low, MINIMUM with the high bound
+        shape = self.g.tensors[idx].shape
+        for i, code in ((1, "MAXIMUM"), (2, "MINIMUM")):
+            bound = self.clip_bound(node, i)
+            if isinstance(bound, float) and not np.isfinite(bound):
+                continue
+            c = (self.g.add_tensor(f"{node.name}/{code.lower()}_bound", (), np.array([bound], np.float32))
+                 if isinstance(bound, float) else self.view(bound, False))
+            nxt = self.g.add_tensor(f"{node.name}/{code.lower()}", shape)
+            self.g.add_op(code, [idx, c], [nxt], onnx_node=node.name)
+            idx = nxt
+        self.t[node.output[0]] = (idx, cl)
 
     def activation(self, node: Any, code: str) -> None:
         idx, cl = self.t[node.input[0]]
@@ -260,7 +261,3 @@ class Converter(ConverterBase):
         self.t[node.output[0]] = self.t[node.input[0]]
 
     op_Dropout = op_Identity
-
-    def op_BatchNormalization(self, node: Any) -> None:
-        raise ExportError(f"{self.path}: BatchNormalization node {node.name!r} does not directly follow a "
-                          "Conv, so it cannot be folded; export the model in eval mode with BN after convs")

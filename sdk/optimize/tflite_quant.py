@@ -9,18 +9,25 @@ biases int32 at ``input_scale * weight_scale``. Input and output tensors are int
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from sdk.errors import ExportError
-from sdk.optimize.tflite_ir import Graph, Quant, serialize
+from sdk.optimize.tflite_ir import Graph, Op, Quant, serialize
 
 # Ops whose int8 kernels need the output to share the input's scale and zero point.
-SAME_AS_INPUT = {"RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2", "RESIZE_NEAREST_NEIGHBOR"}
-# Ops whose int8 kernels fix the output range to [0, 1): scale 1/256, zero point -128.
-UNIT_OUTPUT = {"SOFTMAX", "LOGISTIC"}
+SAME_AS_INPUT = {"RESHAPE", "TRANSPOSE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "PAD", "PADV2", "MIRROR_PAD",
+                 "STRIDED_SLICE", "SPLIT_V", "GATHER", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR",
+                 "RESIZE_BILINEAR", "REDUCE_MAX"}
+# Ops whose int8 kernels compare or copy raw values (XNNPack too): every input requantized to the
+# output's parameters.
+SAME_SCALE = {"MAXIMUM", "MINIMUM", "CONCATENATION"}
+# Ops whose int8 kernels fix the output's (scale, zero point).
+FIXED_OUTPUT = {"SOFTMAX": (1 / 256, -128), "LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+# Ops with no int8 kernel in LiteRT: they run in float between DEQUANTIZE and QUANTIZE.
+FLOAT_ONLY = {"POW"}
 WEIGHT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3}
 
 
@@ -117,41 +124,88 @@ def quantize_weights(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, Quant
     return q, Quant(scale, np.zeros(len(scale), np.int64), axis)
 
 
-def quantize_graph(graph: Graph, calibration: Iterable[Any]) -> Graph:
-    """Turn ``graph`` (float) into a full-integer int8 graph in place, calibrated on the samples."""
+def quantize_graph(graph: Graph, calibration: Iterable[Any], float_nodes: Collection[str] = ()) -> Graph:
+    """Turn ``graph`` (float) into a full-integer int8 graph in place, calibrated on the samples.
+
+    Ops without an int8 kernel (:data:`FLOAT_ONLY`) and the ops made from the ONNX nodes named in
+    ``float_nodes`` (mixed precision: e.g. a stem whose activations int8 cannot resolve) stay
+    float between a DEQUANTIZE and a QUANTIZE."""
     ranges = collect_ranges(graph, calibration)
     tensors = graph.tensors
+    ops: list[Op] = []
+    float_ok: set[int] = set()
 
     def set_act(i: int, q: Quant) -> None:
         tensors[i].quant, tensors[i].dtype = q, np.dtype(np.int8)
 
+    def convert(i: int, code: str, q: Quant | None) -> int:
+        """A QUANTIZE (to ``q``) or DEQUANTIZE (``q`` None) of tensor ``i``; returns the new tensor."""
+        j = graph.add_tensor(f"{tensors[i].name}/{code.lower()}", tensors[i].shape)
+        if q is not None:
+            set_act(j, q)
+        else:
+            float_ok.add(j)
+        ops.append(Op(code, [i], [j]))
+        return j
+
     for i in graph.inputs:
         set_act(i, activation_quant(*ranges[i]))
     for op in graph.ops:
-        x = op.inputs[0]
+        live = [k for k, i in enumerate(op.inputs) if tensors[i].data is None]
+        if op.code in FLOAT_ONLY or (op.onnx_node and op.onnx_node in float_nodes):
+            for k in live:
+                if tensors[op.inputs[k]].dtype == np.int8:
+                    op.inputs[k] = convert(op.inputs[k], "DEQUANTIZE", None)
+            float_ok.update(op.outputs + [i for i in op.inputs if tensors[i].data is not None])
+            ops.append(op)
+            continue
+        for k in live:
+            if op.inputs[k] in float_ok:
+                op.inputs[k] = convert(op.inputs[k], "QUANTIZE", activation_quant(*ranges[op.inputs[k]]))
+        x = op.inputs[2] if op.code == "TRANSPOSE_CONV" else op.inputs[0]
+        shared = same_scale(op, ranges, [op.inputs[k] for k in live]) if op.code in SAME_SCALE else None
         for out in op.outputs:
-            if op.code in SAME_AS_INPUT:
-                set_act(out, tensors[x].quant)
-            elif op.code in UNIT_OUTPUT:
-                set_act(out, Quant(np.array([1 / 256], np.float32), np.array([-128], np.int64)))
+            if shared is not None:
+                set_act(out, shared)
+            elif op.code in SAME_AS_INPUT:
+                set_act(out, tensors[x].quant)  # type: ignore[arg-type]
+            elif op.code in FIXED_OUTPUT:
+                set_act(out, Quant(np.array([FIXED_OUTPUT[op.code][0]], np.float32),
+                                   np.array([FIXED_OUTPUT[op.code][1]], np.int64)))
             else:
                 set_act(out, activation_quant(*ranges[out]))
+        if shared is not None:
+            for k in live:
+                q = tensors[op.inputs[k]].quant
+                if q is None or not (np.array_equal(q.scale, shared.scale)
+                                     and np.array_equal(q.zero_point, shared.zero_point)):
+                    op.inputs[k] = convert(op.inputs[k], "QUANTIZE", shared)
         if op.code in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             quantize_layer(graph, op.inputs, WEIGHT_AXIS.get(op.code))
-        elif op.code == "PADV2":
-            value = tensors[op.inputs[2]]
-            value.data, value.dtype, value.quant = np.array([-128], np.int8), np.dtype(np.int8), tensors[x].quant
-        elif op.code in ("ADD", "SUB", "MUL"):
-            for i in op.inputs:
+        elif op.code == "TRANSPOSE_CONV":
+            quantize_layer(graph, [op.inputs[2], op.inputs[1], op.inputs[3]], 0)
+        else:
+            for k, i in enumerate(op.inputs):
                 t = tensors[i]
-                if t.data is not None and t.dtype == np.float32:
-                    q = activation_quant(float(t.data.min()), float(t.data.max()))
-                    t.data = np.clip(np.round(t.data / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+                if t.data is not None and t.dtype == np.float32:  # constant operands (ADD, MAXIMUM, PAD value...)
+                    q = shared or (tensors[x].quant if op.code == "PADV2" else
+                                   activation_quant(float(t.data.min()), float(t.data.max())))
+                    with np.errstate(over="ignore"):  # e.g. max-pool padding of -3e38 saturates to -128
+                        t.data = np.clip(np.round(t.data / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
                     t.dtype, t.quant = np.dtype(np.int8), q
-    leftover = [t.name for t in tensors if t.dtype == np.float32]
+        ops.append(op)
+    graph.ops = ops
+    leftover = [t.name for i, t in enumerate(tensors) if t.dtype == np.float32 and i not in float_ok]
     if leftover:
         raise ExportError(f"int8 export: tensors left in float: {leftover[:5]} (an op without an int8 rule)")
     return graph
+
+
+def same_scale(op: Op, ranges: dict[int, tuple[float, float]], live: list[int]) -> Quant:
+    """One quantization for the inputs and output of an op whose int8 kernel compares raw values."""
+    lo = min([ranges[i][0] for i in live + op.outputs if i in ranges], default=0.0)
+    hi = max([ranges[i][1] for i in live + op.outputs if i in ranges], default=0.0)
+    return activation_quant(lo, hi)
 
 
 def quantize_layer(graph: Graph, inputs: list[int], axis: int | None) -> None:

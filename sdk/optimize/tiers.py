@@ -12,10 +12,15 @@ from typing import Any
 from sdk.errors import EmberError
 from sdk.optimize.data import Dataset
 from sdk.optimize.quantize import dynamic_fits, op_census, quantize_dynamic_int8, quantize_static_int8
+from sdk.vocab import FILE_SUFFIX, PRECISIONS, Backend, Precision
 
-ONNX_TIERS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-mixed")
-LITERT_TIERS = ("fp32", "int8")
-ALL_TIERS = tuple(f"{t}/onnxruntime" for t in ONNX_TIERS) + tuple(f"{t}/litert" for t in LITERT_TIERS)
+# what `ember optimize` can build, per backend (names from sdk.vocab)
+BUILDS: dict[str, tuple[str, ...]] = {Backend.ONNXRUNTIME.value: PRECISIONS,
+                                      Backend.LITERT.value: (Precision.FP32.value, Precision.INT8.value,
+                                                             Precision.INT8_MIXED.value)}
+ONNX_TIERS = BUILDS["onnxruntime"]
+LITERT_TIERS = BUILDS["litert"]
+ALL_TIERS = tuple(f"{t}/{b}" for b, tiers in BUILDS.items() for t in tiers)
 
 
 @dataclass
@@ -43,7 +48,7 @@ class TierResult:
 
 
 def file_name(tier: str, backend: str) -> str:
-    return f"model.{tier}.{'tflite' if backend == 'litert' else 'onnx'}"
+    return f"model.{tier}{FILE_SUFFIX[backend]}"
 
 
 def build_tier(key: str, fp32: Path, folder: Path, build: Callable[[Path], dict[str, Any] | None]) -> TierResult:
@@ -107,11 +112,18 @@ def dynamic_builder(src: Path) -> Callable[[Path], dict[str, Any]]:
     return build
 
 
-def tflite_builder(src: Path, calib: Dataset | None, limit: int | None) -> Callable[[Path], dict[str, Any]]:
+def tflite_builder(src: Path, calib: Dataset | None, limit: int | None,
+                   float_layers: list[str] | None = None) -> Callable[[Path], dict[str, Any]]:
+    """LiteRT fp32 (``calib`` None), full int8, or int8 with ``float_layers`` (and the ops after
+    each up to the next weighted layer) kept in float: int8-mixed, from the ONNX mixed search."""
+    from sdk.optimize.quantize import float_region
     from sdk.optimize.tflite_export import onnx_to_tflite
 
     def build(dst: Path) -> dict[str, Any]:
+        if float_layers is not None and not float_layers:
+            raise SkipTier("the mixed-precision search kept no layer in float (see int8-mixed/onnxruntime)")
         onnx_to_tflite(src, dst, int8=calib is not None,
-                       calibration=calib.samples(limit) if calib is not None else None)
-        return {"layout": "NHWC"}
+                       calibration=calib.samples(limit) if calib is not None else None,
+                       float_nodes=float_region(src, float_layers) if float_layers else ())
+        return {"layout": "NHWC", **({"excluded_nodes": float_layers} if float_layers else {})}
     return build

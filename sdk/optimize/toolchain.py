@@ -13,7 +13,6 @@ figures to an existing folder without rebuilding the tiers.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -31,8 +30,15 @@ from sdk.optimize import energy
 from sdk.optimize.data import Dataset, as_dataset
 from sdk.optimize.graph_stats import load_inferred
 from sdk.optimize.measure import agreement, latency, peak_memory_bytes, predict, score
-from sdk.optimize.profile import input_shape_of
-from sdk.optimize.sensitivity import LayerSensitivity, MixedResult, mixed_precision, sensitivity_scan
+from sdk.optimize.prepare import ShapeSpec, declared_input, prepare_model, resolve_shape
+from sdk.optimize.quantize import quantizable_nodes
+from sdk.optimize.sensitivity import (
+    LayerSensitivity,
+    MixedResult,
+    depth_ranking,
+    mixed_precision,
+    sensitivity_scan,
+)
 from sdk.optimize.tiers import (
     ALL_TIERS,
     TierResult,
@@ -43,9 +49,12 @@ from sdk.optimize.tiers import (
     int8_builder,
     tflite_builder,
 )
+from sdk.util.jsonutil import dumps
 
 log = logging.getLogger(__name__)
 LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
+SELECTION_FRACTION = 0.5  # int8-mixed: share of the evaluation data that chooses the float layers
+SCAN_MAX_LAYERS = 25  # int8-mixed: more weighted layers than this are ranked by depth, not scanned one by one
 
 
 @dataclass
@@ -59,32 +68,52 @@ class OptimizeResult:
     sensitivity: list[LayerSensitivity] = field(default_factory=list)
     mixed: MixedResult | None = None
     max_drop: float = 1.0
+    prepare: dict[str, Any] = field(default_factory=dict)  # opset upgrade, static input shape, pre-processing
 
     def tier(self, key: str) -> TierResult:
         return next(t for t in self.tiers if t.key == key)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "task": self.task, "device_class": self.device_class,
-                "fp32_score": self.fp32_score, "max_drop": self.max_drop,
+                "fp32_score": self.fp32_score, "max_drop": self.max_drop, "prepare": self.prepare,
                 "tiers": [t.to_dict() for t in self.tiers],
                 "sensitivity": [s.to_dict() for s in self.sensitivity],
                 "mixed": None if self.mixed is None else {
                     "excluded": self.mixed.excluded, "score": self.mixed.score, "drop_pts": self.mixed.drop_pts,
-                    "within_budget": self.mixed.within_budget, "steps": self.mixed.steps}}
+                    "within_budget": self.mixed.within_budget, "steps": self.mixed.steps,
+                    "selection": self.mixed.selection}}
 
 
 def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, task: str = "classification",
              name: str | None = None, labels: Sequence[str] = (), tiers: Sequence[str] = ALL_TIERS,
              method: str = "minmax", max_drop: float = 1.0, calib_limit: int | None = 256,
              eval_limit: int | None = 1000, device: str | None = None, power_table: str | Path | None = None,
-             report: bool = True) -> OptimizeResult:
-    """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model."""
+             report: bool = True, input_shape: ShapeSpec = None, decoder: str = "yolox") -> OptimizeResult:
+    """Build, verify and measure the ``tiers`` (``"<tier>/<backend>"`` keys) of an fp32 ONNX model.
+
+    Any opset ≥ 7 works (upgraded to the one the quantizer needs); symbolic input dimensions are
+    taken from the data or from ``input_shape`` (``"NAME=1x3x320x320"``, a list or ``{name: list}``),
+    and every tier is built at that static shape (see :mod:`sdk.optimize.prepare`).
+
+    ``task="detection"``: ``evalset`` is a COCO-style folder scored by mAP@0.5 after ``decoder``
+    (see :mod:`sdk.optimize.detection`), ``calib`` may be a folder of images."""
     src = Path(model)
-    load_inferred(src)  # a clear ModelError for a missing/unreadable model before anything else
-    shape = input_shape_of(src)
-    cal = as_dataset(calib, "calibration data").check(shape)
-    ev = as_dataset(evalset, "evaluation data").check(shape, need_labels=False)
+    in_name, declared = declared_input(load_inferred(src))  # a clear ModelError for a missing model first
+    if task == "detection":
+        from sdk.optimize.detection import load_detection_data
+        det_shape = resolve_shape(in_name, declared, [], input_shape) if None in declared[1:] or input_shape \
+            else [1, *declared[1:]]
+        calib, evalset = load_detection_data(calib, evalset, det_shape, calib_limit, eval_limit,  # type: ignore[arg-type]
+                                             decoder)
+    cal = as_dataset(calib, "calibration data").check(declared)  # type: ignore[arg-type]
+    ev = as_dataset(evalset, "evaluation data").check(declared, need_labels=False)  # type: ignore[arg-type]
+    shape = resolve_shape(in_name, declared, [(d.source, tuple(d.x.shape[1:])) for d in (cal, ev)], input_shape)
+    cal, ev = cal.check(shape), ev.check(shape, need_labels=False)
     ev = Dataset(ev.x[:eval_limit], None if ev.y is None else ev.y[:eval_limit], ev.source)
+    sel = None
+    mixed_keys = [t for t in tiers if t.startswith("int8-mixed/")]
+    if mixed_keys:  # choose the float layers on one part, report on the other
+        sel, ev = ev.split(SELECTION_FRACTION)
     unknown = [t for t in tiers if t not in ALL_TIERS]
     if unknown:
         raise ModelError(f"unknown tier(s) {unknown}; choose from {', '.join(ALL_TIERS)}")
@@ -95,17 +124,19 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     for old in work.glob("calibration.*.json"):
         old.unlink()
 
-    fp32_res = build_tier("fp32/onnxruntime", src, folder, fp32_builder(src))
+    prepared = work / "prepared.onnx"
+    info = prepare_model(src, prepared, shape)
+    fp32_res = build_tier("fp32/onnxruntime", prepared, folder, fp32_builder(prepared))
     if fp32_res.status != "ok":
         raise ModelError(f"{src}: cannot copy the fp32 model: {fp32_res.reason}")
     fp32 = folder / fp32_res.file  # type: ignore[operator]
     fp32_out = predict(fp32, ev)
-    y = ev.y if ev.y is not None else fp32_out.reshape(len(fp32_out), -1).argmax(1)
+    y = ev.y if ev.y is not None else fp32_reference(fp32_out, task)
     if ev.y is None:
         log.warning("evaluation data has no labels: scores are agreement with fp32")
     fp32_score = score(fp32_out, y, task)
     res = OptimizeResult(folder, name or src.stem, task, device or detect_device_class(), fp32_score,
-                         [fp32_res], max_drop=max_drop)
+                         [fp32_res], max_drop=max_drop, prepare=info)
     builders = {
         "fp16/onnxruntime": lambda: fp16_builder(fp32),
         "int8/onnxruntime": lambda: int8_builder(fp32, cal, method, calib_limit, work / f"calibration.{method}.json"),
@@ -116,13 +147,21 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     for key in tiers:
         if key in builders:
             res.tiers.append(build_tier(key, fp32, folder, builders[key]()))
-        elif key == "int8-mixed/onnxruntime":
-            res.tiers.append(_mixed_tier(res, fp32, cal, ev, y, fp32_out, method, calib_limit, work))
+        elif mixed_keys and key == mixed_keys[0] and sel is not None:  # the search behind both int8-mixed tiers
+            mixed = _mixed_tier(res, fp32, cal, sel, method, calib_limit, work)
+            if "int8-mixed/onnxruntime" in tiers:
+                res.tiers.append(mixed)
+            elif mixed.file:
+                (folder / mixed.file).unlink(missing_ok=True)
+    if "int8-mixed/litert" in tiers:
+        float_layers = [] if res.mixed is None or res.mixed.path is None else res.mixed.excluded
+        res.tiers.append(build_tier("int8-mixed/litert", fp32, folder, tflite_builder(fp32, cal, calib_limit,
+                                                                                        float_layers)))
     _check_tflite_agreement(res, folder, ev, fp32_out)
     measure_tiers(res, ev, y, shape, power_table)
     write_manifest(res, shape, labels)
-    (folder / "results.json").write_text(json.dumps(res.to_dict(), indent=2, default=float) + "\n")
-    (folder / "sensitivity.json").write_text(json.dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
+    (folder / "results.json").write_text(dumps(res.to_dict(), indent=2) + "\n")
+    (folder / "sensitivity.json").write_text(dumps([s.to_dict() for s in res.sensitivity], indent=2) + "\n")
     if report:
         from sdk.optimize.report import write_report
         write_report(res)
@@ -130,17 +169,31 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     return res
 
 
-def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, ev: Dataset, y: np.ndarray, fp32_out: np.ndarray,
-                method: str, calib_limit: int | None, work: Path) -> TierResult:
+def fp32_reference(fp32_out: np.ndarray, task: str) -> np.ndarray:
+    """Labels for unlabeled evaluation data: fp32's top-1 class, or (regression) fp32's outputs."""
+    return fp32_out.reshape(len(fp32_out), -1).argmax(1) if task == "classification" else fp32_out
+
+
+def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, method: str,
+                calib_limit: int | None, work: Path) -> TierResult:
+    """Rank the layers and choose those kept in float on ``sel`` (the selection part of the evaluation
+    data); the tier is scored later on the report part like every other tier."""
     out = TierResult("int8-mixed", "onnxruntime", "model.int8-mixed.onnx")
     try:
-        res.sensitivity = sensitivity_scan(fp32, cal, ev, task=res.task, method=method, workdir=work, labels=y,
-                                           fp32_outputs=fp32_out, fp32_score=res.fp32_score or 0.0,
-                                           calib_limit=calib_limit)
-        res.mixed = mixed_precision(fp32, res.folder / out.file, cal, ev, task=res.task, method=method,
-                                    workdir=work, labels=y, ranking=res.sensitivity,
-                                    fp32_score=res.fp32_score or 0.0, max_drop=res.max_drop,
+        sel_out = predict(fp32, sel)
+        y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
+        sel_score = score(sel_out, y, res.task)
+        by_depth = len(quantizable_nodes(fp32)) > SCAN_MAX_LAYERS
+        if not by_depth:
+            res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work,
+                                               labels=y, fp32_outputs=sel_out, fp32_score=sel_score,
+                                               calib_limit=calib_limit)
+        res.mixed = mixed_precision(fp32, res.folder / out.file, cal, sel, task=res.task, method=method,
+                                    workdir=work, labels=y, ranking=depth_ranking(fp32) if by_depth
+                                    else res.sensitivity, fp32_score=sel_score, max_drop=res.max_drop,
                                     calib_limit=calib_limit)
+        res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION,
+                               "ranking": "depth (input first)" if by_depth else "per-layer sensitivity"}
     except (EmberError, OSError, ValueError, RuntimeError) as e:
         out.status, out.reason, out.file = "failed", f"{type(e).__name__}: {e}", None
         return out
@@ -190,7 +243,12 @@ def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape:
         path = res.folder / t.file  # type: ignore[operator]
         try:
             if y is not None:
-                t.score = score(predict(path, ev), y, res.task)
+                out = predict(path, ev)
+                if not np.isfinite(out).all():
+                    t.status, t.reason = "failed", ("outputs are not finite (NaN/inf) on the evaluation data: "
+                                                    "this precision cannot represent the model's values")
+                    continue
+                t.score = score(out, y, res.task)
                 t.drop_pts = (res.fp32_score - t.score) if res.fp32_score is not None else None
             t.peak_mem_bytes = peak_memory_bytes(path, shape)
         except EmberError as e:

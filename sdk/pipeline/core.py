@@ -1,8 +1,12 @@
-"""``Pipeline``: source → stages → sinks, each in its own thread, joined by bounded queues.
+"""``Pipeline``: source → stages → sinks in threads joined by bounded queues.
 
-Threads: one reads the source, one per ``Stage``, one writes every sink. Each stage has exactly
-one worker and every queue is FIFO, so items leave in source order (drops remove items, they
-never reorder them). Shutdown:
+Threads (``sdk.pipeline.layout``): the steps (read the source, each ``Stage``, write every sink)
+are cut into consecutive segments, one thread each, chosen from the CPUs available: one thread on
+one CPU (a live source keeps its own reader), ``cores + 1`` at most otherwise; ``threads=N`` asks
+for ``N`` (``threads=n_stages + 2`` gives every step its own thread). Each step runs in exactly one
+thread and every queue is FIFO, so items leave in source order (drops remove items, they never
+reorder them). Each stage's input queue applies its policy wherever a thread boundary falls on it.
+Shutdown:
 
 * source end (or a source error): an ``END`` marker follows the last item; each thread drains its
   queue, passes the marker on and exits.
@@ -27,6 +31,7 @@ from typing import Any
 from sdk.errors import ConfigError, EmberError, PipelineError
 from sdk.events import EventBus, default_bus
 from sdk.pipeline.gil import lower_switch_interval, restore_switch_interval
+from sdk.pipeline.layout import segments, thread_count
 from sdk.pipeline.packet import Packet, Stage, StopPipeline, sink_name
 from sdk.pipeline.queues import END, StageQueue, resolve_policy
 from sdk.pipeline.stats import PipelineStats, RateMeter, RollingWindow, stage_latencies
@@ -34,6 +39,7 @@ from sdk.sources.base import Source
 
 log = logging.getLogger(__name__)
 
+StageFns = list[tuple[Stage, Callable[[float], None]]]  # a thread's stages with their latency windows
 SOURCE_GRACE_S = 1.0  # after stop(), how long a source blocked in a read gets before it is closed
 
 
@@ -45,18 +51,21 @@ class Pipeline:
     (raise ``PipelineError`` from ``run``) or ``skip`` (drop the item, count it in
     ``stats().errors``). Every error is also published as a ``pipeline.error`` event on ``bus``
     (default: ``sdk.events.default_bus``; with ``skip`` at most one per stage per second).
-    ``switch_interval``: the GIL switch interval (s) while running (see ``sdk.pipeline.gil``);
-    None leaves the interpreter's setting alone.
+    ``switch_interval``: the GIL switch interval (s) while running with more than one thread (see
+    ``sdk.pipeline.gil``); None leaves the interpreter's setting alone. ``threads``: how many threads
+    run the steps (None: chosen from the CPUs this process may use, see ``sdk.pipeline.layout``).
     """
 
     def __init__(self, source: Source | str, stages: Sequence[Stage] = (), sinks: Sequence[Any] = (),
                  policy: str = "auto", queue_size: int = 8, on_error: str = "stop",
                  bus: EventBus | None = None, name: str = "pipeline", stats_window: int = 512,
-                 switch_interval: float | None = 0.001) -> None:
+                 switch_interval: float | None = 0.001, threads: int | None = None) -> None:
         if isinstance(source, str):
             from sdk.sources.registry import open_source
 
             source = open_source(source)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be a whole number >= 1 (or None for automatic), got {threads!r}")
         if on_error not in ("stop", "skip"):
             raise ConfigError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
         names = [s.name for s in stages]
@@ -65,12 +74,14 @@ class Pipeline:
         self.source = source
         self.stages = list(stages)
         self.sinks = list(sinks)
+        self._sink_names = [(sink_name(x), x) for x in self.sinks]
         self.on_error = on_error
         self.bus = bus if bus is not None else default_bus
         self.name = name
         self.switch_interval = switch_interval
+        self.threads = threads
         self._lowered = False
-        live = bool(source.meta.get("live", False))
+        live = self._live = bool(source.meta.get("live", False))
         resolve_policy(policy, live)  # validates
         self._queues = [StageQueue(s.name, s.queue_size or queue_size, resolve_policy(s.policy or policy, live))
                         for s in self.stages]
@@ -85,6 +96,7 @@ class Pipeline:
         self._items_out = 0
         self._discarded = 0  # items in a thread's hands when StopPipeline was raised
         self._threads: list[threading.Thread] = []
+        self._in_read = False  # the source thread is inside the source's read (not in a stage)
         self._stop_reason: str | None = None
         self._failure: tuple[str, BaseException] | None = None
         self._abort = threading.Event()
@@ -100,17 +112,24 @@ class Pipeline:
             raise PipelineError("pipeline", "already started; a Pipeline runs once, make a new one")
         self._started = True
         self._open_all()
-        if self.switch_interval is not None:
+        n = len(self.stages)
+        segs = segments(n, thread_count(n, self._live, self.threads))
+        if self.switch_interval is not None and len(segs) > 1:
             lower_switch_interval(self.switch_interval)
             self._lowered = True
         self._t_start = time.monotonic()
-        targets: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [("source", self._source_loop, ())]
-        for i, stage in enumerate(self.stages):
-            targets.append((stage.name, self._stage_loop, (stage, self._queues[i], self._queues[i + 1])))
-        targets.append(("sinks", self._sink_loop, ()))
-        for tname, fn, args in targets:
+        for first, stop in segs:
+            stages = [(st, self._windows[st.name].add) for st in self.stages[max(first, 1) - 1: min(stop, n + 1) - 1]]
+            out = self._write_sinks if stop == n + 2 else self._queues[stop - 1].put
+            out_q = None if stop == n + 2 else self._queues[stop - 1]
+            if first == 0:
+                fn, args, tname = self._source_loop, (stages, out, out_q), "source"
+            else:
+                fn, args, tname = self._queue_loop, (self._queues[first - 1], stages, out, out_q), \
+                    self.stages[first - 1].name if first <= n else "sinks"
             t = threading.Thread(target=fn, args=args, name=f"{self.name}:{tname}", daemon=True)
             self._threads.append(t)
+        for t in self._threads:
             t.start()
         return self
 
@@ -131,13 +150,19 @@ class Pipeline:
         if not self._started:
             raise PipelineError("pipeline", "join() before start(); use run() or start() first")
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self._threads[1:]:  # stages and sinks end promptly once the queues close
-            while t.is_alive():
-                if deadline is not None and time.monotonic() >= deadline:
-                    return self.stats()
-                t.join(0.1)
+        while not self._workers_done():  # stages and sinks end promptly once the queues close
+            if deadline is not None and time.monotonic() >= deadline:
+                return self.stats()
+            self._threads[-1].join(0.1)
         self._join_source()
         return self._finish()
+
+    def _workers_done(self) -> bool:
+        """Every thread but the source's has ended, and the source's too if it is the only one and
+        the pipeline was not stopped (a stopped source thread is left to ``_join_source``)."""
+        if any(t.is_alive() for t in self._threads[1:]):
+            return False
+        return len(self._threads) > 1 or self._abort.is_set() or not self._threads[0].is_alive()
 
     def run(self, on_stats: Callable[[PipelineStats], None] | None = None,
             stats_every: float = 5.0) -> PipelineStats:
@@ -166,7 +191,7 @@ class Pipeline:
 
     def _wait(self, on_stats: Callable[[PipelineStats], None] | None, stats_every: float) -> None:
         next_report = time.monotonic() + stats_every
-        while any(t.is_alive() for t in self._threads[1:]):
+        while not self._workers_done():
             self._threads[-1].join(0.05)  # short waits so SIGINT is handled promptly
             if on_stats is not None and time.monotonic() >= next_report:
                 next_report += stats_every
@@ -205,68 +230,69 @@ class Pipeline:
         )
 
     # ---------------------------------------------------------------- threads
-    def _source_loop(self) -> None:
-        put = self._queues[0].put
-        abort = self._abort
+    def _source_loop(self, stages: StageFns, out: Callable[[Packet], bool], out_q: StageQueue | None) -> None:
+        """Read the source, run this thread's stages on each item and hand it on (``out``)."""
+        abort, it = self._abort, iter(self.source)
         try:
-            for item in self.source:
+            while True:
+                self._in_read = True
+                item = next(it, None)
+                self._in_read = False
+                if item is None:
+                    break
                 self._items_in += 1
-                if not put(Packet(item, item.data)) or abort.is_set():
+                if not self._steps(Packet(item, item.data), stages, out) or abort.is_set():
                     break
         except Exception as e:  # noqa: BLE001 - reported with the stage name
             if not abort.is_set():  # errors after stop() come from closing a blocked source
                 self._fail("source", e, None, fatal=True)
         finally:
-            put(END)
+            self._in_read = False
+            if out_q is not None:
+                out_q.put(END)
 
-    def _stage_loop(self, stage: Stage, qin: StageQueue, qout: StageQueue) -> None:
-        get, put, fn, name = qin.get, qout.put, stage.fn, stage.name
-        add = self._windows[name].add
+    def _queue_loop(self, qin: StageQueue, stages: StageFns, out: Callable[[Packet], bool],
+                    out_q: StageQueue | None) -> None:
+        """Take items from ``qin``, run this thread's stages on each and hand it on, until ``END``."""
+        get = qin.get
+        try:
+            while True:
+                pkt = get()
+                if pkt is END or not self._steps(pkt, stages, out):
+                    return
+        finally:
+            if out_q is not None:
+                out_q.put(END)
+
+    def _steps(self, pkt: Packet, stages: StageFns, out: Callable[[Packet], bool]) -> bool:
+        """Run ``stages`` on ``pkt`` then ``out``; False when this thread must end."""
         clock = time.perf_counter
-        while True:
-            pkt = get()
-            if pkt is END:
-                put(END)
-                return
+        for stage, add in stages:
             t0 = clock()
             try:
-                pkt.value = fn(pkt.value)
+                pkt.value = stage.fn(pkt.value)
             except Exception as e:  # noqa: BLE001 - reported with the stage name
-                if self._fail(name, e, pkt):
-                    continue
-                put(END)
-                return
+                return self._fail(stage.name, e, pkt)  # True: skipped, go on with the next item
             ms = (clock() - t0) * 1000.0
-            pkt.timings[name] = ms
+            pkt.timings[stage.name] = ms
             add(ms)
-            put(pkt)
+        return out(pkt)
 
-    def _sink_loop(self) -> None:
-        get = self._queues[-1].get
-        sinks = [(sink_name(s), s) for s in self.sinks]
-        add_sink, add_latency, mark = self._windows["sinks"].add, self._latency.add, self._rate.mark
-        clock, monotonic = time.perf_counter, time.monotonic
-        while True:
-            pkt = get()
-            if pkt is END:
-                return
-            now = monotonic()
-            pkt.latency_ms = (now - pkt.item.timestamp) * 1000.0
-            t0 = clock()
-            ok = True
-            for name, sink in sinks:
-                try:
-                    sink.write(pkt)
-                except Exception as e:  # noqa: BLE001 - reported with the sink name
-                    ok = False
-                    if not self._fail(name, e, pkt):
-                        return
-                    break
-            if ok:
-                add_sink((clock() - t0) * 1000.0)
-                add_latency(pkt.latency_ms)
-                mark(now)
-                self._items_out += 1
+    def _write_sinks(self, pkt: Packet) -> bool:
+        """Write ``pkt`` to every sink; False when this thread must end."""
+        now = time.monotonic()
+        pkt.latency_ms = (now - pkt.item.timestamp) * 1000.0
+        t0 = time.perf_counter()
+        for name, sink in self._sink_names:
+            try:
+                sink.write(pkt)
+            except Exception as e:  # noqa: BLE001 - reported with the sink name
+                return self._fail(name, e, pkt)  # True: skipped (not counted out), go on
+        self._windows["sinks"].add((time.perf_counter() - t0) * 1000.0)
+        self._latency.add(pkt.latency_ms)
+        self._rate.mark(now)
+        self._items_out += 1
+        return True
 
     # ---------------------------------------------------------------- helpers
     def _fail(self, stage: str, exc: BaseException, pkt: Packet | None, fatal: bool = False) -> bool:
@@ -338,7 +364,10 @@ class Pipeline:
 
     def _join_source(self) -> None:
         t = self._threads[0]
-        t.join(SOURCE_GRACE_S if self._abort.is_set() else None)
+        while True:  # after stop(): a thread busy in a stage ends after it; one blocked in a read gets a grace
+            t.join(SOURCE_GRACE_S if self._abort.is_set() else None)
+            if not t.is_alive() or self._in_read:
+                break
         if t.is_alive():  # blocked in a read: closing the source unblocks it
             try:
                 self.source.close()

@@ -13,17 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated ``q``-th percentile (0..100) of an already sorted list; NaN when empty."""
-    if not sorted_values:
-        return math.nan
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+from sdk.util.timing import percentile, percentiles  # the one percentile (re-exported here)
 
 
 class RollingWindow:
@@ -47,8 +37,7 @@ class RollingWindow:
                 continue
 
     def percentiles(self, *qs: float) -> tuple[float, ...]:
-        values = sorted(self.snapshot())
-        return tuple(percentile(values, q) for q in qs)
+        return percentiles(self.snapshot(), *qs)
 
 
 class TimedWindow:
@@ -70,7 +59,7 @@ class TimedWindow:
         """The ``q``-th percentile (0..100) of the samples at or after ``since``; None with fewer
         than ``min_count`` of them."""
         xs = [v for t, v in self._samples if t >= since]
-        return float(np.percentile(xs, q)) if len(xs) >= min_count else None
+        return percentile(xs, q) if len(xs) >= min_count else None
 
 
 class RateMeter:

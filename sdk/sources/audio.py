@@ -23,7 +23,7 @@ from sdk.errors import SourceError
 from sdk.sources.base import BaseSource
 from sdk.sources.common import Pacer, require_path
 from sdk.sources.resample import Resampler
-from sdk.sources.uri import ParsedUri, optional, options, parse_uri, to_bool
+from sdk.sources.uri import ParsedUri, bounded, optional, options, parse_uri, to_bool
 
 Entry = tuple[Any, float | None, Mapping[str, Any] | None]
 
@@ -37,14 +37,14 @@ def resample_mode(value: Any) -> str | None:
 
 
 AUDIO_OPTIONS = {
-    "rate": (optional(int), None),       # output rate; default: the file's/device's own rate
-    "channels": (optional(int), None),   # 1 mixes down; default: as recorded
-    "chunk_ms": (float, 1000.0),
-    "hop_ms": (optional(float), None),   # default: chunk_ms (no overlap)
+    "rate": (optional(bounded(int, 1000, 768_000)), None),  # output rate; default: the file's/device's
+    "channels": (optional(bounded(int, 1, 64)), None),      # 1 mixes down; default: as recorded
+    "chunk_ms": (bounded(float, 1.0, 60_000.0), 1000.0),
+    "hop_ms": (optional(bounded(float, 1.0, 60_000.0)), None),   # default: chunk_ms (no overlap)
     "resample": (resample_mode, "sinc"),
     "pad": (bool, True),                 # zero-pad the last partial chunk of a file
     "realtime": (bool, False),           # files: deliver at the pace of a live microphone
-    "buffer_s": (float, 5.0),            # mic: ring buffer length; older audio is dropped (overflows)
+    "buffer_s": (bounded(float, 0.1, 600.0), 5.0),            # mic: ring buffer length; older audio is dropped (overflows)
 }
 
 
@@ -83,6 +83,9 @@ class Chunker:
         return window, self._pos, pad
 
 
+MAX_CHUNK_VALUES = 1 << 24  # samples x channels in one chunk (64 MiB of float32)
+
+
 class Shaper:
     """Mix down, resample and chunk raw audio blocks: the shared path of files and microphones."""
 
@@ -98,6 +101,10 @@ class Shaper:
         hop_ms = opts["hop_ms"] or opts["chunk_ms"]
         self.size = max(1, round(rate * opts["chunk_ms"] / 1000.0))
         self.hop = max(1, round(rate * hop_ms / 1000.0))
+        if self.size * channels > MAX_CHUNK_VALUES:
+            raise SourceError(uri, f"a chunk of {opts['chunk_ms']:g} ms at {rate} Hz x {channels} channel(s) is "
+                              f"{self.size * channels} samples, over the limit of {MAX_CHUNK_VALUES}",
+                              "use a shorter chunk_ms or a lower rate")
         self.rate, self.channels, self.mix = rate, channels, channels != in_channels
         self.resampler = Resampler(in_rate, rate, opts["resample"] or "sinc") if rate != in_rate else None
         self.chunker = Chunker(self.size, self.hop)

@@ -14,16 +14,16 @@ import numpy as np
 
 from sdk.sources.base import SourceStats
 from sdk.sources.common import Pacer
-from sdk.sources.uri import optional
+from sdk.sources.uri import bounded, optional
 
 Entry = tuple[Any, float | None, Mapping[str, Any] | None]
 
 BLOCK_OPTIONS = {
-    "rate": (optional(float), None),      # samples per second (CSV: inferred from a time column)
-    "block": (int, 1),                    # samples per item
-    "seq_col": (optional(int), None),     # column holding a sequence counter (removed from data)
-    "time_col": (optional(int), None),    # column holding time stamps (removed from data)
-    "time_scale": (float, 1.0),           # seconds per time-column unit (0.001 for milliseconds)
+    "rate": (optional(bounded(float, 0.001, 1e6)), None),      # samples per second (CSV: inferred from a time column)
+    "block": (bounded(int, 1, 1_000_000), 1),                    # samples per item
+    "seq_col": (optional(bounded(int, 0, 10_000)), None),     # column holding a sequence counter (removed from data)
+    "time_col": (optional(bounded(int, 0, 10_000)), None),    # column holding time stamps (removed from data)
+    "time_scale": (bounded(float, 1e-12, 1e6), 1.0),           # seconds per time-column unit (0.001 for milliseconds)
     "realtime": (bool, False),
 }
 

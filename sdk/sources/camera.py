@@ -15,17 +15,17 @@ from typing import Any
 
 from sdk.errors import SourceError
 from sdk.sources.live import LIVE_OPTIONS, Disconnected, Entry, LiveSource, stamp
-from sdk.sources.uri import ParsedUri, optional, options, parse_uri
+from sdk.sources.uri import ParsedUri, bounded, optional, options, parse_uri
 
 CaptureFactory = Callable[[], Any]
 
 CAMERA_OPTIONS = {
     **LIVE_OPTIONS,
-    "width": (optional(int), None),
-    "height": (optional(int), None),
-    "fps": (optional(float), None),
+    "width": (optional(bounded(int, 1, 16384)), None),
+    "height": (optional(bounded(int, 1, 16384)), None),
+    "fps": (optional(bounded(float, 0.01, 1000.0)), None),
     "platform": (str, "auto"),   # csi:// only: jetson | libcamera | auto
-    "flip": (int, 0),            # csi:// on Jetson: nvvidconv flip-method
+    "flip": (bounded(int, 0, 7), 0),            # csi:// on Jetson: nvvidconv flip-method
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sdk.errors import SourceError
 from sdk.sources.base import BaseSource
+from sdk.sources.uri import bounded
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,10 @@ Entry = tuple[Any, float | None, Mapping[str, Any] | None]
 
 # Options every live source accepts (see ``uri.options``).
 LIVE_OPTIONS = {
-    "buffer": (int, 2),            # ring capacity in items; older items are dropped (stats.dropped)
-    "backoff": (float, 0.5),       # first reconnect delay, seconds; doubles per failed try
-    "backoff_max": (float, 10.0),  # cap of the reconnect delay
-    "retries": (int, -1),          # give up after this many failed reconnects (-1: never)
+    "buffer": (bounded(int, 1, 100_000), 2),             # ring capacity in items; older items are dropped
+    "backoff": (bounded(float, 0.0, 3600.0), 0.5),       # first reconnect delay, seconds; doubles per try
+    "backoff_max": (bounded(float, 0.0, 3600.0), 10.0),  # cap of the reconnect delay
+    "retries": (bounded(int, -1, 1_000_000_000), -1),    # give up after this many failed reconnects (-1: never)
 }
 
 

@@ -22,7 +22,7 @@ from sdk.sources.base import BaseSource
 from sdk.sources.blocks import BLOCK_OPTIONS, Blocker, Entry, GapDetector, paced_blocks
 from sdk.sources.common import Pacer, require_path
 from sdk.sources.live import LIVE_OPTIONS, Disconnected, LiveSource, stamp
-from sdk.sources.uri import ParsedUri, options, parse_uri
+from sdk.sources.uri import ParsedUri, bounded, options, parse_uri
 
 _SPLIT = re.compile(r"[,;\s]+")
 SERIAL_FORMATS = ("csv", "json")
@@ -99,7 +99,8 @@ class SerialSource(LiveSource):
 def open_serial(uri: str, **kwargs: Any) -> SerialSource:
     """``open_source`` factory for ``serial:///dev/ttyUSB0?baud=115200&format=csv&block=36``."""
     parsed = parse_uri(uri)
-    spec = {**BLOCK_OPTIONS, **LIVE_OPTIONS, "baud": (int, 115200), "format": (str, "csv"), "buffer": (int, 256)}
+    spec = {**BLOCK_OPTIONS, **LIVE_OPTIONS, "baud": (bounded(int, 50, 16_000_000), 115200),
+            "format": (str, "csv"), "buffer": (bounded(int, 1, 1_000_000), 256)}
     spec.pop("realtime")
     opts = options(parsed, kwargs, spec)
     if opts["format"] not in SERIAL_FORMATS:

@@ -23,17 +23,22 @@ from sdk.sources.base import BaseSource
 from sdk.sources.blocks import Entry
 from sdk.sources.common import Pacer
 from sdk.sources.ecg import EcgGenerator
-from sdk.sources.uri import optional, options, parse_uri
+from sdk.sources.uri import bounded, optional, options, parse_uri
 
-COMMON = {"seed": (int, 0), "realtime": (bool, False), "duration": (optional(float), None)}
+_UNIT = bounded(float, 0.0, 1.0)
+_LEVEL = bounded(float, 0.0, 100.0)
+COMMON = {"seed": (bounded(int, 0, 2**63 - 1), 0), "realtime": (bool, False),
+          "duration": (optional(bounded(float, 0.0, 1e7)), None)}
 SPECS: dict[str, dict[str, Any]] = {
-    "ecg": {**COMMON, "rate": (float, 360.0), "hr": (float, 72.0), "hrv": (float, 0.03),
-            "ectopic": (float, 0.0), "atrial": (float, 0.0), "noise": (float, 0.01),
-            "wander": (float, 0.05), "mains": (float, 0.0), "block": (int, 36)},
-    "video": {**COMMON, "pattern": (str, "box"), "width": (int, 320), "height": (int, 240),
-              "fps": (float, 30.0), "frames": (optional(int), None), "size": (int, 48)},
-    "tone": {**COMMON, "freq": (float, 440.0), "rate": (int, 16000), "amplitude": (float, 0.5),
-             "noise": (float, 0.0), "chunk_ms": (float, 1000.0), "hop_ms": (optional(float), None)},
+    "ecg": {**COMMON, "rate": (bounded(float, 1.0, 100_000.0), 360.0), "hr": (bounded(float, 1.0, 1000.0), 72.0),
+            "hrv": (_UNIT, 0.03), "ectopic": (_UNIT, 0.0), "atrial": (_UNIT, 0.0), "noise": (_LEVEL, 0.01),
+            "wander": (_LEVEL, 0.05), "mains": (_LEVEL, 0.0), "block": (bounded(int, 1, 1_000_000), 36)},
+    "video": {**COMMON, "pattern": (str, "box"), "width": (bounded(int, 1, 4096), 320),
+              "height": (bounded(int, 1, 4096), 240), "fps": (bounded(float, 0.01, 1000.0), 30.0),
+              "frames": (optional(bounded(int, 0, 1_000_000_000)), None), "size": (bounded(int, 1, 4096), 48)},
+    "tone": {**COMMON, "freq": (bounded(float, 0.0, 384_000.0), 440.0), "rate": (bounded(int, 1000, 768_000), 16000),
+             "amplitude": (_LEVEL, 0.5), "noise": (_LEVEL, 0.0), "chunk_ms": (bounded(float, 1.0, 60_000.0), 1000.0),
+             "hop_ms": (optional(bounded(float, 1.0, 60_000.0)), None)},
 }
 PATTERNS = ("box", "bars", "noise")
 

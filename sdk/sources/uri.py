@@ -3,11 +3,13 @@
 The target is everything between ``://`` and ``?`` (so ``file://clips/a.mp4`` is the relative
 path ``clips/a.mp4`` and ``file:///data/a.mp4`` the absolute one). Query values are strings;
 ``options()`` converts them to the types a source declares, and keyword arguments win over the
-query string.
+query string. Numeric options declare their bounds (``bounded(int, 1, 768_000)``), checked here,
+before any source allocates anything; a float must also be finite.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,8 +67,28 @@ def optional(kind: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
+class OutOfRange(ValueError):
+    """A value of the right type outside the option's declared bounds."""
+
+
+def bounded(kind: Callable[[Any], Any], lo: float, hi: float) -> Callable[[Any], Any]:
+    """A converter to ``kind`` (int or float) that accepts only ``lo <= value <= hi``."""
+
+    def convert(value: Any) -> Any:
+        x = _convert(kind, value)
+        if not lo <= x <= hi:
+            raise OutOfRange(f"must be between {lo:g} and {hi:g}")
+        return x
+
+    convert.__name__ = getattr(kind, "__name__", "value")
+    return convert
+
+
 def _convert(kind: Callable[[Any], Any], value: Any) -> Any:
-    return to_bool(value) if kind is bool else kind(value)
+    x = to_bool(value) if kind is bool else kind(value)
+    if isinstance(x, float) and not math.isfinite(x):
+        raise OutOfRange("must be a finite number")
+    return x
 
 
 Spec = Mapping[str, tuple[Callable[[Any], Any], Any]]
@@ -91,7 +113,10 @@ def options(parsed: ParsedUri, kwargs: Mapping[str, Any], spec: Spec,
         kind = spec[name][0]
         try:
             out[name] = _convert(kind, value)
-        except (TypeError, ValueError):
+        except OutOfRange as e:
+            raise SourceError(parsed.uri, f"option {name}={value!r} is out of range: {e}",
+                              f"fix the value of {name}") from None
+        except (TypeError, ValueError, OverflowError):
             raise SourceError(parsed.uri, f"option {name}={value!r} is not a valid "
                               f"{getattr(kind, '__name__', 'value')}", f"fix the value of {name}") from None
     return out

@@ -9,13 +9,12 @@ rejected (``cmd.rejected`` event); payloads are data, never code.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdk.vocab import backend_problem, tier_problem
+
 MAX_PAYLOAD = 4096
-TIER_RE = re.compile(r"^(pruned\d{2}-)?(fp32|fp16|int8|int8-dynamic|int8-mixed)$")
-BACKENDS = ("onnxruntime", "litert", "tinygrad")
 
 
 class CommandRejected(Exception):
@@ -30,15 +29,14 @@ class Command:
 
 
 def _tier(v: Any) -> str:
-    if not isinstance(v, str) or not TIER_RE.match(v):
-        raise CommandRejected(f"tier {v!r} is not a tier name (fp32, fp16, int8, int8-dynamic, int8-mixed, "
-                              "optionally prefixed prunedNN-)")
-    return v
+    if problem := tier_problem(v):
+        raise CommandRejected(problem)
+    return str(v)
 
 
 def _backend(v: Any) -> str:
-    if v not in BACKENDS:
-        raise CommandRejected(f"backend {v!r} is not one of {', '.join(BACKENDS)}")
+    if problem := backend_problem(v):
+        raise CommandRejected(problem)
     return str(v)
 
 

@@ -6,7 +6,6 @@ in the URI override ``username``/``password``. An empty ``broker`` means spool-o
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from collections.abc import Mapping
@@ -14,14 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sdk.config import check_section, config_section
 from sdk.errors import ConfigError
 
 SPOOL_POLICIES = ("drop_oldest", "refuse")
 
 
+@config_section("telemetry")
 @dataclass
 class TelemetrySettings:
-    """Every ``[telemetry]`` key; see the README for their meaning."""
+    """Every ``[telemetry]`` key, declared once (defaults and types); see the README for their meaning."""
 
     broker: str = ""
     fleet: str = "default"
@@ -74,9 +75,8 @@ class TelemetrySettings:
         section: Mapping[str, Any] = {}
         if config is not None:
             section = config.get("telemetry", config) if "telemetry" in config else config
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in {**dict(section), **overrides}.items() if k in known and v is not None}
-        s = cls(**values)
+        values = {k: v for k, v in {**dict(section), **overrides}.items() if v is not None}
+        s = cls(**check_section("telemetry", values, "telemetry settings"))
         return s.finish()
 
     def finish(self) -> TelemetrySettings:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from sdk.telemetry.core import Telemetry
+from sdk.util.timing import percentiles
 
 
 class TelemetrySink:
@@ -52,7 +53,7 @@ class TelemetrySink:
         now = time.monotonic()
         elapsed = max(now - self._last, 1e-9)
         lat = self._lat[: min(self._n_lat, self._lat.size)]
-        p50, p95 = (np.percentile(lat, [50, 95]).round(3).tolist() if lat.size else (None, None))
+        p50, p95 = (tuple(round(v, 3) for v in percentiles(lat.tolist(), 50, 95)) if lat.size else (None, None))
         pipeline = _as_dict(self.stats()) if self.stats is not None else None
         drops = None
         if pipeline:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+SHARED = Path(__file__).resolve().parents[3] / "shared"  # ../shared beside the checkout
+
 
 @pytest.fixture(scope="session")
 def fw_models():
@@ -72,3 +74,22 @@ def verify_plan(exported, int8_models, tmp_path_factory, need):
         (d / "src" / f"{name}_model.c").write_text(src)
         return firmware_export.verify_host(d, int8_models[name], n=200, cc="gcc")
     return run
+
+
+@pytest.fixture(scope="session")
+def mlperf():
+    """``../shared/models/mlperf_tiny`` name -> .tflite (the MLPerf Tiny reference models; read-only)."""
+    d = SHARED / "models" / "mlperf_tiny"
+    if not d.is_dir():
+        pytest.skip(f"MLPerf Tiny models not found at {d}")
+    return {"kws": d / "kws_ref_model.tflite", "vww": d / "vww_96_int8.tflite", "ad": d / "ad01_int8.tflite",
+            "ic": d / "pretrainedResnet_quant.tflite"}
+
+
+@pytest.fixture(scope="session")
+def cmsis_nn_dir():
+    """Arm CMSIS-NN sources for the --kernels cmsis-nn builds (``../shared/third_party``, never copied)."""
+    d = SHARED / "third_party" / "CMSIS-NN"
+    if not (d / "Include" / "arm_nnfunctions.h").is_file():
+        pytest.skip(f"CMSIS-NN not found at {d}")
+    return d

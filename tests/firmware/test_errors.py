@@ -45,20 +45,32 @@ def test_float_model_offers_the_fix(tmp_path):
     _no_leftovers(tmp_path, tmp_path / "out")
 
 
-def test_dynamic_shapes_rejected(tmp_path, int8_models):
+def _with_signature(raw: bytes, sig_of: object) -> bytes:
+    """The model with every activation tensor's shape_signature set to ``sig_of(shape)``."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
-    raw = int8_models["tiny_convnet"].read_bytes()
     m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(raw, 0))
-    t = m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]]
-    t.shapeSignature = [-1] + list(t.shape[1:])
+    for t in m.subgraphs[0].tensors:
+        if m.buffers[t.buffer].data is None and t.shape is not None and len(t.shape):
+            t.shapeSignature = sig_of(list(t.shape))  # type: ignore[operator]
     b = flatbuffers.Builder(0)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    dyn = tmp_path / "dyn.tflite"
-    dyn.write_bytes(bytes(b.Output()))
-    with pytest.raises(ExportError, match="dynamic shapes"):
-        firmware_export.export(dyn, tmp_path / "out")
+    return bytes(b.Output())
+
+
+def test_batch_minus_one_is_static_other_dynamic_dims_rejected(tmp_path, int8_models):
+    """Keras-converted models carry shape_signature -1 x ... with shape 1 x ...: static for export (as
+    TFLite Micro treats it). A -1 anywhere else still gets the clear error, and nothing is written."""
+    raw = int8_models["tiny_convnet"].read_bytes()
+    batch = _with_signature(raw, lambda shape: [-1] + shape[1:])
+    res = firmware_export.export(batch, tmp_path / "batch", name="b")
+    plain = firmware_export.export(raw, tmp_path / "plain", name="b")
+    assert (res.out_dir / "src" / "b.c").read_text() == (plain.out_dir / "src" / "b.c").read_text()
+    height = _with_signature(raw, lambda shape: shape[:1] + [-1] + shape[2:] if len(shape) == 4 else shape)
+    with pytest.raises(ExportError, match=r"dynamic shapes .*a -1 batch of 1 is fine.*fixed sizes"):
+        firmware_export.export(height, tmp_path / "out")
+    _no_leftovers(tmp_path, tmp_path / "out")
 
 
 def test_too_large_for_target(tmp_path, fw_models):

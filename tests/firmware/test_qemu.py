@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
 import pytest
 
 import firmware_export
+from firmware_export import toolchain
+from firmware_export.targets import TARGETS
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +28,29 @@ def test_cortex_m4_qemu_matches(exported, name):
     assert res["text"] > 0 and res["bss"] > 0
 
 
-def test_cortex_m0plus_build_runs(int8_models, tmp_path):
+def test_cortex_m0plus_code_runs_on_a_cortex_m0_machine(int8_models, tmp_path):
+    """M0+ code (ARMv6-M) runs on qemu's micro:bit, a Cortex-M0 (same instruction set; qemu has no M0+
+    machine), and matches LiteRT. The control: the same program built for an M3 faults there, so an
+    instruction outside ARMv6-M in the generated code would fail this test (on mps2-an385, an M3, it
+    would not)."""
     out = firmware_export.export(int8_models["tiny_convnet"], tmp_path / "m0", target="cortex-m0plus").out_dir
     res = firmware_export.verify_qemu(out)
-    assert res["ok"] and res["cpu"] == "cortex-m0plus", res
+    assert res["ok"] and res["cpu"] == "cortex-m0plus" and res["machine"] == "microbit", res
+    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
+    assert "microbit.ld" in (out / "Makefile").read_text() and (out / "mcu" / "microbit.ld").is_file()
+    m3 = dataclasses.replace(TARGETS["cortex-m0plus"], cflags=("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"))
+    build = toolchain.arm_build(out / "src", "ember_model", m3, tmp_path / "m3", out / "mcu" / "verify_main.c",
+                                extra_include=out / "mcu")
+    assert toolchain.qemu_run(build.elf, "mps2-an385", 60)[0] == 0  # M3 code on an M3: fine
+    rc, text = toolchain.qemu_run(build.elf, "microbit", 60)
+    assert rc != 0 and "fault" in text.lower()  # M3 code on an M0: a fault, not a pass
+
+
+def test_cortex_m7_code_runs_on_a_cortex_m7_machine(int8_models, tmp_path):
+    out = firmware_export.export(int8_models["tiny_convnet"], tmp_path / "m7", target="cortex-m7").out_dir
+    res = firmware_export.verify_qemu(out)
+    assert res["ok"] and res["cpu"] == "cortex-m7" and res["machine"] == "mps2-an500", res
+    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
 
 
 def test_exit_status_carries_a_mismatch(exported, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
@@ -111,3 +112,18 @@ def test_int8_needs_calibration_of_the_right_shape(trained_onnx: Path, tmp_path:
         onnx_to_tflite(trained_onnx, tmp_path / "b.tflite", int8=True, calibration=[np.zeros((1, 3, 8, 8))])
     with pytest.raises(ExportError, match="empty"):
         onnx_to_tflite(trained_onnx, tmp_path / "c.tflite", int8=True, calibration=[])
+
+
+def test_int8_with_float_nodes_keeps_those_layers_float(trained_onnx: Path, bars_data: dict, tmp_path: Path) -> None:
+    first_conv = next(n.name for n in onnx.load(str(trained_onnx)).graph.node if n.op_type == "Conv")
+    out = onnx_to_tflite(trained_onnx, tmp_path / "m.mixed.tflite", int8=True, calibration=bars_data["calib"],
+                         float_nodes=[first_conv])
+    it = _interp(out)
+    ops = it._get_ops_details()
+    convs = [op for op in ops if op["op_name"] == "CONV_2D"]
+    assert convs[0]["operand_types"][0] == np.float32 and convs[1]["operand_types"][0] == np.int8
+    assert {"DEQUANTIZE", "QUANTIZE"} <= {op["op_name"] for op in ops}
+    xs = bars_data["x_eval"][:60]
+    ref = np.stack([_onnx(trained_onnx, x[None])[0] for x in xs])
+    got = np.stack([_run_tflite(it, x[None])[0] for x in xs])
+    assert np.mean(ref.argmax(1) == got.argmax(1)) >= 0.9

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sdk.device import FakeClock, ScriptedDevice, drain, windows
 from sdk.errors import ModelError
 from sdk.events import EventBus
 from sdk.models.manager import ModelManager
 from sdk.models.manifest import Manifest
 from sdk.runtime.backends import load_backend
+from sdk.testing import FakeClock, ScriptedDevice, drain, windows
 
 
 @pytest.fixture
@@ -132,10 +132,10 @@ def test_battery_drain_switches_down_and_back_up(model_folder: Path, inputs, bus
 
 def test_from_config_reads_the_models_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from sdk.config import load_config
-    from sdk.device import FakeClock, ScriptedDevice
     from sdk.models.builtin import tiny_convnet
     from sdk.models.manager import ModelManager
     from sdk.models.variants import make_model_folder
+    from sdk.testing import FakeClock, ScriptedDevice
 
     make_model_folder(tmp_path / "m", tiny_convnet(tmp_path / "src.onnx", input_hw=(16, 16)), "m", tiers=("fp32",))
     toml = tmp_path / "ember.toml"

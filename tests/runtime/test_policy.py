@@ -6,20 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sdk.device import (
-    Device,
-    DeviceState,
-    FakeClock,
-    ScriptedDevice,
-    battery_reader,
-    drain,
-    jetson_power_mode_reader,
-    temperature_reader,
-    windows,
-)
+from sdk.device import Device, DeviceState, battery_reader, jetson_power_mode_reader, temperature_reader
 from sdk.errors import ConfigError
 from sdk.models.policy import Profile, TierPolicy, tier_quality
 from sdk.models.rules import Expression, load_rules, parse_rule
+from sdk.testing import FakeClock, ScriptedDevice, drain, windows
 
 
 def test_expressions_evaluate_and_handle_unknowns() -> None:

@@ -145,6 +145,17 @@ print(json.dumps(out))
 """
 
 
+def _sounddevice():  # type: ignore[no-untyped-def]
+    """sounddevice, or a skip that fails in CI: a missing package is not missing hardware
+    (``.ci/system-deps.sh`` installs libportaudio2, which brings ALSA's ``file`` PCM with it)."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as e:
+        pytest.skip(f"package missing: sounddevice with PortAudio (pip install sounddevice; "
+                    f"apt install libportaudio2): {e}")
+    return sounddevice
+
+
 def test_microphone_with_alsa_virtual_device(tmp_path: Path) -> None:
     """A real PortAudio capture stream from an ALSA ``file`` PCM (the kernel needs no sound card)."""
     import json
@@ -152,18 +163,13 @@ def test_microphone_with_alsa_virtual_device(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    try:
-        import sounddevice  # noqa: F401
-    except OSError:
-        pytest.skip("hardware: PortAudio library (libportaudio2) missing")
+    _sounddevice()
     t = np.arange(16000 * 2) / 16000
     (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tofile(tmp_path / "in.raw")
     (tmp_path / ".asoundrc").write_text(_VIRTUAL_MIC % (tmp_path / "in.raw"))
     env = {**os.environ, "HOME": str(tmp_path)}
     run = subprocess.run([sys.executable, "-c", _MIC_SCRIPT], check=False, env=env, capture_output=True, text=True,
                          timeout=60, cwd=Path(__file__).resolve().parents[2])
-    if run.returncode and "no such microphone" in run.stderr:
-        pytest.skip("hardware: ALSA has no virtual device support here")
     assert run.returncode == 0, run.stderr[-2000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(out["first"], 0.5 * np.sin(2 * np.pi * 440 * t[:16000]), atol=2e-4)
@@ -173,13 +179,8 @@ def test_microphone_with_alsa_virtual_device(tmp_path: Path) -> None:
 
 
 def test_microphone_through_sounddevice() -> None:
-    try:
-        import sounddevice as sd
-
-        has_input = any(d["max_input_channels"] > 0 for d in sd.query_devices())
-    except OSError:
-        has_input = False
-    if not has_input:
+    sd = _sounddevice()
+    if not any(d["max_input_channels"] > 0 for d in sd.query_devices()):
         pytest.skip("hardware: no microphone (PortAudio lists no input device)")
     with open_source("mic://default?rate=16000&chunk_ms=200") as src:
         item = next(iter(src))
@@ -194,7 +195,7 @@ def test_missing_microphone_is_a_source_error() -> None:
 def test_microphone_that_fails_to_start_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A PortAudio stream that is created but cannot start is closed, and the error is a SourceError.
     (The sound card is the only thing faked: no real device fails on demand.)"""
-    sd = pytest.importorskip("sounddevice", reason="hardware: PortAudio (libportaudio2) missing")
+    sd = _sounddevice()
     streams = []
 
     class FailingStream:

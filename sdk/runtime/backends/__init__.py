@@ -4,9 +4,11 @@
     model = load_backend("model.onnx", "onnxruntime", threads=2)
     probs, = model.run(x)
 
-Each runtime is one module here (``onnxruntime``, ``litert``, ``tinygrad``) defining a backend
-class and ``available() -> bool``; the runtime library itself is imported only when a model
-is loaded.
+Each runtime is one module here named after the backend (the names are ``sdk.vocab.BACKENDS``:
+``onnxruntime``, ``litert``, ``tinygrad``) defining ``available() -> bool``, ``missing_reason()``
+and a ``BaseBackend`` subclass whose ``name`` is the backend's name; that is how a name is
+resolved. The runtime library itself is imported only when a model is loaded. An unknown name is
+a ``BackendError`` listing the known ones.
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ from typing import Any
 
 from sdk.errors import BackendError
 from sdk.runtime.backends.base import Backend, BaseBackend, TensorSpec
+from sdk.vocab import BACKENDS, check_backend
 
-KNOWN_BACKENDS = ("onnxruntime", "litert", "tinygrad")
-_CLASSES = {"onnxruntime": "OnnxRuntimeBackend", "litert": "LiteRTBackend", "tinygrad": "TinygradBackend"}
+KNOWN_BACKENDS = BACKENDS
 
 __all__ = ["KNOWN_BACKENDS", "Backend", "BaseBackend", "TensorSpec", "available_backends", "get_backend",
            "load_backend"]
 
 
 def _module(name: str) -> Any:
-    if name not in _CLASSES:
-        raise BackendError(f"unknown backend {name!r} (known: {', '.join(KNOWN_BACKENDS)})")
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(f"{__name__}.{check_backend(name)}")
 
 
 def get_backend(name: str) -> type[BaseBackend]:
@@ -36,7 +36,10 @@ def get_backend(name: str) -> type[BaseBackend]:
     module = _module(name)
     if not module.available():
         raise BackendError(f"backend {name!r} is not usable here: {module.missing_reason()}")
-    return getattr(module, _CLASSES[name])
+    for obj in vars(module).values():
+        if isinstance(obj, type) and issubclass(obj, BaseBackend) and obj.name == name:
+            return obj
+    raise BackendError(f"backend module {module.__name__} defines no BaseBackend named {name!r}")
 
 
 def available_backends() -> list[str]:
