@@ -9,7 +9,6 @@ switches on a synthetic sequence (real object crops from val moving over a real 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2
 import numpy as np
-from _util import REPO, write_result
+from _util import REPO, load, write_result
 
 from apps.vision import MODEL_DIR
 from apps.vision.app import make_scene
@@ -36,12 +35,6 @@ from sdk.pipeline import Pipeline, VideoSink
 DATA = REPO.parent / "shared" / "data" / "detection"
 TEACHER = REPO.parent / "shared" / "models" / "yolox_nano.onnx"
 COCO8 = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck"]
-
-
-def git_state() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def yolox_folder(work: Path) -> Path:
@@ -148,6 +141,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100, help="latency runs per model (interleaved)")
     ap.add_argument("--frames", type=int, default=90, help="frames of the synthetic tracking clip")
     args = ap.parse_args()
+    load_before = load()
     val = load_folder(DATA / "val")
     work = Path(tempfile.mkdtemp(prefix="vision-bench-"))
     yolox = yolox_folder(work)
@@ -166,7 +160,6 @@ def main() -> None:
     ember_int8 = next((r for r in rows if r["name"] == "ember" and r["tier"] == "int8"
                        and r["backend"] == "onnxruntime"), None)
     result = {
-        **git_state(),
         "data": "detection/val (114 images), mAP@0.5 VOC all-point, labeled_classes honoured",
         "threads": 1,
         "models": rows,
@@ -186,7 +179,7 @@ def main() -> None:
     result["pipeline_fps"] = max(p["fps"] for p in result["pipeline"] if p["model"] == "ember")
     result["tracking"]["mota"] = result["tracking"]["ember_fp32"]["mota"]
     result["tracking"]["id_switches"] = result["tracking"]["ember_fp32"]["id_switches"]
-    write_result("vision", result)
+    write_result("vision", result, load_before)
 
 
 if __name__ == "__main__":
