@@ -3,7 +3,7 @@ MACs, size and 1-thread latency of Ember's detector per tier and of YOLOX-nano, 
 in the same run; end-to-end pipeline fps on a clip with tracking and drawing; tracking MOTA and ID
 switches on a synthetic sequence (real object crops from val moving over a real background).
 
-    PYTHONPATH=. .venv/bin/python bench/vision.py [--runs 100] [--frames 90]
+    PYTHONPATH=. .venv/bin/python bench/vision.py [--rounds 10] [--frames 90]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sdk.detect.metrics import mot_metrics
 from sdk.models.manifest import Manifest
 from sdk.optimize.graph_stats import layer_stats
 from sdk.pipeline import Pipeline, VideoSink
+from sdk.util.timing import interleave, percentile, time_calls
 
 DATA = REPO.parent / "shared" / "data" / "detection"
 TEACHER = REPO.parent / "shared" / "models" / "yolox_nano.onnx"
@@ -64,23 +65,17 @@ def measure(name: str, folder: Path, tier: str, backend: str, val: list) -> dict
             "input": list(m.input["shape"])}
 
 
-def latencies(rows: list[dict[str, Any]], folders: dict[str, Path], image: np.ndarray, runs: int) -> None:
-    """1-thread latency of every model, interleaved (one run of each in turn) so that the other
-    processes on this shared machine load them all alike; p50 and the best run, in ms."""
-    dets, xs = [], []
-    for r in rows:
-        det = Detector.from_folder(folders[r["name"]], tier=r["tier"], backend=r["backend"], threads=1)
-        dets.append(det)
-        xs.append(det.preprocess(image)[0])
-    times: list[list[float]] = [[] for _ in rows]
-    for _ in range(runs):
-        for i, det in enumerate(dets):
-            t0 = time.perf_counter()
-            det.infer(xs[i])
-            times[i].append((time.perf_counter() - t0) * 1e3)
-    for r, t, det in zip(rows, times, dets):
-        r["latency_ms"] = round(float(np.percentile(t, 50)), 3)
-        r["latency_ms_min"] = round(float(np.min(t)), 3)
+def latencies(rows: list[dict[str, Any]], folders: dict[str, Path], image: np.ndarray, rounds: int) -> None:
+    """1-thread latency of every model in interleaved rounds (``sdk.util.timing``) so that the other
+    processes on this shared machine load them all alike: median of the rounds' p50, and the best run."""
+    dets = [Detector.from_folder(folders[r["name"]], tier=r["tier"], backend=r["backend"], threads=1) for r in rows]
+    xs = [det.preprocess(image)[0] for det in dets]
+    calls = {str(i): (lambda d=det, x=x: time_calls(lambda: d.infer(x), runs=10, warmup=2))
+             for i, (det, x) in enumerate(zip(dets, xs))}
+    timed = interleave(calls, rounds)
+    for i, (r, det) in enumerate(zip(rows, dets)):
+        r["latency_ms"] = round(percentile([t.p50_ms for t in timed[str(i)]], 50), 3)
+        r["latency_ms_min"] = round(min(t.min_ms for t in timed[str(i)]), 3)
         det.close()
 
 
@@ -138,7 +133,7 @@ def pipeline_fps(clip: str, folder: Path, tier: str, work: Path) -> dict[str, An
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=100, help="latency runs per model (interleaved)")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved latency rounds (10 runs of each model each)")
     ap.add_argument("--frames", type=int, default=90, help="frames of the synthetic tracking clip")
     args = ap.parse_args()
     load_before = load()
@@ -146,7 +141,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vision-bench-"))
     yolox = yolox_folder(work)
     rows = [measure(*m, val) for m in models(yolox)]
-    latencies(rows, {"yolox_nano": yolox, "ember": MODEL_DIR}, cv2.imread(str(val[0].path)), args.runs)
+    latencies(rows, {"yolox_nano": yolox, "ember": MODEL_DIR}, cv2.imread(str(val[0].path)), args.rounds)
     teacher = rows[0]
     for r in rows[1:]:
         r["map50_vs_yolox"] = round(r["map50"] / max(teacher["map50"], 1e-9), 3)
