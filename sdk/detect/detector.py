@@ -141,11 +141,12 @@ class Detector:
 
         options = {"backend_options": {b: {"threads": threads} for b in ("onnxruntime", "litert", "tinygrad")},
                    "measure": "never", "initial": tier, **manager_options}
-        if backend:
-            options["backends"] = [backend]
+        if tier or backend:  # pinned: load it now, in this thread
+            options["background"] = False
         manager = ModelManager.from_config(folder, config, **options)
-        if tier:
-            manager.pin(tier, backend)
+        if tier or backend:
+            manager.pin(tier or manager.tier, backend)
+            manager(manager.store.example_input())  # the switch happens at a frame
         return cls(manager, threshold)
 
     @property
