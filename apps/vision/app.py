@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sdk.errors import EmberError
+
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
@@ -115,6 +117,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from apps.vision.evaluate import evaluate_detector
     from sdk.detect import Detector
 
+    if not (Path(args.data) / "annotations.json").is_file():
+        raise EmberError(f"{args.data}: no annotations.json; 'ember eval vision' needs a folder laid out like "
+                         "detection/val (COCO-style annotations.json with labeled_classes, and images/)")
     samples = load_folder(args.data)
     with Detector.from_folder(args.model or MODEL_DIR, tier=args.tier or "fp32", backend=args.backend,
                               threads=args.threads) as det:

@@ -95,9 +95,12 @@ def test_eval_reads_a_folder_and_refuses_corrupt_images(shared_data: Path, tmp_p
                                     "plot": None, "threads": 1})())
 
 
-def test_eval_needs_a_data_folder(tmp_path: Path) -> None:
+def test_eval_needs_a_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(EmberError, match="no such data folder"):
         load_folder(tmp_path / "missing")
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert main(["eval", "vision", "--data", str(tmp_path)]) != 0
+    assert "no annotations.json" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
