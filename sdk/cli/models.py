@@ -1,4 +1,4 @@
-"""``ember models inspect DIR`` and ``ember models verify DIR``."""
+"""``ember models inspect DIR``, ``ember models verify DIR`` and ``ember models import MODEL``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,50 @@ def register(sub: Any) -> None:
     v.add_argument("folder", metavar="DIR", help="model folder containing manifest.json")
     v.add_argument("--no-load", action="store_true", help="only check files and hashes, do not load the models")
     v.set_defaults(func=_verify)
+    _register_import(msub)
+
+
+def _register_import(msub: Any) -> None:
+    from sdk.detect.decoders import DECODERS
+
+    p = msub.add_parser("import", help="make a model folder from your own detector (ONNX or TFLite)",
+                        description="Bring your own detection model: write DIR/manifest.json and "
+                        "DIR/model.fp32.onnx|tflite with the decoder, input preprocessing (letterbox, colour "
+                        "order, normalisation as the model family's exporter expects) and labels. Then make "
+                        "tiers with 'ember optimize', run it with 'ember run vision --model DIR' or evaluate "
+                        "it with 'ember eval vision --model DIR'.")
+    p.add_argument("model", metavar="MODEL", help="an .onnx or .tflite detection model")
+    p.add_argument("--decoder", default="auto", choices=["auto", *DECODERS],
+                   help="output layout: yolox (raw grid [1,N,5+C]), yolov5 ([1,N,5+C] in pixels), yolov8 "
+                   "([1,4+C,N]), ssd (TFLite_Detection_PostProcess), centernet; auto guesses from the outputs")
+    p.add_argument("--labels", metavar="FILE", required=True, help="class names, one per line (e.g. coco.txt)")
+    p.add_argument("--classes", metavar="IDS", help="keep only these class ids, e.g. 0,1,2,3,5,7 "
+                   "(people and vehicles of COCO); their labels become the model's")
+    p.add_argument("--input-size", type=int, metavar="N", help="square input size for a model with dynamic sizes")
+    p.add_argument("--threshold", type=float, default=0.3, help="score threshold (default 0.3)")
+    p.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold (default 0.5)")
+    p.add_argument("--name", help="model name in the manifest (default: the file name)")
+    p.add_argument("--out", metavar="DIR", help="model folder to write (default: the file name without suffix)")
+    p.set_defaults(func=_import)
+
+
+def _import(args: argparse.Namespace, config: Any) -> int:
+    from pathlib import Path
+
+    from sdk.detect.importer import import_model
+    from sdk.errors import ConfigError
+
+    try:
+        classes = [int(c) for c in args.classes.split(",")] if args.classes else []
+    except ValueError:
+        raise ConfigError(f"--classes {args.classes!r}: expected comma-separated class ids") from None
+    out = args.out or Path(args.model).with_suffix("").name
+    folder = import_model(args.model, out, args.decoder, args.labels, classes, args.input_size, args.threshold,
+                          args.iou, args.name)
+    m = json.loads((folder / "manifest.json").read_text())
+    print(f"{folder}: {m['name']} ({m['output']['decoder']} decoder, input {m['input']['shape']} "
+          f"{m['input']['color']}, {len(m['labels'])} labels); next: ember optimize or ember run vision --model {folder}")
+    return 0
 
 
 def _inspect(args: argparse.Namespace, config: Any) -> int:

@@ -119,7 +119,12 @@ def get_decoder(name: str) -> Decoder:
         from sdk import detect  # type: ignore[attr-defined]
         lookup = getattr(detect, "get_decoder", None)
         if lookup is not None:
-            return lookup(name)  # type: ignore[no-any-return]
+            decode = lookup(name)  # sdk.detect: decode([outputs], hw, threshold) -> Raw
+
+            def adapted(out: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                raw = decode([out], hw, 0.0)
+                return raw.boxes, raw.scores, raw.classes
+            return adapted
     except ImportError:
         pass
     if name == "yolox":

@@ -179,7 +179,7 @@ def parse_output(value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
     Understands a probability/score vector (1-D or 1×C), a dict with ``probs``/``scores`` or
     ``label``/``class_id`` + ``confidence``/``score`` (and optional ``embedding``), an object with
-    those attributes, or a list of detections (dicts or objects with ``label``/``class_id`` and
+    those attributes, a mapping with a ``detections`` list, or a list of detections (dicts or objects with ``label``/``class_id`` and
     ``score``/``confidence``). Unknown shapes give empty arrays (nothing counted).
     """
     empty = np.zeros(0)
@@ -195,6 +195,9 @@ def parse_output(value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
             confs.extend(s.tolist())
         return np.asarray(classes, dtype=np.int64), np.asarray(confs, dtype=np.float64), None
     get = value.get if isinstance(value, Mapping) else (lambda k, d=None: getattr(value, k, d))
+    dets = get("detections")
+    if isinstance(dets, (list, tuple)):  # a detector's frame result: {"detections": [...], ...}
+        return parse_output(list(dets))
     emb = get("embedding")
     emb_arr = None if emb is None else np.asarray(emb, dtype=np.float32).reshape(-1)
     scores = _first(get, ("probs", "probabilities", "scores"))

@@ -1,0 +1,255 @@
+"""Train Ember's tiny detector from scratch (needs the ``train`` extra).
+
+    python -m apps.vision.train --work /work/train/vision --steps 4000
+    python -m apps.vision.train --work /work/train/vision --export-only   # ONNX + tiers from the checkpoint
+
+Recipe: ground truth + YOLOX-nano pseudo-labels (``python -m apps.vision.teacher``; run first, cached),
+mosaic/scale/flip/colour augmentation, TTFNet targets (Gaussian heat maps, GIoU box loss), AdamW with
+cosine decay and an EMA of the weights. Seeded and resumable (``ckpt.pt`` every ``--save-every`` steps).
+A small part of ``train`` is held out (``--dev``) to watch learning; ``val`` is never used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from apps.vision.augment import Item, augment, merge_labels, targets
+from apps.vision.data import CLASSES, load_folder
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+def load_items(folders: list[Path], cache: dict, max_side: int = 416) -> tuple[list[Item], list]:
+    import cv2
+    from tqdm import tqdm
+
+    items, samples = [], []
+    for folder in folders:
+        for s in tqdm(load_folder(folder), desc=f"load {folder.name}"):
+            img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
+            scale = min(1.0, max_side / max(img.shape[:2]))
+            if scale < 1:
+                img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            b, c, ib, ic = merge_labels(s, cache.get(str(s.path.resolve()), []))
+            items.append(Item(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), b * scale, c, ib * scale, ic))
+            samples.append(s)
+    return items, samples
+
+
+def giou_loss(a, b):
+    import torch
+
+    lt, rb = torch.max(a[:, :2], b[:, :2]), torch.min(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(1)
+    area_a, area_b = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(1), (b[:, 2:] - b[:, :2]).prod(1)
+    union = area_a + area_b - inter + 1e-6
+    hull = (torch.max(a[:, 2:], b[:, 2:]) - torch.min(a[:, :2], b[:, :2])).prod(1) + 1e-6
+    return 1 - inter / union + (hull - union) / hull
+
+
+def losses(model, x, heat, ignore, reg, weight):
+    import torch
+
+    logits, ltrb = model.raw(x)
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = heat.eq(1).float()
+    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
+    neg_loss = -(torch.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - pos) * (1 - ignore)).sum()
+    hm = (pos_loss + neg_loss) / pos.sum().clamp(min=1)
+    g = heat.shape[-1]
+    c = (torch.arange(g, dtype=torch.float32) + 0.5) * (x.shape[-1] / g)
+    cx, cy = c[None, None, :], c[None, :, None]
+    pred = torch.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], dim=-1)
+    m = weight > 0
+    if m.any():
+        gl = giou_loss(pred[m], reg.permute(0, 2, 3, 1)[m])
+        box = (gl * weight[m]).sum() / weight[m].sum()
+    else:
+        box = ltrb.sum() * 0
+    return hm, box
+
+
+def batch(items, size, rng, n, mosaic):
+    import torch
+
+    xs, ts = [], []
+    for _ in range(n):
+        img, b, c, ib, ic = augment(items, size, rng, mosaic)
+        xs.append(img.transpose(2, 0, 1))
+        ts.append(targets(b, c, ib, ic, size, len(CLASSES)))
+    x = torch.from_numpy(np.stack(xs).astype(np.float32))
+    return (x, *(torch.from_numpy(np.stack([t[k] for t in ts])) for k in range(4)))
+
+
+def dev_map(model, samples, size) -> float:
+    """mAP@0.5 of the torch model on held-out training images (same post-processing as the app)."""
+    import cv2
+    import torch
+
+    from sdk.detect.boxes import batched_nms, letterbox
+    from sdk.detect.decoders import decode_centernet
+    from sdk.detect.metrics import ImageResult, evaluate_map
+
+    results = []
+    model.eval()
+    with torch.no_grad():
+        for s in samples:
+            img, lb = letterbox(cv2.cvtColor(cv2.imread(str(s.path)), cv2.COLOR_BGR2RGB), (size, size))
+            out = model(torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32)))
+            raw = decode_centernet([o.numpy() for o in out], (size, size), 0.05)
+            k = batched_nms(raw.boxes, raw.scores, raw.classes, 0.6, 100)
+            results.append(ImageResult(s.boxes, s.classes, lb.to_image(raw.boxes[k]), raw.scores[k],
+                                       raw.classes[k], s.labeled))
+    model.train()
+    return evaluate_map(results, CLASSES)["map50"]
+
+
+def learning_rate(args, step: int) -> float:
+    """Warm-up then cosine decay to 5 % over ``[cycle_start, steps)`` (a later cycle restarts it)."""
+    t = (step - args.cycle_start) / max(args.steps - args.cycle_start, 1)
+    warm = min(1.0, (step - args.cycle_start + 1) / 200)
+    return args.lr * warm * (0.5 * (1 + np.cos(np.pi * t)) * 0.95 + 0.05)
+
+
+def dev_indices(args) -> set[int]:
+    """Training images held out to watch learning and to score tiers (from the first folder)."""
+    order = np.random.default_rng(args.seed).permutation(len(load_folder(args.data[0])))
+    return set(order[: args.dev].tolist())
+
+
+def make_model(cfg: dict):
+    from apps.vision.net import TinyDet
+
+    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"])
+
+
+def train(args) -> Path:
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(1)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    cache = json.loads(Path(args.teacher_cache).read_text())
+    items, samples = load_items([Path(f) for f in args.data], cache)
+    dev_idx = dev_indices(args)
+    dev = [samples[i] for i in sorted(dev_idx)]
+    items = [it for i, it in enumerate(items) if i not in dev_idx]
+    cfg = {"width": args.width, "depth": args.depth, "size": args.size}
+    model = make_model(cfg)
+    ema = make_model(cfg)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
+    step, log = 0, []
+    ckpt = work / "ckpt.pt"
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    if ckpt.exists() and not args.restart:
+        st = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
+        step, log, rng = st["step"], st["log"], st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+    bar = tqdm(total=args.steps, initial=step, desc="train")
+    t0 = time.time()
+    while step < args.steps:
+        lr = learning_rate(args, step)
+        for gparam in opt.param_groups:
+            gparam["lr"] = lr
+        mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
+        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic)
+        hm, box = losses(model, x, heat, ignore, reg, weight)
+        loss = hm + args.box_weight * box
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        step += 1
+        decay = 0.999 * (1 - np.exp(-step / 300))
+        with torch.no_grad():
+            for e, p in zip(ema.state_dict().values(), model.state_dict().values()):
+                e.copy_(e * decay + p.detach() * (1 - decay)) if e.dtype.is_floating_point else e.copy_(p)
+        bar.update(1)
+        bar.set_postfix(hm=f"{hm.item():.3f}", box=f"{box.item():.3f}", lr=f"{lr:.1e}")
+        if step % args.save_every == 0 or step == args.steps:
+            entry = {"step": step, "hm": hm.item(), "box": box.item(), "s": round(time.time() - t0)}
+            if step % (args.save_every * args.eval_every) == 0 or step == args.steps:
+                entry["dev_map50"] = dev_map(ema, dev, args.size)
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+            torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                        "step": step, "log": log, "rng": rng, "torch_rng": torch.get_rng_state(),
+                        "cfg": cfg}, work / "ckpt.tmp")
+            (work / "ckpt.tmp").replace(ckpt)
+    bar.close()
+    return ckpt
+
+
+def export(ckpt: Path, out_dir: Path) -> Path:
+    """Write ``model.onnx`` (the EMA weights) and ``train.json`` (config + log) to ``out_dir``."""
+    import torch
+
+    st = torch.load(ckpt, weights_only=False)
+    model = make_model(st["cfg"])
+    model.load_state_dict(st["ema"])
+    model.eval()
+    size = st["cfg"]["size"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "fp32.onnx"
+    torch.onnx.export(model, torch.zeros(1, 3, size, size), str(onnx_path), input_names=["image"],
+                      output_names=["heatmap", "ltrb"], opset_version=13, dynamo=False)
+    (out_dir / "train.json").write_text(json.dumps({"cfg": st["cfg"], "step": st["step"], "log": st["log"]}))
+    return onnx_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="/work/train/vision", help="checkpoints and caches (outside the repo)")
+    ap.add_argument("--data", nargs="+", default=[str(DATA / "detection" / "train"),
+                    str(DATA / "detection_extra" / "trafficvision"), str(DATA / "detection" / "unlabeled")])
+    ap.add_argument("--teacher-cache", default="/work/train/vision/teacher.json")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--size", type=int, default=320, help="input size (multiple of 32)")
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=4e-3)
+    ap.add_argument("--cycle-start", type=int, default=0,
+                    help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "
+                    "and --cycle-start at its last step for a warm restart)")
+    ap.add_argument("--box-weight", type=float, default=2.0)
+    ap.add_argument("--mosaic", type=float, default=0.5)
+    ap.add_argument("--dev", type=int, default=50, help="training images held out to watch learning")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=5, help="dev mAP every N saves")
+    ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--out", default=str(MODEL_DIR), help="model folder to write")
+    args = ap.parse_args(argv)
+    ckpt = Path(args.work) / "ckpt.pt"
+    if not args.export_only:
+        if not Path(args.teacher_cache).exists():
+            raise SystemExit(f"{args.teacher_cache} missing: run 'python -m apps.vision.teacher' first")
+        ckpt = train(args)
+    tmp = Path(args.work) / "export"
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"exported {export(ckpt, tmp)}")
+    from apps.vision.tiers import make_tiers
+
+    train_samples = load_folder(args.data[0])
+    dev = [train_samples[i] for i in sorted(dev_indices(args))]
+    print(f"tiers -> {make_tiers(tmp, Path(args.out), Path(args.data[0]), dev)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
