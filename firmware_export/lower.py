@@ -201,14 +201,26 @@ class Lowerer:
             raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
         consts = self.weights(op, f, cout)
         cin = shape4(self.t(self.source(op)).shape)[3]
-        shifts = consts[2].values
-        if ((kh, kw, f["pad_h"], f["pad_w"], fc % 4) == (1, 1, 0, 0, 0) and fc == cin and cout >= 4
-                and np.all(shifts <= 0) and np.all(consts[1].values >= 0)):
-            self.fold_input_offset(op, f, consts, w.data)  # pointwise: every tap is inside the image
-            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         y = shape4(self.t(op.outputs[0]).shape)
-        return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
-                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
+        layer = Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
+                      consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
+        if fc == cin and cout >= 4 and np.all(consts[2].values <= 0) and np.all(consts[1].values >= 0):
+            self.matvec_conv(op, layer, w.data)
+        return layer
+
+    def matvec_conv(self, op: Op, layer: Layer, w: np.ndarray) -> None:
+        """One group: per output pixel, a matrix-vector product of the receptive field (gathered into an
+        arena patch unless it is a 1x1 pixel read in place) with SMLAD-ready interleaved weights."""
+        f, (cout, kh, kw, cin) = layer.fields, w.shape
+        in_place = (kh, kw, f["pad_h"], f["pad_w"], cin % 4) == (1, 1, 0, 0, 0)
+        taps = kh * kw * cin
+        length = taps if in_place else -(-taps // 4) * 4
+        f["pad_value"] = -int(f["in_offset"])  # type: ignore[call-overload]
+        self.fold_input_offset(op, f, layer.consts, w)  # padded taps hold the zero point: they add 0
+        rows = np.zeros((cout, length), np.int8)
+        rows[:, :taps] = np.asarray(w, np.int8).reshape(cout, taps)
+        layer.consts[0].values, f["interleave4"] = interleave4(rows), length
+        layer.scratch_bytes = 0 if in_place else length
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
         w = self.t(op.inputs[1])

@@ -22,8 +22,12 @@ typedef struct {
   const int32_t *mult;               /* per output channel */
   const int8_t *shift;
   int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
-  int32_t interleave4;               /* 1x1, no padding, one group: filter rows in blocks of 4 interleaved
-                                        every 4 bytes (see ember_fc_params), input offset in the bias */
+  int32_t interleave4;               /* 0, or (one group) the row length: filter [out.c, interleave4] rows in
+                                        blocks of 4 interleaved every 4 bytes (see ember_fc_params), each
+                                        row the kh*kw*filter_c taps padded with 0 to a multiple of 4; the
+                                        input offset folded into the bias */
+  int8_t *patch;                     /* arena bytes for one receptive field (NULL for 1x1 convolutions) */
+  int32_t pad_value;                 /* the input zero point: taps outside the image */
 } ember_conv_params;
 
 typedef struct {
