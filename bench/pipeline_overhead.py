@@ -11,15 +11,17 @@ from the CPUs it may use (``sdk.pipeline.layout``: 1 thread on one core, 3 on tw
 * ``two_cores``: pinned to two CPUs: decoding/preprocessing overlap inference (goal >= 1.2).
 
 The four variants (bare/Ember x one/two cores) run once per round, in alternating order, so they
-share the machine's load; medians over rounds are reported, with the per-round ratios.
+share the machine's load; the ratio is the median of the per-round ratios (with quartiles and
+every round), and CPU time per frame (all threads) is given beside it.
 
-    .venv/bin/python bench/pipeline_overhead.py [--frames 1000] [--rounds 5]
+    .venv/bin/python bench/pipeline_overhead.py [--frames 300] [--rounds 21]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -38,7 +40,7 @@ from sdk.pipeline import Pipeline, Stage
 from sdk.pipeline.classify import ImagePreprocess, ModelInfer
 from sdk.pipeline.layout import thread_count
 from sdk.sources.registry import open_source
-from sdk.util.timing import interleave, time_calls
+from sdk.util.timing import interleave, percentile, time_calls
 
 INPUT_HW = (128, 128)
 CHANNELS = (24, 48, 96)
@@ -108,11 +110,11 @@ def noop_rate(frames: int, cpus: set[int]) -> float:
         st = Pipeline(Same("memory://noop"), [Stage(n, lambda x: x) for n in ("a", "b", "c")]).run()
         return st.items_out, st.elapsed_s
 
-    n, secs, _ = pinned(cpus, run)()
+    n, secs, *_ = pinned(cpus, run)()
     return round(n / secs)
 
 
-Run = tuple[int, float, float]  # frames, wall seconds, CPU seconds (all threads of this process)
+Run = tuple[int, float, float, int]  # frames, wall s, CPU s and voluntary context switches (all threads)
 
 
 def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callable[[], Run]:
@@ -123,9 +125,9 @@ def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callab
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, cpus or before)
         try:
-            c0 = time.process_time()
+            c0, v0 = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
             n, secs = fn()
-            return n, secs, time.process_time() - c0
+            return n, secs, time.process_time() - c0, resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - v0
         finally:
             os.sched_setaffinity(0, before)
 
@@ -133,25 +135,33 @@ def pinned(cpus: set[int] | None, fn: Callable[[], tuple[int, float]]) -> Callab
 
 
 def summary(bare: list[Run], ember: list[Run], frames: int) -> dict[str, Any]:
-    """Medians over rounds; CPU ms per frame counts every thread of the process (load-independent-ish:
-    what the pipeline costs beyond the bare loop shows there even when other processes steal the CPU)."""
-    for n, _, _ in (*bare, *ember):
+    """Per round, Ember's fps over the bare loop's (both ran back to back, under the same load);
+    ``ratio`` is the median of these paired ratios. CPU ms per frame counts every thread of the
+    process: what the pipeline costs beyond the bare loop shows there even when other processes
+    take the CPU away (``cpu_ratio``: bare CPU over Ember CPU, paired per round)."""
+    for n, *_ in (*bare, *ember):
         if n != frames:
             raise SystemExit(f"a run processed {n} frames, expected {frames}")
-    bf, ef = [frames / s for _, s, _ in bare], [frames / s for _, s, _ in ember]
-    bc, ec = (statistics.median(c / frames * 1e3 for _, _, c in runs) for runs in (bare, ember))
-    b, e = statistics.median(bf), statistics.median(ef)
-    ratios = [y / x for x, y in zip(bf, ef, strict=True)]  # per round: both ran under the same load
-    return {"bare_fps": round(b, 1), "ember_fps": round(e, 1), "ratio": round(e / b, 3),
+    bf, ef = [frames / r[1] for r in bare], [frames / r[1] for r in ember]
+    ratios = [y / x for x, y in zip(bf, ef, strict=True)]
+    cpu_ratios = [b[2] / e[2] for b, e in zip(bare, ember, strict=True)]
+    bc, ec = (statistics.median(r[2] / frames * 1e3 for r in runs) for runs in (bare, ember))
+    bs, es = (statistics.median(r[3] / frames for r in runs) for runs in (bare, ember))
+    return {"ratio": round(statistics.median(ratios), 3),
+            "ratio_quartiles": [round(percentile(ratios, q), 3) for q in (25, 75)],
+            "bare_fps": round(statistics.median(bf), 1), "ember_fps": round(statistics.median(ef), 1),
             "ratio_rounds": [round(r, 3) for r in ratios],
             "cpu_ms_per_frame": {"bare": round(bc, 3), "ember": round(ec, 3)},
+            "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+            "voluntary_switches_per_frame": {"bare": round(bs, 2), "ember": round(es, 2)},
             "bare_fps_rounds": [round(v, 1) for v in bf], "ember_fps_rounds": [round(v, 1) for v in ef]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--frames", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=300, help="frames per run (short runs, many rounds: "
+                    "pairs that share the load)")
+    ap.add_argument("--rounds", type=int, default=21)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = ap.parse_args()
     load_before = load()

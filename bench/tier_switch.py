@@ -38,10 +38,6 @@ import numpy as np
 from _util import load, write_result
 from tqdm import tqdm
 
-try:
-    from sdk.testing import ScriptedDevice, drain, windows
-except ImportError:  # before the test doubles moved to sdk.testing
-    from sdk.device import ScriptedDevice, drain, windows
 from sdk.events import EventBus
 from sdk.models.builtin import tiny_convnet, tiny_convnet_macs
 from sdk.models.manager import ModelManager
@@ -49,6 +45,7 @@ from sdk.models.store import ModelStore
 from sdk.models.variants import make_model_folder
 from sdk.pipeline import CallbackSink, Pipeline, Stage
 from sdk.sources.base import BaseSource
+from sdk.testing import ScriptedDevice, drain, windows
 from sdk.util.timing import interleave, percentile, percentiles
 
 # 467 M MACs: wide enough that int8 QDQ runs 2-4x faster than fp32 on 1 ORT thread here.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import keyword
@@ -9,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,8 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     Arduino/Make/CMake files, ``mcu/`` (QEMU verification firmware) and ``footprint.json``.
     Raises ExportError (and leaves ``out_dir`` untouched) for unsupported models, bad names, or a
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
-    ``frontend="kws"`` adds the audio front end (``firmware_export.frontend``) to ``src/``.
+    ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
+    to ``src/``.
     ``kernels="cmsis-nn"`` (Cortex-M4/M7/M33) calls Arm's CMSIS-NN for the layers it has kernels for
     (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
     refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
@@ -92,18 +95,20 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; pass overwrite=True (--force) or choose another --out")
     m = load(model)
-    lower.check_model(m)
-    tflm.check_ops(m)
-    layers = lower.Lowerer(m, name).lower()
-    if cmsis_dir:
-        cmsis.use_cmsis(m, layers)
-    if io not in ("caller", "arena"):
-        raise ExportError(f"--io {io!r}: choose caller (your buffers) or arena (input/output inside the arena)")
-    plan = arena.make_plan(m, layers, name, io_in_arena=io == "arena")
+    with _inconsistent(m):
+        lower.check_model(m)
+        tflm.check_ops(m)
+        layers = lower.Lowerer(m, name).lower()
+        if cmsis_dir:
+            cmsis.use_cmsis(m, layers)
+        if io not in ("caller", "arena"):
+            raise ExportError(f"--io {io!r}: choose caller (your buffers) or arena (input/output inside the arena)")
+        plan = arena.make_plan(m, layers, name, io_in_arena=io == "arena")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result = _write(m, plan, tmp, name, tgt, section, measure, cmsis_dir)
+        with _inconsistent(m):
+            result = _write(m, plan, tmp, name, tgt, section, measure, cmsis_dir)
         _check_fit(result, tgt)
         result.out_dir = out
         (tmp / "footprint.json").write_text(json.dumps(result.footprint(tgt), indent=2) + "\n")
@@ -119,6 +124,18 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _inconsistent(m: Model) -> Iterator[None]:
+    """Planning or writing a graph that contradicts itself (a damaged file the checks in ``load`` and
+    ``lower`` did not name) ends as an ``ExportError``, never a traceback from inside the exporter."""
+    try:
+        yield
+    except lower.INCONSISTENT as e:
+        where = str(m.path) if m.path else "model"
+        raise ExportError(f"{where}: the model's tensors or options are inconsistent ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); re-convert it") from None
 
 
 def _cmsis_choice(kernels: str, tgt: Target, cmsis_nn_dir: str | Path | None) -> Path | None:

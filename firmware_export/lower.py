@@ -14,6 +14,8 @@ ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
 SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
+# What indexing/unpacking/arithmetic raise on a graph whose shapes and options contradict each other.
+INCONSISTENT = (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError, AttributeError)
 
 INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers int8` makes an int8 tier, "
             "or call sdk.optimize.tflite_export.onnx_to_tflite(onnx, out, int8=True, calibration=...)")
@@ -146,6 +148,9 @@ class Lowerer:
                 layers.append(fn(op))
             except ExportError as e:
                 raise ExportError(f"op {op.index} ({op.code}): {e}") from None
+            except INCONSISTENT as e:  # shapes/options that contradict each other (a damaged file)
+                raise ExportError(f"op {op.index} ({op.code}): its tensors or options are inconsistent "
+                                  f"({type(e).__name__}: {e}); re-convert the model") from None
         return layers
 
     def act(self, op: Op, out: Tensor) -> tuple[int, int]:
@@ -318,7 +323,10 @@ class Lowerer:
         x, y = self.t(op.inputs[0]), self.t(op.outputs[0])
         if y.qparams()[1] != -128 or abs(y.qparams()[0] - 1 / 256) > 1e-3 / 256:
             raise ExportError(f"int8 softmax output must have scale 1/256 and zero point -128 (got {y.qparams()})")
-        mult, shift, diff_min = quant.softmax_params(float(op.opt("beta", 1.0) or 1.0), x.qparams()[0])
+        beta = float(op.opt("beta", 1.0))
+        if not 0 < beta < 1e6:
+            raise ExportError(f"softmax beta {beta} is not supported (it must be > 0; 1.0 in converted models)")
+        mult, shift, diff_min = quant.softmax_params(beta, x.qparams()[0])
         depth = x.shape[-1]
         f = {"outer": x.size // depth, "depth": depth, "input_mult": mult, "input_left_shift": shift,
              "diff_min": diff_min}

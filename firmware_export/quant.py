@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from sdk.errors import ExportError
+
 
 def tflite_round(x: float) -> int:
     """std::round: halves away from zero."""
@@ -57,7 +59,7 @@ def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]
     elif act == 2:
         lo, hi = max(lo, q(-1.0)), min(hi, q(1.0))
     elif act != 0:
-        raise ValueError(f"fused activation {act} is not supported")
+        raise ExportError(f"fused activation {act} is not supported (NONE, RELU, RELU_N1_TO_1 or RELU6)")
     return lo, hi
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sdk.errors import ExportError
+from sdk.runtime.backends.tflite_check import tflite_problem
 
 # TensorType enum value -> numpy dtype (the types an int8 model carries).
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_,
@@ -103,24 +104,53 @@ def load(model: str | Path | bytes) -> Model:
     if len(raw) < 8 or raw[4:8] != b"TFL3":
         raise ExportError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier); "
                           "convert ONNX with sdk.optimize.tflite_export.onnx_to_tflite(..., int8=True)")
+    problem = tflite_problem(raw)
+    if problem:
+        raise ExportError(f"{where}: not a usable TFLite model: {problem}")
     try:
         m = s.ModelT.InitFromObj(s.Model.GetRootAsModel(raw, 0))
     except Exception as e:  # flatbuffers raises plain errors on corrupt input
         raise ExportError(f"{where}: corrupt TFLite flatbuffer ({e})") from e
+    try:
+        return _model(m, path, raw)
+    except _Invalid as e:
+        raise ExportError(f"{where}: inconsistent TFLite model: {e}; re-convert it "
+                          "(sdk.optimize.tflite_export.onnx_to_tflite(..., int8=True))") from None
+
+
+class _Invalid(Exception):
+    """A structural problem of the flatbuffer (the message says which tensor/op and what)."""
+
+
+def _model(m: Any, path: Path | None, raw: bytes) -> Model:
     names = _builtin_names()
     codes = []
     for oc in m.operatorCodes or []:
         code = max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0))
         codes.append(names.get(code, f"BUILTIN_{code}") if code != 32 else f"CUSTOM:{_str(oc.customCode)}")
+    if not m.subgraphs:
+        raise _Invalid("no subgraph")
     sg = m.subgraphs[0]
-    tensors = [_tensor(i, t, m.buffers) for i, t in enumerate(sg.tensors or [])]
+    tensors = [_tensor(i, t, m.buffers or []) for i, t in enumerate(sg.tensors or [])]
     ops = []
     for i, o in enumerate(sg.operators or []):
-        oc = m.operatorCodes[o.opcodeIndex]
-        ops.append(Op(i, codes[o.opcodeIndex], int(oc.version or 1), [int(x) for x in (o.inputs if o.inputs is not None else [])],
-                      [int(x) for x in (o.outputs if o.outputs is not None else [])], o.builtinOptions))
-    return Model(path, raw, tensors, ops, [int(x) for x in sg.inputs], [int(x) for x in sg.outputs],
-                 subgraphs=len(m.subgraphs), description=_str(m.description), op_codes=codes)
+        k = int(o.opcodeIndex or 0)
+        if not 0 <= k < len(codes):
+            raise _Invalid(f"op {i} uses operator code {k} of {len(codes)}")
+        ins, outs = _indices(o.inputs, len(tensors), f"op {i} input", -1), _indices(o.outputs, len(tensors),
+                                                                                     f"op {i} output")
+        ops.append(Op(i, codes[k], int(m.operatorCodes[k].version or 1), ins, outs, o.builtinOptions))
+    inputs, outputs = _indices(sg.inputs, len(tensors), "input"), _indices(sg.outputs, len(tensors), "output")
+    return Model(path, raw, tensors, ops, inputs, outputs, subgraphs=len(m.subgraphs),
+                 description=_str(m.description), op_codes=codes)
+
+
+def _indices(values: Any, n: int, what: str, lowest: int = 0) -> list[int]:
+    out = [int(x) for x in (values if values is not None else [])]
+    bad = [x for x in out if not lowest <= x < n]
+    if bad:
+        raise _Invalid(f"{what} refers to tensor {bad[0]} (the model has {n})")
+    return out
 
 
 def _str(b: Any) -> str:
@@ -129,23 +159,60 @@ def _str(b: Any) -> str:
     return b.decode("utf-8", "replace") if isinstance(b, (bytes, bytearray)) else str(b)
 
 
+# Zero-point range per quantized type (TFLite: int8/uint8 as stored; int16 and int32 activations use 0).
+_ZP_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (0, 0), "int32": (-2**31, 2**31 - 1),
+             "int64": (-2**31, 2**31 - 1)}
+MAX_ELEMENTS = 1 << 28  # no microcontroller model has a tensor this large
+
+
 def _tensor(i: int, t: Any, buffers: list[Any]) -> Tensor:
-    dtype = _TYPE_NAMES.get(int(t.type), f"type{t.type}")
+    name = _str(t.name)
+    where = f"tensor {i} ({name!r})"
+    dtype = _TYPE_NAMES.get(int(t.type or 0), f"type{t.type}")
     shape = tuple(int(x) for x in (t.shape if t.shape is not None else []))
     sig = [int(x) for x in t.shapeSignature] if t.shapeSignature is not None else []
+    if len(shape) > 8 or any(d < -1 for d in shape) or _elements(shape) > MAX_ELEMENTS:
+        raise _Invalid(f"{where} has an impossible shape {list(shape)[:10]}")
     data = None
-    buf = buffers[t.buffer] if t.buffer is not None and t.buffer < len(buffers) else None
-    if buf is not None and buf.data is not None and len(buf.data) > 0 and int(t.type) in _DTYPES:
-        data = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), dtype=_DTYPES[int(t.type)]).reshape(shape)
-    scale = zp = None
-    axis = 0
-    q = t.quantization
-    if q is not None and q.scale is not None and len(q.scale) > 0:
-        scale = np.asarray(q.scale, np.float32)
-        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scale), np.int64)
-        axis = int(q.quantizedDimension or 0)
-    return Tensor(i, _str(t.name), shape, dtype, scale, zp, axis, data,
+    b = int(t.buffer or 0)
+    if not 0 <= b < max(1, len(buffers)):
+        raise _Invalid(f"{where} uses buffer {b} (the model has {len(buffers)})")
+    buf = buffers[b] if b < len(buffers) else None
+    if buf is not None and buf.data is not None and len(buf.data) > 0 and int(t.type or 0) in _DTYPES:
+        want = _elements(shape) * np.dtype(_DTYPES[int(t.type or 0)]).itemsize
+        if len(buf.data) != want or any(d < 0 for d in shape):
+            raise _Invalid(f"{where}: buffer holds {len(buf.data)} bytes, shape {list(shape)} of {dtype} needs {want}")
+        data = np.frombuffer(bytes(np.asarray(buf.data, np.uint8)), dtype=_DTYPES[int(t.type or 0)]).reshape(shape)
+    scale, zp, axis = _quantization(t.quantization, shape, dtype, where)
+    return Tensor(i, name, shape, dtype, scale, zp, axis, data,
                   dynamic=_is_dynamic(shape, sig))
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= max(d, 1)
+    return n
+
+
+def _quantization(q: Any, shape: tuple[int, ...], dtype: str, where: str) -> tuple[Any, Any, int]:
+    """(scale, zero_point, axis), validated: scales finite and > 0, zero points in the type's range,
+    one zero point per scale, per-channel axis inside the shape with one scale per channel."""
+    if q is None or q.scale is None or len(q.scale) == 0:
+        return None, None, 0
+    scale = np.asarray(q.scale, np.float64)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0) or np.any(scale > 3.4e38):
+        raise _Invalid(f"{where} has quantization scale(s) {scale[:4].tolist()} (each must be finite and > 0)")
+    zp = np.asarray(q.zeroPoint if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(scale), np.int64)
+    if len(zp) != len(scale):
+        raise _Invalid(f"{where} has {len(zp)} zero points for {len(scale)} scales")
+    lo, hi = _ZP_RANGE.get(dtype, (-2**31, 2**31 - 1))
+    if np.any(zp < lo) or np.any(zp > hi):
+        raise _Invalid(f"{where} ({dtype}) has zero point(s) {zp[:4].tolist()} outside [{lo}, {hi}]")
+    axis = int(q.quantizedDimension or 0)
+    if len(scale) > 1 and not (0 <= axis < len(shape) and shape[axis] == len(scale)):
+        raise _Invalid(f"{where} has {len(scale)} per-channel scales on axis {axis} of shape {list(shape)}")
+    return scale.astype(np.float32), zp, axis
 
 
 def _is_dynamic(shape: tuple[int, ...], sig: list[int]) -> bool:

@@ -16,7 +16,7 @@ from sdk.features.kws import KwsFrontend
 
 HERE = Path(__file__).resolve().parent
 SOURCES = ("ember_kws_frontend.c", "ember_kws_frontend.h")
-FRONTENDS = ("kws",)
+FRONTENDS = ("kws", "ecg")
 
 
 def _array(ctype: str, name: str, values: np.ndarray) -> str:
@@ -77,10 +77,15 @@ def for_model(m: Model, **options: float) -> tuple[KwsFrontend, int, np.ndarray]
     return fe, frames, fe.int8_lut(scale, zero_point)
 
 
-def install(out: Path, name: str, m: Model, kind: str = "kws") -> KwsFrontend:
+def install(out: Path, name: str, m: Model, kind: str = "kws") -> KwsFrontend | None:
     """Add the front end to an exported folder: ``src/`` files, Makefile/CMake sources, a README section."""
     if kind not in FRONTENDS:
         raise ExportError(f"unknown --frontend {kind!r}; choose one of {', '.join(FRONTENDS)}")
+    if kind == "ecg":
+        from firmware_export.frontend import ecg
+
+        ecg.install(out, name, m)
+        return None
     fe, frames, lut = for_model(m)
     write_sources(out / "src", fe, frames, lut)
     _add_source(out / "Makefile", r"^SRC := .*$", " src/ember_kws_frontend.c")

@@ -166,3 +166,43 @@ def _executed_instructions(log: Path) -> int:
             else:
                 block = None
     return total
+
+
+def model_verify_header(clips: np.ndarray, expected: np.ndarray) -> str:
+    """``kws_model_verify_data.h``: int16 clips [N, EMBER_KWS_SAMPLES] and the int8 outputs Python expects."""
+    clips, expected = np.asarray(clips, np.int16), np.asarray(expected, np.int8)
+    if not 1 <= len(clips) <= 9 or len(expected) != len(clips):
+        raise ExportError(f"the qemu check takes 1..9 clips with one expected output each, got {len(clips)} "
+                          f"clips and {len(expected)} outputs")
+    pcm = ",\n".join("  {" + ", ".join(map(str, c.tolist())) + "}" for c in clips)
+    exp = ",\n".join("  {" + ", ".join(map(str, r.ravel().tolist())) + "}" for r in expected)
+    n, samples, size = len(clips), clips.shape[1], expected[0].size
+    return "\n".join([
+        "#ifndef KWS_MODEL_VERIFY_DATA_H", "#define KWS_MODEL_VERIFY_DATA_H", "#include <stdint.h>",
+        f"#define KWS_VERIFY_COUNT {n}",
+        f"static const int16_t kws_verify_pcm[{n}][{samples}] = {{\n{pcm}\n}};",
+        f"static const int8_t kws_verify_expected[{n}][{size}] = {{\n{exp}\n}};", "#endif", ""])
+
+
+def build_model_firmware(out_dir: Path, name: str, clips: np.ndarray, expected: np.ndarray, build: Path,
+                         target: str = "cortex-m4") -> Any:
+    """Cross-compile an exported folder (with the front end) + ``kws_model_verify_main.c`` for ``target``."""
+    tgt = TARGETS[target]
+    data = build / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "kws_model_verify_data.h").write_text(model_verify_header(clips, expected))
+    return toolchain.arm_build(Path(out_dir) / "src", name, tgt, build / "fw", HERE / "kws_model_verify_main.c",
+                               extra_include=data)
+
+
+def verify_model_qemu(out_dir: Path, name: str, clips: np.ndarray, expected: np.ndarray,
+                      target: str = "cortex-m4") -> dict[str, Any]:
+    """Run int16 ``clips`` [1..9, EMBER_KWS_SAMPLES] through the exported front end + model on ``target``
+    under qemu and compare the int8 outputs with ``expected``; verdict = the firmware's exit status."""
+    tgt = TARGETS[target]
+    with tempfile.TemporaryDirectory() as b:
+        build = build_model_firmware(out_dir, name, clips, expected, Path(b), target)
+        rc, text = toolchain.qemu_run(build.elf, tgt.qemu_machine or "mps2-an386")
+    line = next((ln for ln in text.splitlines() if ln.startswith("kws-model-verify:")), text.strip()[-200:])
+    return {"ok": rc == 0, "exit_status": rc, "output": line, "cpu": tgt.name, "machine": tgt.qemu_machine,
+            "clips": len(clips)}

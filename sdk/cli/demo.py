@@ -35,13 +35,18 @@ def _demo(args: argparse.Namespace, config: Any) -> int:
 
     say = (lambda _msg: None) if args.json else (lambda msg: print(f"• {msg}", flush=True))
     result = run_demo(args.out, data=args.data, frames=args.frames, config=config, progress=say)
-    print(dumps(asdict(result), indent=2) if args.json else describe(result))
+    if not args.json:
+        print(describe(result))
+    apps: dict[str, list[str]] = {}
     for name in _apps(args.apps):
         app = load_app(name)
         if hasattr(app, "demo"):
             say(f"{name} app")
-            for line in app.demo(Path(args.out) / name, config, say):
-                print(line)
+            apps[name] = list(app.demo(Path(args.out) / name, config, say))
+            if not args.json:
+                print("\n".join(apps[name]))
+    if args.json:   # one JSON object on stdout: the SDK part plus each app's lines
+        print(dumps({**asdict(result), "apps": apps}, indent=2))
     return 0
 
 

@@ -25,9 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("--name", default="ember_model", help="C identifier prefix (NAME_invoke, NAME.h)")
     p.add_argument("--section", default=None, metavar="SECTION",
                    help="linker section for the weights and the TFLM array, e.g. .rodata (default: none)")
-    p.add_argument("--frontend", choices=["kws"], default=None,
-                   help="also write the integer audio front end (16 kHz int16 PCM -> the model's int8 input, "
-                        "bit-exact with sdk.features.kws.KwsFrontend) into src/")
+    p.add_argument("--frontend", choices=["kws", "ecg"], default=None,
+                   help="also write an integer front end into src/: kws (16 kHz int16 PCM -> the model's int8 "
+                        "input, bit-exact with sdk.features.kws.KwsFrontend) or ecg (360 Hz ECG samples -> "
+                        "QRS detection, beat windows and RR features, sample-exact with the health app)")
     p.add_argument("--kernels", choices=["portable", "cmsis-nn"], default="portable",
                    help="portable: Ember's C99 kernels (any target); cmsis-nn: generated calls into Arm's "
                         "CMSIS-NN for Cortex-M4/M7 (about 5x fewer instructions; the project then needs "

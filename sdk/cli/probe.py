@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -16,7 +17,8 @@ def register(sub: Any) -> None:
         "probe", help="open a source URI and print its items and stats",
         description="Open a source (e.g. v4l2:///dev/video0, mic://default, file://clip.mp4, "
         "serial:///dev/ttyUSB0?baud=115200, synthetic://ecg?hr=72) and print each item's "
-        "sequence number, shape, dtype and value range, then the source's meta, stats and item rate.")
+        "sequence number, shape, dtype and value range, then the source's meta, stats and item rate. "
+        "Exit status 1 when frames of a file could not be decoded (stats decode_errors).")
     p.add_argument("uri", help="source URI; options go in the query string (?rate=16000&chunk_ms=500)")
     p.add_argument("-n", "--count", type=int, default=10, help="items to read (default 10; 0 = until the end)")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -65,4 +67,9 @@ def _probe(args: argparse.Namespace, config: Any) -> int:
         print(f"{n} items in {elapsed:.3f} s ({summary['items_per_s']} items/s)")
         print("meta:  " + ", ".join(f"{k}={v}" for k, v in summary["meta"].items()))
         print("stats: " + ", ".join(f"{k}={v}" for k, v in summary["stats"].items()))
+    lost = summary["stats"].get("decode_errors", 0)
+    if lost:
+        print(f"ember probe: warning: {lost} frame(s) could not be decoded and were skipped (the file is "
+              "damaged; re-encode or replace it)", file=sys.stderr)
+        return 1
     return 0

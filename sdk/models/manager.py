@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +172,22 @@ class ModelManager:
         with self._lock:
             self.policy.limit_quality = tier_quality(max_tier) if max_tier else None
             self._last_decide = -float("inf")
+
+    def degrader(self, fn: Callable[[Any], Any] | None = None, steps: Sequence[Any] = (), **kwargs: Any) -> Any:
+        """The degradation ladder of an app serving this model (``sdk.degrade``): first this model's
+        fastest measured tier (``TierStep``), then the app's ``steps``. ``fn`` (default: the manager
+        itself) is the work each call does; ``kwargs`` go to ``Degrader`` (``budget_ms`` defaults to
+        the manager's; device, clock and event bus are the manager's)."""
+        from sdk.degrade import Degrader, TierStep
+
+        kwargs.setdefault("budget_ms", self.policy.budget_ms)
+        if kwargs["budget_ms"] is None:
+            raise ModelError(f"model {self.store.name}: a degradation ladder needs a latency budget "
+                             "(ModelManager(..., budget_ms=...) or degrader(..., budget_ms=...))")
+        for key, value in (("device", self.device), ("clock", self.clock), ("bus", self.bus),
+                           ("name", self.store.name)):
+            kwargs.setdefault(key, value)
+        return Degrader(self if fn is None else fn, [TierStep(self), *steps], **kwargs)
 
     def fastest_tier(self) -> str:
         return self.policy.ladder()[-1].key[0]

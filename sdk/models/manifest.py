@@ -50,11 +50,14 @@ def file_problem(file: str, folder: Path | None) -> str | None:
     path without ``..`` that resolves, symlinks followed, inside the folder. Checked before anything opens it."""
     win = PureWindowsPath(file)
     if not file or PurePosixPath(file).is_absolute() or win.is_absolute() or win.drive or ".." in win.parts:
-        return (f"file {file!r} must be a relative path inside the model folder (no '..', no absolute path); "
-                "move the file into the folder and name it relative to manifest.json")
+        return (f"file {file[:80]!r} must be a relative path inside the model folder (no '..', no absolute "
+                "path); move the file into the folder and name it relative to manifest.json")
     if folder is not None:
         root = folder.resolve()
-        real = (folder / file).resolve()
+        try:
+            real = (folder / file).resolve()
+        except (OSError, ValueError) as e:  # a NUL byte, a name too long for the file system, a link loop
+            return f"file {file[:80]!r} is not a usable file name ({e.__class__.__name__}: {str(e)[:80]})"
         if not real.is_relative_to(root):
             return (f"file {file!r} resolves to {real}, outside the model folder {root} (a symlink out of it?); "
                     "copy the file into the folder instead of linking to it")
@@ -153,13 +156,16 @@ class Variant:
             p = self.safe_path()
         except ModelError:
             return False
-        if not p.is_file():
-            self.mark_unusable(f"file {p} is missing (re-export the {self.tier} variant or remove it)")
-        elif self.size_bytes is not None and p.stat().st_size != self.size_bytes:
-            self.mark_unusable(f"file {p} is {p.stat().st_size} bytes, manifest says {self.size_bytes} "
-                               "(truncated or replaced; re-export it)")
-        elif self.sha256 is not None and sha256_file(p) != self.sha256:
-            self.mark_unusable(f"file {p} sha256 does not match the manifest (corrupt or replaced; re-export it)")
+        try:
+            if not p.is_file():
+                self.mark_unusable(f"file {p} is missing (re-export the {self.tier} variant or remove it)")
+            elif self.size_bytes is not None and p.stat().st_size != self.size_bytes:
+                self.mark_unusable(f"file {p} is {p.stat().st_size} bytes, manifest says {self.size_bytes} "
+                                   "(truncated or replaced; re-export it)")
+            elif self.sha256 is not None and sha256_file(p) != self.sha256:
+                self.mark_unusable(f"file {p} sha256 does not match the manifest (corrupt or replaced; re-export it)")
+        except OSError as e:  # unreadable, a name too long for the file system, ...
+            self.mark_unusable(f"file {self.file[:80]!r} cannot be read ({e.strerror or e}); check the model folder")
         return self.usable
 
 

@@ -23,6 +23,7 @@ from sdk.runtime.backends.base import BaseBackend
 from sdk.util.timing import time_calls
 
 log = logging.getLogger(__name__)
+MAX_INPUT_VALUES = 1 << 26  # an example input larger than this (256 MiB of float32) is a broken manifest
 
 
 class LoadedVariant:
@@ -52,13 +53,17 @@ class LoadedVariant:
 
 
 def _layout_transpose(shape: list[Any] | None, layout: str | None, file_shape: tuple[Any, ...]) -> tuple | None:
-    """NCHW manifest input and an NHWC file (e.g. a .tflite) → the transpose to apply."""
-    if not shape or len(shape) != 4 or len(file_shape) != 4 or list(file_shape) == list(shape):
+    """Channels-first manifest input and a channels-last file (e.g. a .tflite) → the transpose to apply
+    (NCHW → NHWC, NCW → NWC; and back for channels-last manifests)."""
+    if not shape or len(file_shape) != len(shape) or list(file_shape) == list(shape):
         return None
-    if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
-        return (0, 2, 3, 1)
-    if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
-        return (0, 3, 1, 2)
+    if len(shape) == 4:
+        if layout in (None, "NCHW") and list(file_shape) == [shape[0], shape[2], shape[3], shape[1]]:
+            return (0, 2, 3, 1)
+        if layout == "NHWC" and list(file_shape) == [shape[0], shape[3], shape[1], shape[2]]:
+            return (0, 3, 1, 2)
+    if len(shape) == 3 and layout in (None, "NCW", "NWC") and list(file_shape) == [shape[0], shape[2], shape[1]]:
+        return (0, 2, 1)
     return None
 
 
@@ -111,6 +116,9 @@ class ModelStore:
 
     def example_input(self, seed: int = 0) -> np.ndarray:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in self.manifest.input.get("shape", [1])]
+        if float(np.prod(shape, dtype=np.float64)) > MAX_INPUT_VALUES:
+            raise ModelError(f"model {self.name}: input shape {shape} in the manifest has more than "
+                             f"{MAX_INPUT_VALUES} values; fix input.shape in manifest.json")
         return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
     def load(self, v: Variant, warmup: int = 2, **options: Any) -> LoadedVariant:

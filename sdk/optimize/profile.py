@@ -64,11 +64,15 @@ def layer_latencies(model_path: str | Path, sample: np.ndarray, runs: int = 20, 
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
-        feed = {sess.get_inputs()[0].name: sample.astype(np.float32)}
-        for _ in range(runs):
-            sess.run(None, feed)
-        trace = json.loads(Path(sess.end_profiling()).read_text())
+        try:
+            sess = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+            feed = {sess.get_inputs()[0].name: sample.astype(np.float32)}
+            for _ in range(runs):
+                sess.run(None, feed)
+            trace = json.loads(Path(sess.end_profiling()).read_text())
+        except Exception as e:  # noqa: BLE001 - ORT raises several unrelated types (Fail, InvalidGraph, ...)
+            text = " ".join(str(e).split())[:300]
+            raise ModelError(f"{model_path}: onnxruntime cannot profile its layers ({text})") from None
     total: dict[str, float] = {}
     for ev in trace:
         name = ev.get("name", "")
@@ -78,18 +82,24 @@ def layer_latencies(model_path: str | Path, sample: np.ndarray, runs: int = 20, 
     return {k: v / runs for k, v in total.items()}
 
 
-def input_shape_of(model_path: str | Path) -> list[int]:
-    """The first input's shape (ONNX layout; dynamic dims as 1), for ``.onnx`` and ``.tflite``."""
-    if backend_for(model_path) == "litert":
-        from sdk.runtime.backends import load_backend
+MAX_INPUT_ELEMENTS = 1 << 28
 
-        with load_backend(model_path, "litert") as m:
-            s = list(m.inputs[0].concrete_shape())
+
+def input_shape_of(model_path: str | Path) -> list[int]:
+    """The first input's shape (ONNX layout; dynamic dims as 1), for ``.onnx`` and ``.tflite``, as the
+    model's runtime reads it (a file it cannot load is a ``BackendError``)."""
+    from sdk.runtime.backends import load_backend
+
+    backend = backend_for(model_path)
+    with load_backend(model_path, backend) as m:
+        if not m.inputs:
+            raise ModelError(f"{model_path}: the model has no inputs, so there is nothing to profile")
+        s = list(m.inputs[0].concrete_shape())
+    if int(np.prod(s, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
+        raise ModelError(f"{model_path}: input shape {s} is too large to profile (over {MAX_INPUT_ELEMENTS} values)")
+    if backend == "litert":
         return [s[0], s[3], s[1], s[2]] if len(s) == 4 else ([s[0], s[2], s[1]] if len(s) == 3 else s)
-    model = load_inferred(model_path)
-    inits = {i.name for i in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in inits)
-    return [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+    return s
 
 
 def profile_model(model_path: str | Path, *, device_class: str | None = None, power_table: str | Path | None = None,

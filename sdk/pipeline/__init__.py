@@ -1,4 +1,5 @@
-"""Streaming pipelines: source → stages → sinks, one thread each, bounded queues between them.
+"""Streaming pipelines: source → stages → sinks in threads chosen from the CPUs available
+(``sdk.pipeline.layout``), bounded queues between them.
 
     from sdk.pipeline import Pipeline, Stage, JsonlSink
     pipe = Pipeline("file://clip.mp4", stages=[Stage("preprocess", pre), Stage("infer", model)],

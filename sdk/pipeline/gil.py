@@ -2,9 +2,9 @@
 
 A stage thread that returns from a native call (``session.run``, a decoder) needs the GIL back; with
 CPython's default 5 ms switch interval it can wait that long behind a busy Python thread of another
-stage, which on a loaded or single-core machine costs more than the pipeline's overlap gains (measured
-in ``bench/pipeline_overhead.py``). Pipelines lower the interval (default 1 ms) while any of them runs
-and restore the previous value when the last one ends.
+stage, which on a loaded machine costs more than the pipeline's overlap gains. Pipelines that run in
+more than one thread (``sdk.pipeline.layout``) lower the interval (default 1 ms) while any of them
+runs and restore the previous value when the last one ends.
 """
 
 from __future__ import annotations

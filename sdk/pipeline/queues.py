@@ -26,7 +26,9 @@ def resolve_policy(policy: str, live: bool) -> str:
 class StageQueue:
     """FIFO of at most ``maxsize`` items.
 
-    ``block``: ``put`` waits while full (nothing lost, the producer slows down).
+    ``block``: ``put`` waits while full (nothing lost, the producer slows down); a waiting producer
+    is woken once the queue is down to half (not after every ``get``), so a fast producer refills it
+    in a burst instead of being switched in and out for each item.
     ``drop_oldest``: ``put`` never waits; when full the oldest item is removed and counted in
     ``dropped``. ``close`` aborts: waiters wake, ``get`` returns ``END``, ``put`` returns False,
     and items left inside are counted in ``discarded``.
@@ -37,6 +39,7 @@ class StageQueue:
         "_drop",
         "_items",
         "_lock",
+        "_low",
         "_not_empty",
         "_not_full",
         "discarded",
@@ -64,6 +67,7 @@ class StageQueue:
         self._not_full = threading.Condition(self._lock)
         self._closed = False
         self._drop = policy == "drop_oldest"
+        self._low = maxsize // 2  # a blocked producer is woken at or below this many items
 
     def __len__(self) -> int:
         return len(self._items)
@@ -100,7 +104,7 @@ class StageQueue:
                     return END
                 self._not_empty.wait()
             value = items.popleft()
-            if not self._drop:
+            if not self._drop and len(items) <= self._low:
                 self._not_full.notify()
             return value
 

@@ -7,7 +7,6 @@ called from the pipeline's sink thread (``open``/``close`` from the thread runni
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from sdk.errors import PipelineError
 from sdk.pipeline.overlay import as_bgr_frame, draw_overlay
 from sdk.pipeline.packet import Packet, StopPipeline
-from sdk.util.jsonutil import jsonable
+from sdk.util.jsonutil import dumps
 
 DrawFn = Callable[[np.ndarray, Packet], "np.ndarray | None"]
 
@@ -90,7 +89,7 @@ class JsonlSink(BaseSink):
             raise PipelineError(f"sink:{self.name}", "write() before open()")
         record = {"seq": packet.item.seq, "timestamp": packet.item.timestamp,
                   "latency_ms": packet.latency_ms, "timings": packet.timings, "value": packet.value}
-        self._file.write(json.dumps(jsonable(record), separators=(",", ":")) + "\n")
+        self._file.write(dumps(record, separators=(",", ":")) + "\n")
         self.written += 1
         if self.flush:
             self._file.flush()

@@ -39,6 +39,7 @@ class SourceStats:
     overflows: int = 0
     gaps: int = 0
     malformed: int = 0  # input records that could not be parsed and were skipped (serial lines)
+    decode_errors: int = 0  # frames a file holds that could not be decoded (damaged clip); skipped
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))

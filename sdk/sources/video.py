@@ -3,11 +3,14 @@
 File sources deliver every frame (``live`` is False); ``realtime=True`` paces them at the clip's
 frame rate (or ``fps=``) like a camera; ``loop=True`` starts over at the end (demos).
 Frames are BGR uint8 arrays (H×W×3); each item's meta has ``frame`` (index) and ``pts`` (seconds).
+Frames of a damaged clip that cannot be decoded are skipped and counted (``stats.decode_errors``;
+the next item's meta has ``gap``), never silently taken for the end of the clip.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ VIDEO_OPTIONS = {
 }
 
 Entry = tuple[Any, float | None, Mapping[str, Any] | None]
+MAX_UNDECODABLE = 10_000  # consecutive undecodable frames after which a clip is given up
+log = logging.getLogger(__name__)
 
 
 class VideoFileSource(BaseSource):
@@ -62,25 +67,47 @@ class VideoFileSource(BaseSource):
             self._cap = None
 
     def _items(self) -> Iterator[Entry]:
-        import cv2
-
         fps = float(self._meta["fps"])
         pacer = Pacer(fps, self.realtime, self._closed)
-        index, frame = 0, self._first
+        index, frame, gap = 0, self._first, 0
         while frame is not None and not self._closed.is_set():
             pacer.wait()
-            yield frame, None, {"frame": index, "pts": index / fps}
+            yield frame, None, {"frame": index, "pts": index / fps, **({"gap": gap} if gap else {})}
             index += 1
-            cap = self._cap
-            if cap is None:
+            if self._cap is None:
                 return
+            frame, skipped = self._next_frame(index)
+            index, gap = (0, 0) if skipped < 0 else (index + skipped, skipped)
+
+    def _next_frame(self, index: int) -> tuple[Any, int]:
+        """The next decodable frame and how many undecodable frames were skipped before it (-1: the
+        clip restarted with ``loop``). A read failure before the end the container declares is a
+        damaged frame: it is counted (``stats.decode_errors``, ``gaps``) and decoding goes on."""
+        import cv2
+
+        cap, total = self._cap, self._meta.get("frames")
+        failed = 0
+        while not self._closed.is_set():
             ok, frame = cap.read()
-            if not ok and self.loop and index > 0:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, frame = cap.read()
-                index = 0
-            if not ok:
-                frame = None
+            if ok and frame is not None:
+                if failed:
+                    self.stats.decode_errors += failed
+                    self.stats.gaps += 1
+                    log.warning("%s: %d frame(s) before frame %d could not be decoded (damaged file?)",
+                                self.uri, failed, index + failed)
+                return frame, failed
+            failed += 1
+            if total is None or index + failed >= total or failed > MAX_UNDECODABLE:
+                break
+        if total is not None and index < total:  # the declared frames that never came
+            self.stats.decode_errors += total - index
+            log.warning("%s: the last %d of %d frames could not be decoded (truncated or damaged file)",
+                        self.uri, total - index, total)
+        if self.loop and index > 0 and not self._closed.is_set():
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = cap.read()
+            return (frame, -1) if ok else (None, 0)
+        return None, 0
 
 
 def image_paths(uri: str, target: str) -> list[Path]:

@@ -8,15 +8,26 @@ device writes. The message id is ``INTEGER PRIMARY KEY AUTOINCREMENT``, so it is
 serves as the persistent, monotonically increasing sequence number. Each row carries a CRC-32 of its
 payload; ``verify()`` checks them and SQLite's own structure.
 
-Bounded by ``max_bytes`` of payload. When full, the oldest ``telemetry`` rows go first (counted);
-if only ``drift``/``event`` rows remain, policy ``drop_oldest`` deletes the oldest of those (counted
-as ``lost_critical`` and reported), policy ``refuse`` rejects the new message (counted as ``refused``).
+Bounded by ``max_bytes``: of payload, and of the spool's real disk use (database + WAL + shared
+memory file + loss ledger; at least ``MIN_DISK_BYTES`` for SQLite's own pages). The WAL is checkpointed every few
+pages and truncated (``journal_size_limit``) so it stays a small, fixed part of the budget. When full,
+the oldest ``telemetry`` rows go first (counted); if only ``drift``/``event`` rows remain, policy
+``drop_oldest`` deletes the oldest of those (counted as ``lost_critical`` and reported), policy
+``refuse`` rejects the new message (counted as ``refused``).
+
+Loss counters persist. One that cannot be written to the database (the disk is full) goes to a small
+pre-allocated side file, ``<spool>-loss``, rewritten in place (no new blocks needed), and is merged
+back on the next successful write or the next open: a run that lost messages to a full disk leaves
+the count behind, and it travels in the next message (``stats()`` is in every telemetry sample). A
+WAL damaged in the middle (SQLite would silently drop every commit after the damage) is detected at
+open and the dropped commits counted as ``wal_lost``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -28,10 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from sdk.errors import TelemetryError
+from sdk.telemetry.wal import lost_commits
 from sdk.util.jsonutil import dumps
 
+log = logging.getLogger(__name__)
+
 CRITICAL = ("drift", "event")
-COUNTERS = ("dropped_telemetry", "lost_critical", "refused", "disk_full", "denied", "corrupt")
+COUNTERS = ("dropped_telemetry", "lost_critical", "refused", "disk_full", "denied", "corrupt", "wal_lost")
+MIN_DISK_BYTES = 256 * 1024  # SQLite's fixed pages + the shared-memory file + a minimal WAL
+_SHM_BYTES = 32 * 1024
+_LEDGER_BYTES = 4096
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
   kind TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL, crc INTEGER NOT NULL, created REAL NOT NULL);
@@ -60,13 +77,54 @@ class Spool:
         self.max_bytes = int(max_bytes)
         self.full_policy = full_policy
         self._lock = threading.RLock()
+        self._unsaved: set[str] = set()
+        wal_lost = lost_commits(self.path)  # before SQLite opens it and drops the damaged part
         self._db = _connect(self.path)
+        self._ledger: _Ledger | None = None
         try:
+            self._limits()
             self._load_state()
+            self._ledger = _Ledger(Path(f"{self.path}-loss"))
+            self._recover(wal_lost)
         except sqlite3.Error as e:
             self._db.close()
+            if self._ledger is not None:
+                self._ledger.close()
             raise TelemetryError(f"spool {self.path}: not a usable spool ({e}); move it away or point "
                                  "telemetry.spool at a new file") from None
+
+    def _limits(self) -> None:
+        """Split the disk budget: shared memory, a WAL checkpointed every ``wal_pages``, the database."""
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        disk = max(self.max_bytes, MIN_DISK_BYTES)
+        wal_pages = max(4, min(256, disk // 16 // page))
+        wal_bytes = 32 + (wal_pages + 16) * (page + 24)  # a checkpoint runs after the commit that passes it
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
+        self._db.execute(f"PRAGMA journal_size_limit = {wal_pages * (page + 24) + 32}")
+        self._page, self._db_pages, self.disk_budget = page, (disk - _SHM_BYTES - _LEDGER_BYTES - wal_bytes) // page, disk
+
+    def _recover(self, wal_lost: int) -> None:
+        """Merge loss counts the ledger kept while the disk was full; count commits a damaged WAL lost."""
+        for name, value in self._ledger.read().items():  # type: ignore[union-attr]
+            if value > self.counters.get(name, 0):
+                self.counters[name] = value
+                self._unsaved.add(name)
+        if wal_lost:
+            log.error("spool %s: the write-ahead log was damaged; %d committed transaction(s) after the "
+                      "damage are lost", self.path, wal_lost)
+            self.counters["wal_lost"] = self.counters.get("wal_lost", 0) + wal_lost
+            self._unsaved.add("wal_lost")
+            self._save_ledger()
+        if self._unsaved:
+            with self._lock:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._flush_unsaved()
+                    self._db.execute("COMMIT")
+                    self._unsaved.clear()
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the damaged log is gone: count once
+                except sqlite3.OperationalError:
+                    self._rollback()  # still full: the ledger keeps them
 
     def _load_state(self) -> None:
         with self._lock:
@@ -86,26 +144,31 @@ class Spool:
             payload = dumps({**body, "seq": seq}, separators=(",", ":")).encode()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                if not self._make_room(len(payload), kind):
-                    self._db.execute("COMMIT")
-                    return None
-                self._db.execute("INSERT INTO messages (id, topic, kind, qos, payload, crc, created) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                 (seq, topic, kind, qos, payload, zlib.crc32(payload), time.time()))
+                self._flush_unsaved()
+                room = self._make_room(len(payload), kind)
+                if room:
+                    self._db.execute("INSERT INTO messages (id, topic, kind, qos, payload, crc, created) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     (seq, topic, kind, qos, payload, zlib.crc32(payload), time.time()))
                 self._db.execute("COMMIT")
+                self._unsaved.clear()
             except sqlite3.OperationalError as e:
                 self._rollback()
+                self._unsaved.update(self.counters)  # whatever this transaction counted is not on disk
                 if "full" in str(e):
                     self._bump_memory("disk_full")
                     return None
+                self._save_ledger()
                 raise TelemetryError(f"spool {self.path}: cannot write ({e})") from None
+            if not room:
+                return None
             self._next_id = seq + 1
             self.bytes += len(payload)
             self.count += 1
             return seq
 
     def _make_room(self, size: int, kind: str) -> bool:
-        while self.bytes + size > self.max_bytes:
+        while self._over(size):
             if self._drop_oldest(("telemetry",)):
                 continue
             if kind == "telemetry":
@@ -115,6 +178,19 @@ class Spool:
                 self._bump("refused")
                 return False
         return True
+
+    def _over(self, size: int) -> bool:
+        """Whether a ``size``-byte payload would pass ``max_bytes`` of payload or the database's pages."""
+        if self.bytes + size > self.max_bytes:
+            return True
+        pages, free = (int(self._db.execute(f"PRAGMA {p}").fetchone()[0]) for p in ("page_count", "freelist_count"))
+        return pages - free + 1 + (size + 256) // (self._page - 128) > self._db_pages
+
+    def _flush_unsaved(self) -> None:
+        """Write counters the disk refused earlier (absolute values: writing twice is harmless)."""
+        for name in sorted(self._unsaved):
+            self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+                             "SET value = MAX(value, excluded.value)", (name, self.counters.get(name, 0)))
 
     def _drop_oldest(self, kinds: tuple[str, ...], counter: str = "dropped_telemetry") -> bool:
         marks = ",".join("?" * len(kinds))
@@ -134,8 +210,15 @@ class Spool:
         self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, self.counters[name]))
 
-    def _bump_memory(self, name: str) -> None:
-        self.counters[name] = self.counters.get(name, 0) + 1
+    def _bump_memory(self, name: str, n: int = 1) -> None:
+        """Count what the database cannot take now: kept in the ledger, written at the next commit."""
+        self.counters[name] = self.counters.get(name, 0) + n
+        self._unsaved.add(name)
+        self._save_ledger()
+
+    def _save_ledger(self) -> None:
+        if self._ledger is not None:
+            self._ledger.write(self.counters)
 
     def count_event(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a persistent counter (e.g. ``denied``)."""
@@ -146,7 +229,7 @@ class Spool:
                 self._db.execute("COMMIT")
             except sqlite3.OperationalError:
                 self._rollback()
-                self._bump_memory(name)
+                self._bump_memory(name, n)
 
     def _rollback(self) -> None:
         try:
@@ -205,14 +288,71 @@ class Spool:
             self.count -= int(n)
             return int(n)
 
+    def disk_bytes(self) -> int:
+        """Bytes the spool's files take on disk now (database, WAL, shared memory, loss ledger)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm", "-loss"):
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"messages": self.count, "bytes": self.bytes, "max_bytes": self.max_bytes,
-                    "next_seq": self._next_id, **self.counters}
+                    "disk_bytes": self.disk_bytes(), "next_seq": self._next_id, **self.counters}
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._ledger is not None:
+                self._ledger.close()
+
+
+class _Ledger:
+    """``<spool>-loss``: loss counters as one CRC-checked JSON line in a pre-allocated 4 KiB file,
+    rewritten in place (with fsync), so it can be updated when the disk has no free block left."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            if os.fstat(self._fd).st_size < _LEDGER_BYTES:
+                os.posix_fallocate(self._fd, 0, _LEDGER_BYTES)
+                os.pwrite(self._fd, b" " * _LEDGER_BYTES, 0)
+                os.fsync(self._fd)
+        except OSError as e:  # opened on a full disk: counts stay in memory until the next commit
+            log.warning("spool ledger %s unavailable (%s): loss counts kept in memory only", path, e.strerror)
+            self.close()
+
+    def read(self) -> dict[str, int]:
+        if self._fd is None:
+            return {}
+        try:
+            line = os.pread(self._fd, _LEDGER_BYTES, 0).split(b"\n", 1)[0]
+            crc, _, body = line.strip().partition(b" ")
+            if not body or int(crc) != zlib.crc32(body):
+                return {}
+            data = json.loads(body)
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+
+    def write(self, counters: dict[str, int]) -> None:
+        if self._fd is None:
+            return
+        body = json.dumps(counters, sort_keys=True, separators=(",", ":")).encode()
+        line = f"{zlib.crc32(body)} ".encode() + body + b"\n"
+        try:
+            os.pwrite(self._fd, line.ljust(_LEDGER_BYTES, b" ")[:_LEDGER_BYTES], 0)
+            os.fsync(self._fd)
+        except OSError as e:
+            log.warning("spool ledger %s: cannot write (%s)", self.path, e.strerror)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _connect(path: Path) -> sqlite3.Connection:

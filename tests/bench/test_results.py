@@ -13,13 +13,128 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
-NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:,\d{3})*(?:\.\d+)?")  # 7, 0.51, 10,000; not the 8 of int8
 
 Fmt = str | Callable[[Any], str]
+def mega(v: Any) -> str:
+    return f"{v / 1e6:.0f}"
+
+
+def count(v: Any) -> str:
+    return str(len(v))
+
+
+def thousands(v: Any) -> str:
+    return f"{v / 1e3:.0f}"
+
+
+B = "models.name=builtin-bars64."
+F = "models.name=builtin-finebars48-nobn."
+
+
+def fast_p95(latency: dict[str, dict[str, dict[str, float]]]) -> list[float]:
+    return [t["p95_ms"] for b in ("onnxruntime", "litert") for t in latency[b].values()]
+
+
 # README benchmark table row (its first cell) -> every number its result cell quotes:
 # (results file, path in the JSON, how the README prints it). Paths: dict keys and list indices
 # joined by ".", or "key=value" for the list element whose key has that value.
-QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {}
+QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
+    "pipeline overhead": [
+        ("pipeline_overhead", "one_core.threads", "{}"),
+        ("pipeline_overhead", "one_core.ember_fps", "{:.1f}"), ("pipeline_overhead", "one_core.bare_fps", "{:.1f}"),
+        ("pipeline_overhead", "one_core.ratio", "{:.2f}"), ("pipeline_overhead", "rounds", "{}"),
+        ("pipeline_overhead", "one_core.ratio_quartiles.0", "{:.2f}"),
+        ("pipeline_overhead", "one_core.ratio_quartiles.1", "{:.2f}"),
+        ("pipeline_overhead", "load.before.0", "{:.1f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.ember", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ms_per_frame.bare", "{:.2f}"),
+        ("pipeline_overhead", "one_core.cpu_ratio", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.threads", "{}"), ("pipeline_overhead", "two_cores.ratio", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.ratio_quartiles.0", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.ratio_quartiles.1", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.cpu_ms_per_frame.ember", "{:.2f}"),
+        ("pipeline_overhead", "two_cores.cpu_ms_per_frame.bare", "{:.2f}"),
+        ("pipeline_overhead", "noop_pipeline_items_per_s.one_core", thousands),
+    ],
+    "backends": [
+        ("backends", "macs", mega), ("backends", "rounds", "{}"),
+        ("backends", "latency.onnxruntime.fp32.p50_ms", "{:.2f}"), ("backends", "latency.onnxruntime.fp16.p50_ms", "{:.2f}"),
+        ("backends", "latency.onnxruntime.int8.p50_ms", "{:.2f}"), ("backends", "latency.litert.fp32.p50_ms", "{:.2f}"),
+        ("backends", "latency.litert.int8.p50_ms", "{:.2f}"), ("backends", "latency.tinygrad.fp32.p50_ms", "{:.0f}"),
+        ("backends", "latency", lambda v: f"{min(fast_p95(v)):.0f}"),
+        ("backends", "latency", lambda v: f"{max(fast_p95(v)):.0f}"),
+        ("backends", "load.before.0", "{:.1f}"),
+    ],
+    "tier switching": [
+        ("tier_switch", "script.fps", "{}"), ("tier_switch", "model.macs", mega), ("tier_switch", "budget_ms", "{:.0f}"),
+        ("tier_switch", "script.burner_processes", "{}"),
+        ("tier_switch", "summary.pinned_fp32.spike_infer_p95_ms.0", "{:.0f}"),
+        ("tier_switch", "summary.pinned_fp32.spike_infer_p95_ms.1", "{:.0f}"),
+        ("tier_switch", "runs.switching", count),
+        ("tier_switch", "summary.switching.dropped.0", "{}"), ("tier_switch", "summary.switching.dropped.1", "{}"),
+        ("tier_switch", "runs.switching.0.frames", "{}"),
+        ("tier_switch", "summary.pinned_fp32.dropped.0", "{}"), ("tier_switch", "summary.pinned_fp32.dropped.1", "{}"),
+        ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.0.0", "{}"),
+        ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.0", "{}"),
+        ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.0.1", "{}"),
+        ("tier_switch", "switching_dropped_in_switch_windows_vs_pinned.1.1", "{}"),
+        ("tier_switch", "runs.switching.0.flaps", "{}"),
+        ("tier_switch", "runs.switching.0.switch_log.1.t_s", "{:.0f}"),
+        ("tier_switch", "load.before.0", "{:.1f}"),
+    ],
+    "optimization": [
+        ("optimize", B + "macs", mega),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.accuracy", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.latency_ms", "{:.2f}"),
+        ("optimize", B + "tiers.tier=int8/litert.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", B + "tiers.tier=int8/litert.size_bytes", lambda v: f"{v / 1e6:.2f}"),
+        ("optimize", B + "tiers.tier=fp32/onnxruntime.size_bytes", lambda v: f"{v / 1e6:.2f}"),
+        ("optimize", B + "tiers.tier=int8/onnxruntime.accuracy_drop_pts", "{:.1f}"),
+        ("optimize", B + "spread.drop_pts_range.int8/onnxruntime.0", lambda v: f"{abs(v):.1f}"),
+        ("optimize", B + "spread.drop_pts_range.int8/onnxruntime.1", lambda v: f"{abs(v):.1f}"),
+        ("optimize", B + "spread.eval_seeds", count),
+        ("optimize", F + "macs", mega),
+        ("optimize", F + "tiers.tier=int8/onnxruntime.accuracy_drop_pts", "{:.1f}"),
+        ("optimize", F + "spread.drop_pts_range.int8/onnxruntime.0", "{:.1f}"),
+        ("optimize", F + "spread.drop_pts_range.int8/onnxruntime.1", "{:.1f}"),
+        ("optimize", F + "tiers.tier=int8-mixed/onnxruntime.accuracy_drop_pts", lambda v: f"{abs(v):.1f}"),
+        ("optimize", F + "tiers.tier=int8-mixed/onnxruntime.speedup_vs_fp32", "{:.1f}"),
+        ("optimize", "load.before.0", "{:.1f}"),
+    ],
+    "telemetry cost": [
+        ("telemetry", "stats_by_kind.image.cpu_us_per_frame", "{:.0f}"),
+        ("telemetry", "stats_by_kind.image.wall_us_per_frame", "{:.0f}"), ("telemetry", "load.before.0", "{:.1f}"),
+        ("telemetry", "stats_by_kind.image.spooled_with_fsync", "{}"), ("telemetry", "publish_cpu_percent", "{:.2f}"),
+    ],
+    "fuzzing": [
+        ("fuzz", "files", "{:,}"), ("fuzz", "files_per_kind.onnx", "{}"), ("fuzz", "files_per_kind.tflite", "{}"),
+        ("fuzz", "files_per_kind.manifest", "{}"), ("fuzz", "runs", "{:,}"),
+        ("fuzz", "outcomes.untyped", "{}"), ("fuzz", "outcomes.crash", "{}"), ("fuzz", "outcomes.hang", "{}"),
+        ("fuzz", "outcomes.ran", "{}"), ("fuzz", "outcomes.typed_error", "{:,}"),
+    ],
+    "MQTT chaos": [
+        ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),
+        ("chaos_mqtt", "received_unique", "{:,}"), ("chaos_mqtt", "duplicates", "{:,}"), ("chaos_mqtt", "lost", "{}"),
+    ],
+    "KWS front end": [
+        ("kws_frontend", "bit_exact.host.0.clips", "{}"),
+        ("kws_frontend", "bit_exact.qemu_cortex_m4.output", lambda s: s.rsplit("/", 1)[1]),
+        ("kws_frontend", "c_host_gcc_O2_ms_per_second_of_audio", "{:.2f}"),
+        ("kws_frontend", "cortex_m4_instructions_per_frame", thousands), ("kws_frontend", "load.before.0", "{:.1f}"),
+    ],
+    "firmware": [
+        ("firmware", "headline.ram_like_for_like_ratio.ds_cnn_kws", "{:.2f}"),
+        ("firmware", "headline.ram_like_for_like_ratio.tiny_convnet", "{:.2f}"),
+        ("firmware", "headline.ram_like_for_like_ratio.conv1d_net", "{:.2f}"),
+        ("firmware", "headline.goal_ratio", "{}"),
+    ],
+}
 
 
 def resolve(doc: Any, path: str) -> Any:

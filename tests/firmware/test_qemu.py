@@ -46,6 +46,13 @@ def test_cortex_m0plus_code_runs_on_a_cortex_m0_machine(int8_models, tmp_path):
     assert rc != 0 and "fault" in text.lower()  # M3 code on an M0: a fault, not a pass
 
 
+def test_cortex_m7_code_runs_on_a_cortex_m7_machine(int8_models, tmp_path):
+    out = firmware_export.export(int8_models["tiny_convnet"], tmp_path / "m7", target="cortex-m7").out_dir
+    res = firmware_export.verify_qemu(out)
+    assert res["ok"] and res["cpu"] == "cortex-m7" and res["machine"] == "mps2-an500", res
+    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
+
+
 def test_exit_status_carries_a_mismatch(exported, tmp_path):
     d = tmp_path / "broken"
     shutil.copytree(exported["dscnn"], d)

@@ -99,3 +99,16 @@ def test_timed_window_percentile_over_recent_samples_only():
     assert w.percentile(50, since=3.0, min_count=2) == pytest.approx(3.5)
     w.clear()
     assert w.percentile(50, since=-1.0) is None
+
+
+def test_a_blocked_producer_is_woken_once_the_queue_is_down_to_half():
+    q = StageQueue("q", 4, "block")
+    for i in range(4):
+        q.put(i)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (q.put(4), done.set()))
+    t.start()
+    assert q.get() == 0 and not done.wait(0.2) and len(q) == 3  # 3 of 4: still waiting
+    assert q.get() == 1 and done.wait(5) and len(q) == 3  # down to 2: woken, put its item
+    t.join(5)
+    assert [q.get() for _ in range(3)] == [2, 3, 4] and q.dropped == 0

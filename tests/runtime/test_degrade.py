@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from sdk.degrade import CascadeStep, Degrader, ResolutionStep, SkipStep, TierStep
+from sdk.degrade import CascadeStep, Degrader, ResolutionStep, SetStep, SkipStep, TierStep
+from sdk.errors import ConfigError, ModelError
 from sdk.events import EventBus
 from sdk.models.manager import ModelManager
 from sdk.testing import FakeClock, ScriptedDevice
@@ -79,3 +81,75 @@ def test_skip_step_keeps_one_output_per_frame() -> None:
     assert s.process(100, run) == 1000 and ran[-1] == 100  # released: every frame runs again
     s.engage()  # re-engaged: counting starts over, so the first frame runs
     assert s.process(7, run) == 70 and s.process(8, run) == 70
+
+
+def _fake_ladder(cost: dict, steps: list, clock: FakeClock, bus: EventBus, **kw) -> Degrader:
+    def work(x: int) -> int:
+        clock.advance(cost["ms"] / 1000)
+        return x
+
+    kw = {"budget_ms": 30, "clock": clock, "timer": clock, "bus": bus, "min_dwell_s": 1, "window_s": 1,
+          "down": "p95 > budget for 1s", "up": "headroom for 1s", **kw}
+    return Degrader(work, steps, **kw)
+
+
+def test_a_saving_measured_while_the_load_fell_is_released_on_trial() -> None:
+    """The load drops right as a step engages, so the step seems to save 90 %: without a trial
+    release it would stay engaged for ever."""
+    clock, bus, events = FakeClock(), EventBus(), []
+    bus.subscribe(events.append)
+    knob = {"quality": "high"}
+    cost = {"ms": 50.0}
+    deg = _fake_ladder(cost, [SetStep("quality", knob, quality="low")], clock, bus, probe_s=20)
+    while deg.level == 0:
+        deg(0)
+        clock.advance(0.01)
+    assert knob == {"quality": "low"}
+    cost["ms"] = 5.0  # the load falls at the same moment; the step itself saves nothing here
+    t_engaged = clock()
+    while deg.level == 1 and clock() - t_engaged < 100:
+        deg(0)
+        clock.advance(0.01)
+    released_after = clock() - t_engaged
+    assert deg.level == 0 and knob == {"quality": "high"}
+    assert 20 <= released_after < 25  # not before probe_s of calm, and soon after it
+    assert [(e.data["direction"], e.data["step"]) for e in events] == [("down", "quality"), ("up", "quality")]
+
+
+def test_set_step_checks_its_settings_up_front() -> None:
+    class Vad:
+        threshold_db = -45.0
+
+    vad = Vad()
+    step = SetStep("vad_gate", vad, threshold_db=-30.0)
+    step.engage()
+    assert vad.threshold_db == -30.0
+    step.release()
+    assert vad.threshold_db == -45.0
+    with pytest.raises(ConfigError, match="Vad has no setting 'threshold'"):
+        SetStep("vad_gate", vad, threshold=-30.0)
+    with pytest.raises(ConfigError, match="give the settings"):
+        SetStep("vad_gate", vad)
+
+
+def test_bad_ladders_are_clear_errors(model_folder: Path) -> None:
+    with pytest.raises(ConfigError, match="budget_ms must be a positive"):
+        Degrader(lambda x: x, [SkipStep()], budget_ms=0)
+    with pytest.raises(ConfigError, match="at least one step"):
+        Degrader(lambda x: x, [], budget_ms=30)
+    with pytest.raises(ConfigError, match="use it as a pipeline sink"):
+        Degrader(None, [SkipStep()], budget_ms=30)(1)
+    clock = FakeClock()
+    with ModelManager(model_folder, backends=["onnxruntime"], device=ScriptedDevice(clock), clock=clock,
+                      bus=EventBus(), use_default_rules=False, background=False) as manager:
+        with pytest.raises(ModelError, match="needs a latency budget"):
+            manager.degrader()
+        ladder = manager.degrader(steps=[SkipStep()], budget_ms=20)
+        assert [s.name for s in ladder.steps] == ["tier", "skip"] and ladder.clock is clock
+
+
+def test_the_old_import_path_of_the_test_doubles_still_works() -> None:
+    from sdk.device import FakeClock as OldFakeClock
+    from sdk.device import ScriptedDevice as OldScriptedDevice
+
+    assert OldFakeClock is FakeClock and OldScriptedDevice is ScriptedDevice

@@ -109,17 +109,16 @@ def test_add_variant_refuses_paths_outside(fresh_folder: Path, name: str) -> Non
         m.add_variant("fp16", name, "tinygrad", hash_file=False)
 
 
-@pytest.mark.parametrize("where", ["root", "extra_key", "reference_profile"])
-def test_deeply_nested_manifest_is_a_model_error(fresh_folder: Path, where: str, capsys) -> None:
+@pytest.mark.parametrize("where,depth", [("root", 100_000), ("extra_key", 950), ("reference_profile", 100)])
+def test_deeply_nested_manifest_is_a_model_error(fresh_folder: Path, where: str, depth: int, capsys) -> None:
     p = fresh_folder / "manifest.json"
     data = json.loads(p.read_text())
-    if where == "root":
-        p.write_text("[" * 100_000 + "]" * 100_000)
-    else:
-        depth = 950  # parses (under json's limit) but is deeper than anything should copy recursively
+    if where == "root":  # deeper than the JSON parser goes
+        p.write_text("[" * depth + "]" * depth)
+    else:  # parses, but deeper than any manifest needs (and than recursive copies manage)
         data[where] = json.loads('{"a":' * depth + "1" + "}" * depth)
         p.write_text(json.dumps(data))
-    with pytest.raises(ModelError, match="manifest"):
+    with pytest.raises(ModelError, match="nested too deeply"):
         ModelStore(fresh_folder, device_class="test")
     with pytest.raises(ModelError, match="manifest"):
         ModelManager(fresh_folder, measure="never")
@@ -151,3 +150,13 @@ def test_nested_manifest_refused_whatever_the_recursion_limit(fresh_folder: Path
             ModelStore(fresh_folder, device_class="test")
     finally:
         sys.setrecursionlimit(old)
+
+
+def test_absurd_input_shape_is_refused_before_allocating(fresh_folder: Path) -> None:
+    p = fresh_folder / "manifest.json"
+    data = json.loads(p.read_text())
+    data["input"]["shape"] = [1, 3, 100_000, 100_000]  # 120 GB of example input
+    p.write_text(json.dumps(data))
+    store = ModelStore(fresh_folder, device_class="test")
+    with pytest.raises(ModelError, match="more than .* values"):
+        store.load(store.usable()[0])

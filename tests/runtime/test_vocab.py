@@ -105,3 +105,15 @@ def test_a_pruned_variant_is_pinned_by_a_remote_command(model_folder: Path, tmp_
     with pytest.raises(BackendError, match="not one of onnxruntime, litert, tinygrad"):
         mgr.pin("fp32", "tensorrt")
     mgr.close()
+
+
+def test_cli_options_take_the_same_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from sdk.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "speech", "--tier", "pruned5-int8", "--backend", "litert"]).tier == "pruned5-int8"
+    for bad in (["--tier", "int4"], ["--backend", "tensorrt"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["run", "speech", *bad])
+        err = capsys.readouterr().err
+        assert "int4' is not a tier name" in err or "invalid choice: 'tensorrt'" in err

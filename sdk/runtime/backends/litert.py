@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from sdk.errors import BackendError
 from sdk.runtime.backends.base import BaseBackend, Inputs, TensorSpec
+from sdk.runtime.backends.tflite_check import tflite_problem
 
 
 def _interpreter_module() -> Any:
@@ -46,25 +48,37 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 
 class LiteRTBackend(BaseBackend):
-    """``LiteRTBackend(path, threads=1, xnnpack=True, raw=False)``."""
+    """``LiteRTBackend(path, threads=1, xnnpack=True, raw=False, reference=False)``; ``reference=True`` runs
+    TFLite's reference kernels (slow; the integer arithmetic that ``ember export-c`` reproduces bit for bit)."""
 
     name = "litert"
 
-    def __init__(self, path: str | Path, *, threads: int = 1, xnnpack: bool = True, raw: bool = False) -> None:
+    def __init__(self, path: str | Path, *, threads: int = 1, xnnpack: bool = True, raw: bool = False,
+                 reference: bool = False) -> None:
         super().__init__(path)
         mod = _interpreter_module()
         resolver = mod.OpResolverType.AUTO if xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        if reference:
+            resolver = mod.OpResolverType.BUILTIN_REF
         self.raw = raw
+        try:
+            problem = tflite_problem(self.path.read_bytes())
+        except OSError as e:
+            raise self.fail("read", e) from None
+        if problem:  # checked first: LiteRT crashes the process on some of these
+            raise BackendError(f"{self.path}: not a usable .tflite model: {problem}")
         try:
             self._interp = mod.Interpreter(model_path=str(self.path), num_threads=threads,
                                            experimental_op_resolver_type=resolver)
             self._interp.allocate_tensors()
-        except Exception as e:  # noqa: BLE001 - the interpreter raises ValueError/RuntimeError for bad files
+            # details decode names and quantization from the file: corrupt ones fail here, not later
+            self._in_details = self._interp.get_input_details()
+            self._out_details = self._interp.get_output_details()
+            self._inputs = [self._spec(d) for d in self._in_details]
+            self._outputs = [self._spec(d) for d in self._out_details]
+        except Exception as e:  # noqa: BLE001 - the interpreter raises ValueError/RuntimeError/UnicodeDecodeError
+            self._interp = None
             raise self.fail("load", e) from None
-        self._in_details = self._interp.get_input_details()
-        self._out_details = self._interp.get_output_details()
-        self._inputs = [self._spec(d) for d in self._in_details]
-        self._outputs = [self._spec(d) for d in self._out_details]
 
     @staticmethod
     def _spec(d: dict[str, Any]) -> TensorSpec:

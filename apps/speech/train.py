@@ -1,0 +1,341 @@
+"""Train the keyword spotter from scratch: ``python -m apps.speech.train`` (needs the ``train`` extra).
+
+Stages (each resumable; caches and checkpoints live in ``--work``, default /work/train/speech):
+1. features of every clip and of ``--copies`` augmented copies, from the integer front end (.npy cache);
+2. a DS-CNN (``--width``, ``--depth``) trained with class-balanced sampling and SpecAugment
+   (checkpoint every epoch, ``--epochs``);
+3. ONNX export and the tiers (fp32, int8; ONNX Runtime and LiteRT) via ``sdk.optimize.optimize``
+   into ``--out`` (default apps/speech/model), then streaming thresholds tuned on the select split.
+
+Splits are by speaker (``apps.speech.data.split_of``): train, select (model/threshold choices) and
+val (reported only). The enrolment word (``happy``) is never used for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from apps.speech.data import LABELS, Clip, list_clips, split_of
+from apps.speech.spotter import SETTINGS_FILE
+from apps.speech.stream import StreamSettings
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+ENROLL_WORD = "happy"
+FRAMES, CHANNELS, STEPS_PER_OCTAVE = 49, 40, 5.25
+
+
+def splits(data: Path) -> dict[str, list[Clip]]:
+    """train / select / val / enroll clip lists from speech_commands (+ speech_commands_extra for training)."""
+    main = data / "speech_commands"
+    if not main.is_dir():
+        raise SystemExit(f"training data not found: {main} (set --data to the folder holding speech_commands/)")
+    out: dict[str, list[Clip]] = {"train": [], "select": [], "val": [], "enroll": []}
+    held: set[str] = set()
+    for c in list_clips(main):
+        if c.word == ENROLL_WORD:
+            out["enroll"].append(c)
+            continue
+        part = split_of(c.speaker)
+        out[part].append(c)
+        if part != "train":
+            held.add(c.speaker)
+    extra = data / "speech_commands_extra"
+    for c in list_clips(extra) if extra.is_dir() else []:
+        if c.word == ENROLL_WORD:
+            out["enroll"].append(c)
+        elif c.speaker not in held:
+            out["train"].append(c)
+    return out
+
+
+def build_cache(work: Path, data: Path, copies: int, seed: int, extra_silence: int) -> dict[str, Path]:
+    from apps.speech.augment import Noise, features_of
+
+    work.mkdir(parents=True, exist_ok=True)
+    parts = splits(data)
+    noise_dir = data / "speech_commands_extra" / "_background_noise_"
+    noise = Noise.load(noise_dir) if noise_dir.is_dir() else None
+    paths = {}
+    for i, (name, n_copies, sil) in enumerate([("train", copies, extra_silence), ("select", 1, 0), ("val", 1, 0)]):
+        px, py = work / f"{name}_x.npy", work / f"{name}_y.npy"
+        if not (px.exists() and py.exists()):
+            x, y = features_of(parts[name], n_copies, noise, seed + i, sil if noise else 0, desc=name)
+            np.save(py, y)
+            np.save(px, x)  # written last: its presence marks a complete stage
+        paths[name] = px
+    (work / "splits.json").write_text(json.dumps(
+        {k: [str(c.path) for c in v] for k, v in parts.items()}, indent=1) + "\n")
+    return paths
+
+
+IN_MEAN, IN_STD = 21.0, 7.0  # log2 energy of the training features, roughly; folded into conv 1 for export
+
+
+def make_net(width: int = 64, depth: int = 4, dropout: float = 0.2) -> Any:
+    """DS-CNN: normalise -> conv 10x4 /2 (no padding) -> ``depth`` x (depthwise 3x3 + pointwise) -> average
+    pool -> linear (12). The normalisation is folded into the first convolution by ``deployable``."""
+    import torch
+    from torch import nn
+
+    class Normalize(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - IN_MEAN) / IN_STD
+
+    def block(cin: int, cout: int, k: tuple[int, int], stride: tuple[int, int], groups: int,
+              pad: tuple[int, int]) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    layers = [Normalize(), *block(1, width, (10, 4), (2, 2), 1, (0, 0))]
+    for _ in range(depth):
+        layers += block(width, width, (3, 3), (1, 1), width, (1, 1)) + block(width, width, (1, 1), (1, 1), 1, (0, 0))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, len(LABELS))]
+    return nn.Sequential(*layers)
+
+
+def deployable(net: Any) -> Any:
+    """The same function without the Normalize layer: conv1(W, (x - m) / s) = conv1(W / s, x) - m / s * sum(W)
+    (exact because conv 1 has no padding)."""
+    import copy
+
+    import torch
+
+    out = copy.deepcopy(net).eval()
+    conv = out[1]
+    folded = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                             bias=True)
+    with torch.no_grad():
+        folded.weight.copy_(conv.weight / IN_STD)
+        folded.bias.copy_(-IN_MEAN / IN_STD * conv.weight.sum(dim=(1, 2, 3)))
+    return torch.nn.Sequential(folded, *list(out)[2:]).eval()
+
+
+def to_input(feats: np.ndarray) -> np.ndarray:
+    """uint8 features [..., 49, 40] -> the model's float input [n, 1, 49, 40] (log2 energy)."""
+    return (np.asarray(feats, np.float32) / STEPS_PER_OCTAVE).reshape(-1, 1, FRAMES, CHANNELS)
+
+
+def spec_augment(x: Any, rng: np.random.Generator) -> Any:
+    """Fill one random time band (<= 8 frames) and one frequency band (<= 6 channels) per sample with the
+    sample's mean, in place."""
+    for i in range(x.shape[0]):
+        t, f = rng.integers(0, 9), rng.integers(0, 7)
+        t0, f0 = rng.integers(0, FRAMES - t + 1), rng.integers(0, CHANNELS - f + 1)
+        fill = x[i].mean()
+        x[i, :, t0:t0 + t, :] = fill
+        x[i, :, :, f0:f0 + f] = fill
+    return x
+
+
+def roll_time(x: Any, rng: np.random.Generator, max_roll: int) -> Any:
+    """Shift each sample by up to ``max_roll`` frames (wrapping): words anywhere in the window, as in a stream."""
+    if max_roll:
+        for i, r in enumerate(rng.integers(-max_roll, max_roll + 1, x.shape[0])):
+            x[i] = np.roll(x[i], int(r), axis=1)
+    return x
+
+
+def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(torch.from_numpy(to_input(x[i:i + 512]))).argmax(1)
+                          for i in range(0, len(x), 512)]).numpy()
+    return float((pred == y).mean())
+
+
+def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    tx = np.load(paths["train"], mmap_mode="r")
+    ty = np.load(paths["train"].with_name("train_y.npy"))
+    sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
+    net = make_net(args.width, args.depth)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
+    steps = args.epochs * (len(ty) // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
+    ckpt, start, log = args.work / "checkpoint.pt", 0, []
+    if ckpt.exists() and not args.restart:
+        state = torch.load(ckpt, weights_only=False)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start, log = state["epoch"], state["log"]
+        print(f"resumed from {ckpt} after epoch {start}")
+    counts = np.bincount(ty, minlength=len(LABELS)).astype(np.float64)
+    boost = np.where(ty == LABELS.index("unknown"), args.unknown_weight, 1.0)  # streams are mostly other words
+    weights = boost / counts[ty] / (boost / counts[ty]).sum()
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
+    for epoch in range(start, args.epochs):
+        rng = np.random.default_rng(args.seed * 1000 + epoch)
+        order = rng.choice(len(ty), size=(len(ty) // args.batch) * args.batch, p=weights)
+        net.train()
+        t0, total = time.time(), 0.0
+        bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
+                   mininterval=10)
+        for b in bar:
+            idx = np.sort(order[b:b + args.batch])
+            copy = rng.integers(0, tx.shape[1], len(idx))
+            xb = spec_augment(roll_time(to_input(tx[idx, copy]), rng, args.max_roll), rng)
+            loss = loss_fn(net(torch.from_numpy(xb)), torch.from_numpy(ty[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        acc = accuracy(net, sx, sy)
+        log.append({"epoch": epoch + 1, "loss": total / len(order), "select_acc": acc, "s": time.time() - t0})
+        print(json.dumps(log[-1]), flush=True)
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch + 1, "log": log, "args": vars(args) | {"work": str(args.work),
+                                                                         "out": str(args.out), "data": str(args.data)}},
+                   ckpt)
+    return net
+
+
+def export_onnx(net: Any, path: Path) -> Path:
+    import torch
+
+    net = deployable(net)
+    dummy = torch.zeros(1, 1, FRAMES, CHANNELS)
+    torch.onnx.export(net, (dummy,), str(path), input_names=["features"], output_names=["logits"],
+                      opset_version=13, dynamo=False)
+    return path
+
+
+def make_tiers(args: argparse.Namespace, onnx_path: Path, paths: dict[str, Path]) -> Any:
+    from sdk.optimize import optimize
+
+    tx = np.load(paths["train"], mmap_mode="r")
+    rng = np.random.default_rng(args.seed)
+    cal = to_input(tx[np.sort(rng.choice(len(tx), 512, replace=False)), 0])
+    sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
+    return optimize(onnx_path, calib=(cal, None), evalset=(to_input(sx), sy), out=args.out, name="speech-kws",
+                    labels=LABELS, tiers=("fp32/onnxruntime", "int8/onnxruntime", "fp32/litert", "int8/litert"),
+                    calib_limit=512, eval_limit=None)
+
+
+def write_settings(args: argparse.Namespace, paths: dict[str, Path]) -> None:
+    """speech.json (front end, labels, streaming defaults) and negatives.npz (for enrolment thresholds)."""
+    from sdk.features.kws import KwsFrontend
+
+    fe = KwsFrontend()
+    meta = {"kind": "classifier", "labels": list(LABELS), "stream": asdict(StreamSettings()),
+            "frontend": {"sample_rate": fe.sample_rate, "channels": fe.channels},
+            "training": {"width": args.width, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,
+                         "copies": args.copies, "unknown_weight": args.unknown_weight, "max_roll": args.max_roll}}
+    from firmware_export.tflite_model import load
+
+    m = load(args.out / "model.int8.tflite")
+    scale, zero = m.tensors[m.inputs[0]].qparams()
+    meta["input_quantization"] = [float(scale), int(zero)]  # the int8 grid every tier's input is put on
+    (args.out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    tx = np.load(paths["train"], mmap_mode="r")
+    ty = np.load(paths["train"].with_name("train_y.npy"))
+    rng = np.random.default_rng(args.seed)
+    pick = [np.sort(rng.choice(np.flatnonzero(ty == LABELS.index(k)), n, replace=False))
+            for k, n in (("unknown", 240), ("silence", 60))]
+    np.savez_compressed(args.out / "negatives.npz", x=np.concatenate([tx[i, 0] for i in pick]))
+
+
+def reference_profile(args: argparse.Namespace, paths: dict[str, Path]) -> None:
+    """Drift reference: 200 ms chunks of training clips with the fp32 model's class probabilities."""
+    from apps.speech.data import fit, read_audio
+    from apps.speech.spotter import KeywordSpotter
+    from sdk.telemetry import build_reference_profile, embed_in_manifest
+
+    clips = splits(args.data)["train"]
+    rng = np.random.default_rng(args.seed)
+    spotter = KeywordSpotter(args.out, tier="fp32", backend="onnxruntime")
+    items, outs = [], []
+    for i in rng.choice(len(clips), 300, replace=False):
+        pcm = fit(read_audio(clips[i].path))
+        probs = spotter.probabilities(spotter.frontend(pcm))
+        for c in range(0, len(pcm), 3200):
+            items.append(pcm[c:c + 3200].astype(np.float32) / 32768)
+            outs.append(probs)
+    spotter.close()
+    embed_in_manifest(build_reference_profile(items, "audio", outs, LABELS, sample_rate=16000), args.out)
+
+
+def tune_stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Streaming defaults chosen on the select split (+ the enrolment word as unseen negatives)."""
+    from apps.speech.augment import Noise
+    from apps.speech.spotter import KeywordSpotter
+    from apps.speech.tune import tune
+
+    parts = splits(args.data)
+    noise_dir = args.data / "speech_commands_extra" / "_background_noise_"
+    noise = Noise.load(noise_dir).parts["select"] if noise_dir.is_dir() else []
+    spotter = KeywordSpotter(args.out, tier="int8", backend="onnxruntime")
+    result = tune(spotter, parts["select"] + parts["enroll"], noise, hours=args.tune_hours, seed=args.seed + 1)
+    spotter.close()
+    meta = json.loads((args.out / SETTINGS_FILE).read_text())
+    meta["stream"] = result["chosen"]
+    meta["selection"] = {k: result[k] for k in ("chosen_row", "keyword_events", "negative_hours", "max_fa_per_hour",
+                                                "max_miss_rate")}
+    (args.out / SETTINGS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    (args.work / "tune.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"stream_settings": result["chosen"], "select": result["chosen_row"]}))
+    return result
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m apps.speech.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SHARED, help="folder with speech_commands/ and "
+                   "speech_commands_extra/ (default: ../shared/data)")
+    p.add_argument("--work", type=Path, default=Path("/work/train/speech"), help="caches and checkpoints")
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "model", help="model folder to write")
+    p.add_argument("--copies", type=int, default=10, help="feature copies per training clip (1 clean)")
+    p.add_argument("--extra-silence", type=int, default=800, help="generated silence clips for training")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=24)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--unknown-weight", type=float, default=3.0, help="sampling weight of the unknown class "
+                   "relative to a keyword class (default 3)")
+    p.add_argument("--max-roll", type=int, default=12, help="random time shift of the features, frames (default 12)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tune-hours", type=float, default=2.0, help="negative stream for the threshold choice")
+    p.add_argument("--restart", action="store_true", help="ignore the checkpoint in --work")
+    p.add_argument("--stage", choices=("all", "cache", "fit", "export", "tune"), default="all",
+                   help="stop after this stage (export: tiers from the checkpoint; tune: only the streaming settings)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.stage == "tune":
+        tune_stream(args)
+        return 0
+    paths = build_cache(args.work, args.data, args.copies, args.seed, args.extra_silence)
+    if args.stage == "cache":
+        return 0
+    net = fit(args, paths)
+    if args.stage == "fit":
+        return 0
+    vx, vy = np.load(paths["val"])[:, 0], np.load(paths["val"].with_name("val_y.npy"))
+    print(json.dumps({"val_acc_fp32_torch": accuracy(net, vx, vy)}))
+    res = make_tiers(args, export_onnx(net, args.work / "speech-kws.onnx"), paths)
+    write_settings(args, paths)
+    reference_profile(args, paths)
+    tune_stream(args)
+    print(f"model folder: {res.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
