@@ -39,7 +39,7 @@ def test_mlperf_model_runs_under_qemu(portable, name, need):
     assert res["ok"] and res["output"].startswith("ember-verify: 8/8"), res
 
 
-@pytest.mark.parametrize("name, io", [("kws", "caller"), ("ic", "caller"), ("vww", "arena")])
+@pytest.mark.parametrize("name, io", [("kws", "caller"), ("vww", "arena")])
 def test_cmsis_nn_export_bit_exact_under_qemu(mlperf, cmsis_nn_dir, tmp_path, name, io, need):
     """Generated CMSIS-NN calls (conv, depthwise, pooling, softmax; VWW's 1x1 convolutions in pixel
     chunks so they may overlap their input) + Ember's kernels where faster (FC, table-driven ADD),
