@@ -292,11 +292,14 @@ void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8
   if (p->lut1 && p->lut2 && p->out_shift <= 0 && p->out_mult > 0) {
     /* locals: stores through int8_t * could alias *p and force reloads */
     const int32_t *lut1 = p->lut1, *lut2 = p->lut2, n = p->size, mult = p->out_mult, right = -p->out_shift;
-    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max, n2 = p->size2 ? p->size2 : n;
     const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
-    for (i = 0; i < n; ++i)
-      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset, lo,
+    int32_t j = 0;
+    for (i = 0; i < n; ++i) {
+      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[j]], mult, right, mask) + offset, lo,
                       hi);
+      if (++j == n2) j = 0;
+    }
     return;
   }
   for (i = 0; i < p->size; ++i) {
@@ -447,6 +450,16 @@ void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out)
   for (i = 0; i < p->size; ++i) {
     const int32_t v = p->out_offset + mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
     out[i] = clamp8(v, p->act_min, p->act_max);
+  }
+}
+
+void ember_mul(const ember_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  const int32_t n = p->size, n2 = p->size2 ? p->size2 : n, off1 = p->in1_offset, off2 = p->in2_offset;
+  const int32_t zp = p->out_offset, mult = p->mult, shift = p->shift, lo = p->act_min, hi = p->act_max;
+  int32_t i, j = 0;
+  for (i = 0; i < n; ++i) {
+    out[i] = clamp8(mbqm(((int32_t)a[i] + off1) * ((int32_t)b[j] + off2), mult, shift) + zp, lo, hi);
+    if (++j == n2) j = 0;
   }
 }
 
