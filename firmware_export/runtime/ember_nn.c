@@ -295,11 +295,16 @@ void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8
     const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max, n2 = p->size2 ? p->size2 : n;
     const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
     int32_t j = 0;
-    for (i = 0; i < n; ++i) {
-      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[j]], mult, right, mask) + offset, lo,
-                      hi);
-      if (++j == n2) j = 0;
-    }
+    if (n2 == n) /* same shapes: no repetition counter in the loop */
+      for (i = 0; i < n; ++i)
+        out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset,
+                        lo, hi);
+    else
+      for (i = 0; i < n; ++i) {
+        out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[j]], mult, right, mask) + offset,
+                        lo, hi);
+        if (++j == n2) j = 0;
+      }
     return;
   }
   for (i = 0; i < p->size; ++i) {
