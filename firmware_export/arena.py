@@ -146,9 +146,11 @@ class _Planner:
             span[self.out_root] = (span[self.out_root][0], len(self.layers) - 1)
         buffers = {r: Buffer(r, sizes[r], a, b) for r, (a, b) in span.items()
                    if self.io or r not in (self.in_root, self.out_root)}
-        for k, layer in enumerate(self.layers):  # kernel scratch lives while its layer runs
+        for k, layer in enumerate(self.layers):  # kernel scratch lives while its layer (or fused pair) runs
             if layer.scratch_bytes:
-                buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, k, k)
+                pair = next((q for q in fused if k in (q, q + 1)), None)
+                a, b = (k, k) if pair is None else (pair, pair + 1)
+                buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, a, b)
         busy = set(fused) | {k + 1 for k in fused}
         overlaps = [o for k in range(len(self.layers))
                     if k not in busy and k not in self.no_overlap and (o := self.overlap_of(k, buffers))]

@@ -1,15 +1,16 @@
 """Generated calls into Arm CMSIS-NN for Cortex-M cores with the DSP extension (M4, M7, M33).
 
 ``use_cmsis(model, layers)`` switches the layers CMSIS-NN has a kernel for (convolution, depthwise
-convolution, fully connected, pooling, add, softmax) from Ember's portable kernels to CMSIS-NN calls with
-static parameter structs; the rest keep Ember's kernels. Each switched layer gets the scratch bytes
-CMSIS-NN's DSP kernels need (its ``*_get_buffer_size_dsp`` rules, kept here because the arena is planned
-at export time): the planner places that scratch in the arena, alive for that layer only.
+convolution, pooling, small ADDs, softmax) from Ember's portable kernels to CMSIS-NN calls with static
+parameter structs. FULLY_CONNECTED and large ADDs keep Ember's kernels: faster here, and CMSIS-NN's
+integer rescale of FC is not LiteRT's (``fc_integer_matches_double``). Each switched layer gets the
+scratch bytes CMSIS-NN's DSP kernels need (its ``*_get_buffer_size_dsp`` rules, kept here because the
+arena is planned at export time): the planner places that scratch in the arena, alive for that layer.
 
 CMSIS-NN kernels read and write in their own orders, so the planner lets their outputs overlap an input
-only where the order is known to allow it (elementwise add: in place; fully connected: like Ember's),
-and never runs them row by row. CMSIS-NN is bit-exact with TFLite's reference kernels; the exported
-project takes its location as ``CMSIS_NN_DIR`` (it is never copied into the export).
+only where the order is known to allow it (``overlap.py``), and never runs them row by row. CMSIS-NN is
+bit-exact with TFLite's reference kernels; the exported project takes its location as ``CMSIS_NN_DIR``
+(it is never copied into the export).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from firmware_export.tflite_model import Model
 from sdk.errors import ExportError
 
 KERNELS = {"ember_conv2d": "arm_convolve_wrapper_s8", "ember_depthwise_conv2d": "arm_depthwise_conv_wrapper_s8",
-           "ember_fully_connected": "arm_fully_connected_s8", "ember_avg_pool": "arm_avgpool_s8",
+           "ember_avg_pool": "arm_avgpool_s8",
            "ember_max_pool": "arm_max_pool_s8", "ember_add": "arm_elementwise_add_s8",
            "ember_softmax": "arm_softmax_s8"}
 CHOICES = ("portable", "cmsis-nn")
-DSP_CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")
+DSP_CPUS = ("cortex-m4", "cortex-m7")  # targets whose cores have the DSP extension
 
 
 def find_dir(path: str | Path | None = None) -> Path:
@@ -76,8 +77,8 @@ def scratch_bytes(kernel: str, f: dict[str, object], cin: int) -> int:
 
 
 def _eligible(m: Model, layer: Layer) -> bool:
-    if layer.kernel not in KERNELS or "lut1" in layer.fields or layer.kernel == "ember_fully_connected":
-        return False  # Ember's table-driven ADD and SMLAD FC are faster (bench/mcu.py)
+    if layer.kernel not in KERNELS or "lut1" in layer.fields:
+        return False  # Ember's table-driven ADD is faster (and its FC exact: fc_integer_matches_double)
     src = [t for t in layer.inputs if t >= 0]
     n = shape4(m.tensors[src[0]].shape)[0] if src else 1
     if layer.kernel == "ember_conv2d":
@@ -93,19 +94,26 @@ def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
         if not _eligible(m, layer):
             continue
         cin = shape4(m.tensors[layer.inputs[0]].shape)[3] if layer.inputs[0] >= 0 else 0
-        if layer.fields.pop("interleave4", None):  # CMSIS-NN reads TFLite's layout (the folded bias stays)
-            layer.consts[0] = ConstArray(layer.consts[0].name, "int8_t", np.asarray(layer.plain_filter, np.int8).ravel())
+        if layer.fields.pop("interleave4", None):
+            _unfold(layer)
         layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin)
         layer.kernel = KERNELS[layer.kernel]
         layer.params_type = "cmsis"
         _int32_shift(layer)
-        if layer.kernel == "arm_fully_connected_s8":  # integer rescale (TFLite Micro's), no double table
-            drop = ("_scale", "_fxmult") + (() if int(layer.fields["per_channel"]) else ("_mult", "_shift"))  # type: ignore[call-overload]
-            for c in layer.consts:
-                if c.name.endswith(("_mult", "_shift")):
-                    layer.fields["q" + c.name[c.name.rindex("_"):]] = int(c.values[0])
-            layer.consts = [c for c in layer.consts if not c.name.endswith(drop)]
     return layers
+
+
+def _unfold(layer: Layer) -> None:
+    """Back to TFLite's weight layout and an explicit input offset: CMSIS-NN's padded taps add 0, which
+    an offset folded into the bias would not account for."""
+    w = np.asarray(layer.plain_filter, np.int8)
+    off = -int(layer.fields.pop("pad_value"))  # type: ignore[call-overload]
+    layer.consts[0] = ConstArray(layer.consts[0].name, "int8_t", w.ravel())
+    bias = next(c for c in layer.consts if c.name.endswith("_bias")) if off else None
+    if bias is not None:
+        bias.values = (bias.values.astype(np.int64) - off * w.reshape(len(w), -1).astype(np.int64).sum(axis=1)
+                       ).astype(np.int32)
+    layer.fields["in_offset"] = off
 
 
 def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
@@ -127,14 +135,6 @@ def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
                 f"(int32_t *){f['shift']}}};"),
                 (f"static const cmsis_nn_dims {p}_f = {filt}, {p}_b = {{1, 1, 1, {cout}}}"
                  + ("" if "chunk_pixels" in f else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}") + ";")]
-    if layer.kernel == "arm_fully_connected_s8":
-        per_ch = int(f["per_channel"])  # type: ignore[call-overload]
-        q = (f"static const cmsis_nn_per_channel_quant_params {p}_q = {{(int32_t *){f['mult']}, "
-             f"(int32_t *){f['shift']}}};") if per_ch else ""
-        return [f"static const cmsis_nn_fc_params {p} = {{{f['in_offset']}, 0, {f['out_offset']}, {act}}};",
-                (f"static const cmsis_nn_dims {p}_in = {{{f['batches']}, 1, 1, {f['in_depth']}}}, "
-                f"{p}_f = {{{f['in_depth']}, 1, 1, {f['out_depth']}}}, {p}_b = {{1, 1, 1, {f['out_depth']}}}, "
-                f"{p}_out = {{{f['batches']}, 1, 1, {f['out_depth']}}};")] + ([q] if q else [])
     if layer.kernel in ("arm_avgpool_s8", "arm_max_pool_s8"):
         return [(f"static const cmsis_nn_pool_params {p} = {{{{{f['stride_w']}, {f['stride_h']}}}, "
                 f"{{{f['pad_w']}, {f['pad_h']}}}, {act}}};"),
@@ -181,13 +181,6 @@ def call(m: Model, layer: Layer, prefix: str, args: list[str], scratch: str) -> 
         return (f"{{ const cmsis_nn_context ctx = {ctx}; {layer.kernel}(&ctx, &{p}, &{p}_in, {args[0]}, &{p}_f, "
                 f"&{p}_out, {args[1]}); }}")
     bias = f.get("bias", "NULL")
-    if layer.kernel == "arm_fully_connected_s8":
-        if int(f["per_channel"]):  # type: ignore[call-overload]
-            fn, q = "arm_fully_connected_per_channel_s8", f"&{p}_q"
-        else:
-            fn, q = "arm_fully_connected_s8", f"&(const cmsis_nn_per_tensor_quant_params){{{f['q_mult']}, {f['q_shift']}}}"
-        return (f"{{ const cmsis_nn_context ctx = {ctx}; {fn}(&ctx, &{p}, {q}, &{p}_in, {args[0]}, &{p}_f, "
-                f"{f['filter']}, &{p}_b, {bias}, &{p}_out, {args[1]}); }}")
     return (f"{{ const cmsis_nn_context ctx = {ctx}; {layer.kernel}(&ctx, &{p}, &{p}_q, &{p}_in, {args[0]}, "
             f"&{p}_f, {f['filter']}, &{p}_b, {bias}, &{p}_out, {args[1]}); }}")
 

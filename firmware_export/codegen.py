@@ -79,6 +79,8 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
            "#define EMBER_ALIGN16", "#endif",
            "#ifndef EMBER_TRACE /* define to observe each layer's output: (op index, data, size) */",
            "#define EMBER_TRACE(op, data, size) ((void)0)", "#endif", ""]
+    if plan_.arena_bytes:  # before the layers: their parameters may point into it
+        out.append(f"static int8_t {prefix}_arena[{plan_.arena_bytes}] EMBER_ALIGN16;\n")
     for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
@@ -86,8 +88,6 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
             out += cmsis.declare(model, layer, prefix) + [""]
         else:
             out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
-    if plan_.arena_bytes:
-        out.append(f"static int8_t {prefix}_arena[{plan_.arena_bytes}] EMBER_ALIGN16;\n")
     if plan_.io_in_arena:
         out += _io_functions(model, plan_, prefix)
         out.append(f"int {prefix}_run(void) {{")
@@ -129,6 +129,8 @@ def _args(plan_: Plan, layer: Layer) -> list[str]:
 
 def _fields(plan_: Plan, k: int) -> dict[str, object]:
     fields = dict(plan_.layers[k].fields)
+    if plan_.layers[k].scratch_bytes:
+        fields["patch"] = plan_.scratch(k)
     fusion = plan_.fusion_at(k)
     if fusion is not None:
         fields["out_rows" if fusion.producer == k else "in_rows"] = fusion.ring_rows

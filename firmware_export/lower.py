@@ -11,7 +11,7 @@ from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
-KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
 SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
 # What indexing/unpacking/arithmetic raise on a graph whose shapes and options contradict each other.
@@ -206,14 +206,26 @@ class Lowerer:
             raise ExportError(f"input channels are not a multiple of the filter depth {fc}")
         consts = self.weights(op, f, cout)
         cin = shape4(self.t(self.source(op)).shape)[3]
-        shifts = consts[2].values
-        if ((kh, kw, f["pad_h"], f["pad_w"], fc % 4) == (1, 1, 0, 0, 0) and fc == cin and cout >= 4
-                and np.all(shifts <= 0) and np.all(consts[1].values >= 0)):
-            self.fold_input_offset(op, f, consts, w.data)  # pointwise: every tap is inside the image
-            consts[0].values, f["interleave4"] = interleave4(w.data), 1
         y = shape4(self.t(op.outputs[0]).shape)
-        return Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
-                     consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
+        layer = Layer(op.index, op.code, "ember_conv2d", "ember_conv_params", f, [self.source(op)], op.outputs[0],
+                      consts, macs=y[0] * y[1] * y[2] * cout * kh * kw * fc, plain_filter=w.data)
+        if fc == cin and cout >= 4 and np.all(consts[2].values <= 0) and np.all(consts[1].values >= 0):
+            self.matvec_conv(op, layer, w.data)
+        return layer
+
+    def matvec_conv(self, op: Op, layer: Layer, w: np.ndarray) -> None:
+        """One group: per output pixel, a matrix-vector product of the receptive field (gathered into an
+        arena patch unless it is a 1x1 pixel read in place) with SMLAD-ready interleaved weights."""
+        f, (cout, kh, kw, cin) = layer.fields, w.shape
+        in_place = (kh, kw, f["pad_h"], f["pad_w"], cin % 4) == (1, 1, 0, 0, 0)
+        taps = kh * kw * cin
+        length = taps if in_place else -(-taps // 4) * 4
+        f["pad_value"] = -int(f["in_offset"])  # type: ignore[call-overload]
+        self.fold_input_offset(op, f, layer.consts, w)  # padded taps hold the zero point: they add 0
+        rows = np.zeros((cout, length), np.int8)
+        rows[:, :taps] = np.asarray(w, np.int8).reshape(cout, taps)
+        layer.consts[0].values, f["interleave4"] = interleave4(rows), length
+        layer.scratch_bytes = 0 if in_place else length
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
         w = self.t(op.inputs[1])
@@ -265,16 +277,27 @@ class Lowerer:
         return Layer(op.index, op.code, "ember_fully_connected", "ember_fc_params", f, [op.inputs[0]],
                      op.outputs[0], consts, macs=x.size * out_depth, rescale=np.array(scales, np.float64))
 
+    def broadcast_size(self, op: Op) -> int:
+        """Elements of the second operand: the output's, or its last dimension (or 1), repeated."""
+        a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if a.shape == b.shape == y.shape:
+            return y.size
+        last = shape4(y.shape)[3]
+        if shape4(a.shape) != shape4(y.shape) or shape4(b.shape) not in ((1, 1, 1, last), (1, 1, 1, 1)):
+            raise ExportError(f"broadcasting {op.code} ({a.shape}, {b.shape}) is supported only with the second "
+                              "operand equal, per channel (last dimension) or a scalar")
+        return b.size
+
     def op_add(self, op: Op) -> Layer:
         a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
-        if a.shape != b.shape or a.shape != y.shape:
-            raise ExportError(f"broadcasting ADD ({a.shape} + {b.shape}) is not supported; use equal shapes")
+        size2 = self.broadcast_size(op)
+        sub = op.code == "SUB"
         p = quant.add_params(a.qparams()[0], b.qparams()[0], y.qparams()[0])
         lo, hi = self.act(op, y)
         f = {"size": y.size, "in1_offset": -a.qparams()[1], "in2_offset": -b.qparams()[1],
              "out_offset": y.qparams()[1], "left_shift": p["left_shift"], "in1_mult": p["m1"],
              "in1_shift": p["s1"], "in2_mult": p["m2"], "in2_shift": p["s2"], "out_mult": p["mo"],
-             "out_shift": p["so"], "act_min": lo, "act_max": hi}
+             "out_shift": p["so"], "act_min": lo, "act_max": hi, "size2": size2}
         consts, inputs = [], []
         for i, tid in enumerate(op.inputs[:2]):
             if self.m.is_const(tid):  # a constant operand becomes a flash array
@@ -282,14 +305,34 @@ class Lowerer:
                 inputs.append(~(len(consts) - 1))  # negative: index into consts
             else:
                 inputs.append(tid)
-        if y.size >= 2048:  # each input's rescale has 256 possible results: two 1 KiB tables save ~60 instr/element
+        if y.size >= 2048 or sub or size2 != y.size:  # tables: 256 possible rescaled values per input
+            if p["so"] > 0:
+                raise ExportError(f"{op.code} whose output scale is below 2^-20 of its inputs' is not supported")
             q = np.arange(-128, 128, dtype=np.int64)
             for i, k in ((1, "in1"), (2, "in2")):
                 shifted = (q + int(f[f"{k}_offset"])) * (1 << int(f["left_shift"]))
-                lut = quant.mbqm(shifted, int(f[f"{k}_mult"]), int(f[f"{k}_shift"]))
-                consts.append(self.const(op, f"lut{i}", "int32_t", np.roll(lut, -128)))  # index: (uint8_t)x
+                table = quant.mbqm(shifted, int(f[f"{k}_mult"]), int(f[f"{k}_shift"])) * (-1 if sub and i == 2 else 1)
+                consts.append(self.const(op, f"lut{i}", "int32_t", np.roll(table, -128)))  # index: (uint8_t)x
                 f[f"lut{i}"] = consts[-1].name
         return Layer(op.index, op.code, "ember_add", "ember_add_params", f, inputs, op.outputs[0], consts)
+
+    op_sub = op_add
+
+    def op_mul(self, op: Op) -> Layer:
+        a, b, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        size2 = self.broadcast_size(op)
+        mult, shift = quant.quantize_multiplier(float(a.qparams()[0]) * float(b.qparams()[0]) / float(y.qparams()[0]))
+        lo, hi = self.act(op, y)
+        f = {"size": y.size, "size2": size2, "in1_offset": -a.qparams()[1], "in2_offset": -b.qparams()[1],
+             "out_offset": y.qparams()[1], "mult": mult, "shift": shift, "act_min": lo, "act_max": hi}
+        consts, inputs = [], []
+        for i, tid in enumerate(op.inputs[:2]):
+            if self.m.is_const(tid):
+                consts.append(self.const(op, f"in{i}", "int8_t", self.t(tid).data))
+                inputs.append(~(len(consts) - 1))
+            else:
+                inputs.append(tid)
+        return Layer(op.index, op.code, "ember_mul", "ember_mul_params", f, inputs, op.outputs[0], consts)
 
     def pool(self, op: Op, kernel: str) -> Layer:
         x, y = self.t(op.inputs[0]), self.t(op.outputs[0])

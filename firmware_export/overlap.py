@@ -21,10 +21,9 @@ from firmware_export.lower import Layer, shape4
 from firmware_export.tflite_model import Model
 
 WINDOW_KERNELS = {"ember_conv2d", "ember_depthwise_conv2d", "ember_avg_pool", "ember_max_pool"}
-# CMSIS-NN's add reads then writes 4 elements at a time and its fully connected layer reads the whole
-# input row for every output, like Ember's: the same analysis holds for them.
-ELEMENTWISE_KERNELS = {"ember_add", "ember_requant", "ember_lut", "arm_elementwise_add_s8"}
-FC_KERNELS = {"ember_fully_connected", "arm_fully_connected_s8"}
+# CMSIS-NN's add reads then writes 4 elements at a time: the elementwise analysis holds for it.
+ELEMENTWISE_KERNELS = {"ember_add", "ember_mul", "ember_requant", "ember_lut", "arm_elementwise_add_s8"}
+FC_KERNELS = {"ember_fully_connected"}
 
 
 def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, int, int],
@@ -39,8 +38,8 @@ def last_readers(kernel: str, fields: dict[str, object], inp: tuple[int, int, in
         pixel = np.arange(int(np.prod(inp)), dtype=np.int64) // inp[3]
         return (pixel // chunk + 1) * chunk * out[3]
     kernel = _as_ember(kernel, fields, inp)
-    if kernel in ELEMENTWISE_KERNELS:
-        return np.arange(int(np.prod(inp)), dtype=np.int64)
+    if kernel in ELEMENTWISE_KERNELS:  # a broadcast operand is last read by the output's last repetition
+        return np.arange(int(np.prod(inp)), dtype=np.int64) + int(np.prod(out)) - int(np.prod(inp))
     if kernel in FC_KERNELS:
         depth, outs = int(fields["in_depth"]), int(fields["out_depth"])
         batch = np.arange(int(np.prod(inp)), dtype=np.int64) // depth

@@ -184,3 +184,21 @@ def insert_unary(tflite: Path, out: Path, ops: list[tuple[str, float, int, dict]
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     Path(out).write_bytes(bytes(b.Output()))
     return Path(out)
+
+
+def mul_sub_net(path: Path, seed: int = 5) -> Path:
+    """Two convolutions multiplied elementwise, minus a per-channel constant, times a per-channel
+    constant, then global average -> Gemm: MUL (same shapes and broadcast) and SUB. Input [1, 3, 9, 7]."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(_w(rng, 6, 3, 3, 3), "w0"), numpy_helper.from_array(_w(rng, 6, 3, 1, 1), "w1"),
+             numpy_helper.from_array(rng.standard_normal((1, 6, 1, 1)).astype(np.float32), "k0"),
+             numpy_helper.from_array(rng.uniform(0.5, 2, (1, 6, 1, 1)).astype(np.float32), "k1"),
+             numpy_helper.from_array(_w(rng, 4, 6).T.copy(), "fw"), numpy_helper.from_array(np.zeros(4, np.float32), "fb")]
+    nodes = [helper.make_node("Conv", ["input", "w0"], ["c0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["input", "w1"], ["c1"]),
+             helper.make_node("Mul", ["c0", "c1"], ["m0"]), helper.make_node("Sub", ["m0", "k0"], ["s0"]),
+             helper.make_node("Mul", ["s0", "k1"], ["m1"]), helper.make_node("GlobalAveragePool", ["m1"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]), helper.make_node("Gemm", ["f", "fw", "fb"], ["probs"])]
+    return _save(path, nodes, inits, [1, 3, 9, 7], [1, 4], "mul_sub_net")

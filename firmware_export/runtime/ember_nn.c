@@ -65,14 +65,14 @@ void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out) {
   ember_conv2d_rows(p, in, out, 0, p->out.h);
 }
 
-static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
+static void matvec_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
 
 void ember_conv2d_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   const int32_t groups = p->in.c / p->filter_c;
   const int32_t per_group = p->out.c / groups;
   int32_t b, oy, ox, oc, fy, fx, ic;
   if (p->interleave4) {
-    pointwise_rows(p, in, out, y0, y1);
+    matvec_rows(p, in, out, y0, y1);
     return;
   }
   for (b = 0; b < p->out.n; ++b)
@@ -231,31 +231,59 @@ void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *o
  * blocks of 4 output channels (like FULLY_CONNECTED), the input offset folded into the bias and every
  * shift <= 0 (both arranged at export). Parameters are copied to locals: stores through int8_t * could
  * alias *p and force reloads. */
-static void pointwise_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
-  const int32_t cin = p->in.c, cout = p->out.c, blocked = cout & ~3, zp = p->out_offset;
-  const int32_t lo = p->act_min, hi = p->act_max, in_w = p->in.w, out_w = p->out.w;
+/* All output channels of one pixel from its input vector x (len bytes, len % 4 == 0 when blocked):
+ * weights interleaved in blocks of 4 output channels, the input offset folded into the bias and every
+ * shift <= 0 (all arranged at export). */
+static void matvec_pixel(const ember_conv_params *p, const int8_t *x, int32_t len, int8_t *y) {
+  const int32_t cout = p->out.c, blocked = cout & ~3, zp = p->out_offset, lo = p->act_min, hi = p->act_max;
   const int8_t *filter = p->filter, *shift = p->shift;
   const int32_t *bias = p->bias, *mult = p->mult;
-  int32_t b, oy, ox, o, acc[4];
+  int32_t o, acc[4];
+  for (o = 0; o < cout; ++o) {
+    const int32_t r = o & 3, right = -shift[o];
+    if (o >= blocked)
+      acc[0] = dot_offset(filter + o * len, x, len, 0, 4);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    else if (r == 0)
+      dot4(filter + o * len, x, len, acc);
+#else
+    else
+      acc[r] = dot_offset(filter + (o - r) * len + r * 4, x, len, 0, 16);
+#endif
+    y[o] = clamp8(requant_right(acc[o >= blocked ? 0 : r] + (bias ? bias[o] : 0), mult[o], right,
+                                (1u << right) - 1u) + zp, lo, hi);
+  }
+}
+
+/* Pixel by pixel: 1x1 convolutions read the pixel's channels in place; others first gather the
+ * receptive field into p->patch (taps outside the image hold the input zero point, which with the
+ * folded offset contributes exactly 0; the tail to the 4-byte multiple is 0, as its weights). */
+static void matvec_rows(const ember_conv_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
+  const int32_t cin = p->in.c, in_w = p->in.w, in_h = p->in.h, out_w = p->out.w, len = p->interleave4;
+  int32_t b, oy, ox, fy, fx, c;
   for (b = 0; b < p->out.n; ++b)
     for (oy = y0; oy < y1; ++oy)
       for (ox = 0; ox < out_w; ++ox) {
-        const int8_t *x = in + (row(b, oy * p->stride_h, p->in.h, p->in_rows) * in_w + ox * p->stride_w) * cin;
-        int8_t *y = out + (row(b, oy, p->out.h, p->out_rows) * out_w + ox) * cout;
-        for (o = 0; o < cout; ++o) {
-          const int32_t r = o & 3, right = -shift[o];
-          if (o >= blocked)
-            acc[0] = dot_offset(filter + o * cin, x, cin, 0, 4);
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-          else if (r == 0)
-            dot4(filter + o * cin, x, cin, acc);
-#else
-          else
-            acc[r] = dot_offset(filter + (o - r) * cin + r * 4, x, cin, 0, 16);
-#endif
-          y[o] = clamp8(requant_right(acc[o >= blocked ? 0 : r] + (bias ? bias[o] : 0), mult[o], right,
-                                      (1u << right) - 1u) + zp, lo, hi);
+        int8_t *y = out + (row(b, oy, p->out.h, p->out_rows) * out_w + ox) * p->out.c;
+        int8_t *patch = p->patch, *dst = patch;
+        if (!patch) {
+          matvec_pixel(p, in + (row(b, oy * p->stride_h, in_h, p->in_rows) * in_w + ox * p->stride_w) * cin, cin, y);
+          continue;
         }
+        for (fy = 0; fy < p->kh; ++fy) {
+          const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * fy;
+          for (fx = 0; fx < p->kw; ++fx, dst += cin) {
+            const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
+            if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+              for (c = 0; c < cin; ++c) dst[c] = (int8_t)p->pad_value;
+            } else {
+              const int8_t *src = in + (row(b, iy, in_h, p->in_rows) * in_w + ix) * cin;
+              for (c = 0; c < cin; ++c) dst[c] = src[c];
+            }
+          }
+        }
+        while (dst < patch + len) *dst++ = 0;
+        matvec_pixel(p, patch, len, y);
       }
 }
 
@@ -264,11 +292,19 @@ void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8
   if (p->lut1 && p->lut2 && p->out_shift <= 0 && p->out_mult > 0) {
     /* locals: stores through int8_t * could alias *p and force reloads */
     const int32_t *lut1 = p->lut1, *lut2 = p->lut2, n = p->size, mult = p->out_mult, right = -p->out_shift;
-    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max;
+    const int32_t offset = p->out_offset, lo = p->act_min, hi = p->act_max, n2 = p->size2 ? p->size2 : n;
     const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
-    for (i = 0; i < n; ++i)
-      out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset, lo,
-                      hi);
+    int32_t j = 0;
+    if (n2 == n) /* same shapes: no repetition counter in the loop */
+      for (i = 0; i < n; ++i)
+        out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[i]], mult, right, mask) + offset,
+                        lo, hi);
+    else
+      for (i = 0; i < n; ++i) {
+        out[i] = clamp8(requant_right(lut1[(uint8_t)a[i]] + lut2[(uint8_t)b[j]], mult, right, mask) + offset,
+                        lo, hi);
+        if (++j == n2) j = 0;
+      }
     return;
   }
   for (i = 0; i < p->size; ++i) {
@@ -419,6 +455,16 @@ void ember_requant(const ember_requant_params *p, const int8_t *in, int8_t *out)
   for (i = 0; i < p->size; ++i) {
     const int32_t v = p->out_offset + mbqm((int32_t)in[i] - p->in_offset, p->mult, p->shift);
     out[i] = clamp8(v, p->act_min, p->act_max);
+  }
+}
+
+void ember_mul(const ember_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out) {
+  const int32_t n = p->size, n2 = p->size2 ? p->size2 : n, off1 = p->in1_offset, off2 = p->in2_offset;
+  const int32_t zp = p->out_offset, mult = p->mult, shift = p->shift, lo = p->act_min, hi = p->act_max;
+  int32_t i, j = 0;
+  for (i = 0; i < n; ++i) {
+    out[i] = clamp8(mbqm(((int32_t)a[i] + off1) * ((int32_t)b[j] + off2), mult, shift) + zp, lo, hi);
+    if (++j == n2) j = 0;
   }
 }
 

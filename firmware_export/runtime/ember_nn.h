@@ -22,8 +22,12 @@ typedef struct {
   const int32_t *mult;               /* per output channel */
   const int8_t *shift;
   int32_t in_rows, out_rows;         /* 0, or rows kept in a ring buffer (row y at y % rows; batch 1) */
-  int32_t interleave4;               /* 1x1, no padding, one group: filter rows in blocks of 4 interleaved
-                                        every 4 bytes (see ember_fc_params), input offset in the bias */
+  int32_t interleave4;               /* 0, or (one group) the row length: filter [out.c, interleave4] rows in
+                                        blocks of 4 interleaved every 4 bytes (see ember_fc_params), each
+                                        row the kh*kw*filter_c taps padded with 0 to a multiple of 4; the
+                                        input offset folded into the bias */
+  int8_t *patch;                     /* arena bytes for one receptive field (NULL for 1x1 convolutions) */
+  int32_t pad_value;                 /* the input zero point: taps outside the image */
 } ember_conv_params;
 
 typedef struct {
@@ -59,8 +63,16 @@ typedef struct {
   int32_t in1_offset, in2_offset, out_offset, left_shift;
   int32_t in1_mult, in1_shift, in2_mult, in2_shift, out_mult, out_shift;
   int32_t act_min, act_max;
-  const int32_t *lut1, *lut2;        /* or NULL: input i's rescaled value for each int8 x at [(uint8_t)x] */
+  const int32_t *lut1, *lut2;        /* or NULL: input i's rescaled value for each int8 x at [(uint8_t)x]
+                                        (SUB: lut2 negated) */
+  int32_t size2;                     /* elements of b, repeated over the output (== size: same shape);
+                                        != size only with the tables */
 } ember_add_params;
+
+typedef struct {
+  int32_t size, size2;               /* b repeats every size2 elements (size2 == size: same shape) */
+  int32_t in1_offset, in2_offset, out_offset, mult, shift, act_min, act_max;
+} ember_mul_params;
 
 typedef struct {
   ember_shape in, out;
@@ -109,6 +121,7 @@ void ember_avg_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *o
 void ember_max_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1);
 void ember_fully_connected(const ember_fc_params *p, const int8_t *in, int8_t *out);
 void ember_add(const ember_add_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+void ember_mul(const ember_mul_params *p, const int8_t *a, const int8_t *b, int8_t *out);
 void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
 void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out);
 void ember_softmax(const ember_softmax_params *p, const int8_t *in, int8_t *out);

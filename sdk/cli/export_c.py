@@ -30,9 +30,10 @@ def register(sub: Any) -> None:
                         "input, bit-exact with sdk.features.kws.KwsFrontend) or ecg (360 Hz ECG samples -> "
                         "QRS detection, beat windows and RR features, sample-exact with the health app)")
     p.add_argument("--kernels", choices=["portable", "cmsis-nn"], default="portable",
-                   help="portable: Ember's C99 kernels (any target); cmsis-nn: generated calls into Arm's "
-                        "CMSIS-NN for Cortex-M4/M7 (about 5x fewer instructions; the project then needs "
-                        "CMSIS_NN_DIR)")
+                   help="portable: Ember's C99 kernels, any target (SMLAD on DSP cores; 0.26-0.55x TFLite "
+                        "Micro's reference-kernel instructions on MLPerf Tiny); cmsis-nn: generated calls into "
+                        "Arm's CMSIS-NN for Cortex-M4/M7 (0.88-1.0x TFLite Micro + CMSIS-NN; the project "
+                        "then needs CMSIS_NN_DIR)")
     p.add_argument("--cmsis-nn-dir", default=None, metavar="DIR",
                    help="CMSIS-NN folder (default: $CMSIS_NN_DIR); referred to, never copied")
     p.add_argument("--io", choices=["caller", "arena"], default="caller",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import firmware_export
@@ -16,21 +15,10 @@ def _no_leftovers(parent: Path, out: Path) -> None:
     assert not [p for p in parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
-def test_unsupported_op_is_named(tmp_path, fw_models):
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.full((1, 4), 0.5, np.float32), "k")
-    g = helper.make_graph([helper.make_node("Mul", ["input", "k"], ["probs"])], "mul",
-                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
-                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 4])], initializer=[w])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    import onnx
-
-    onnx.save(m, str(tmp_path / "mul.onnx"))
-    tfl = fw_models.to_int8(tmp_path / "mul.onnx", tmp_path / "mul.tflite", [1, 4])
+def test_unsupported_op_is_named(tmp_path, int8_models, fw_models):
+    tfl = fw_models.insert_unary(int8_models["tiny_convnet"], tmp_path / "elu.tflite", [("ELU", 0.05, -10, {})])
     out = tmp_path / "out"
-    with pytest.raises(ExportError, match="not supported by the C exporter: MUL"):
+    with pytest.raises(ExportError, match="not supported by the C exporter: ELU"):
         firmware_export.export(tfl, out)
     _no_leftovers(tmp_path, out)
 

@@ -39,7 +39,7 @@ def test_mlperf_model_runs_under_qemu(portable, name, need):
     assert res["ok"] and res["output"].startswith("ember-verify: 8/8"), res
 
 
-@pytest.mark.parametrize("name, io", [("kws", "caller"), ("ic", "caller"), ("vww", "arena")])
+@pytest.mark.parametrize("name, io", [("kws", "caller"), ("vww", "arena")])
 def test_cmsis_nn_export_bit_exact_under_qemu(mlperf, cmsis_nn_dir, tmp_path, name, io, need):
     """Generated CMSIS-NN calls (conv, depthwise, pooling, softmax; VWW's 1x1 convolutions in pixel
     chunks so they may overlap their input) + Ember's kernels where faster (FC, table-driven ADD),
@@ -159,27 +159,3 @@ def test_io_in_arena_reuses_the_input(mlperf, tmp_path, need):
     assert firmware_export.verify_host(arena.out_dir, mlperf["vww"], n=4, cc="gcc")["max_abs_diff"] == 0
     with pytest.raises(ExportError, match="--io 'stack'"):
         firmware_export.export(mlperf["ad"], tmp_path / "x", io="stack")
-
-
-@pytest.mark.parametrize("where", [None, 0])
-def test_table_activations_bit_exact(fw_models, tmp_path, where, need):
-    """LOGISTIC, TANH, HARD_SWISH and LEAKY_RELU (alpha carried over) spliced into a conv net with odd
-    sizes, after the input (the whole int8 range) or after a ReLU conv: bit-exact on gcc, clang, qemu."""
-    from sdk.models.builtin import tiny_convnet
-
-    need("gcc")
-    need("clang")
-    onnx_path = tiny_convnet(tmp_path / "t.onnx", input_hw=(9, 11), channels=(6, 8), classes=5)
-    base = fw_models.to_int8(onnx_path, tmp_path / "t.tflite", [1, 3, 9, 11])
-    ops = [("LEAKY_RELU", 0.05, -20, {"alpha": 0.2}), ("HARD_SWISH", 0.04, -100, {}), ("TANH", 1 / 128, 0, {}),
-           ("LOGISTIC", 1 / 256, -128, {})]
-    model = fw_models.insert_unary(base, tmp_path / "a.tflite", ops, after=where)
-    res = firmware_export.export(model, tmp_path / "out", name="act", measure=False)
-    chain = [ly["op"] for ly in res.layers if ly["kernel"] == "ember_lut"]
-    assert chain == [o[0] for o in ops]
-    for cc in ("gcc", "clang"):
-        assert firmware_export.verify_host(res.out_dir, model, n=200, cc=cc, seed=7)["max_abs_diff"] == 0
-    if where is None:
-        need("arm-none-eabi-gcc")
-        need("qemu-system-arm")
-        assert firmware_export.verify_qemu(res.out_dir)["ok"]
