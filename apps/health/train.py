@@ -22,14 +22,36 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
 
 
-def make_net() -> Any:
+def make_net(arch: str = "cnn", dropout: float = 0.0) -> Any:
+    """``cnn``: one CNN over all channels. ``rr`` (shipped): the same CNN plus the 8 RR features through
+    their own small MLP, the two heads summed (RR ratios are what tell S beats apart);
+    ``dropout`` on the CNN's features makes the RR branch carry more of the decision."""
+    import torch
     from torch import nn
+
+    from apps.health.features import REPEAT, RR_NAMES
 
     def block(cin: int, cout: int, k: int) -> list[nn.Module]:
         return [nn.Conv1d(cin, cout, k, stride=2, padding=k // 2), nn.BatchNorm1d(cout), nn.ReLU()]
 
-    return nn.Sequential(*block(CHANNELS, 8, 7), *block(8, 16, 5), *block(16, 16, 5), nn.Flatten(),
-                         nn.Linear(16 * LEN // 8, 32), nn.ReLU(), nn.Linear(32, len(MODEL_CLASSES)))
+    k = len(MODEL_CLASSES)
+    if arch == "cnn":
+        return nn.Sequential(*block(CHANNELS, 8, 7), *block(8, 16, 5), *block(16, 16, 5), nn.Flatten(),
+                             nn.Linear(16 * LEN // 8, 32), nn.ReLU(), nn.Linear(32, k))
+
+    class RrNet(nn.Module):   # only ops the SDK's TFLite export knows (no Slice/Concat): the sum of two heads
+        def __init__(self) -> None:
+            super().__init__()
+            self.cnn = nn.Sequential(*block(CHANNELS, 8, 7), *block(8, 16, 5), *block(16, 16, 5), nn.Flatten(),
+                                     nn.Linear(16 * LEN // 8, 32), nn.ReLU(), nn.Dropout(dropout))
+            n = CHANNELS * len(RR_NAMES)   # every channel averaged over REPEAT: channel 2 gives the RR features
+            self.rr = nn.Sequential(nn.AvgPool1d(REPEAT), nn.Flatten(), nn.Linear(n, 16), nn.ReLU())
+            self.head_cnn, self.head_rr = nn.Linear(32, k), nn.Linear(16, k)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head_cnn(self.cnn(x)) + self.head_rr(self.rr(x))
+
+    return RrNet()
 
 
 def sampling_weights(y: np.ndarray, power: float) -> np.ndarray:
@@ -44,7 +66,7 @@ def train_one(x: np.ndarray, y: np.ndarray, ckpt: Path, args: argparse.Namespace
     from tqdm import tqdm
 
     torch.manual_seed(args.seed)
-    net = make_net()
+    net = make_net(args.arch, getattr(args, "dropout", 0.0))
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=args.epochs * (args.per_epoch // 256 + 1))
     start = 0
@@ -151,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--per-epoch", type=int, default=40000, help="beats drawn per epoch (class-balanced)")
     ap.add_argument("--balance", type=float, default=0.6, help="draw class c with weight count_c^-balance")
+    ap.add_argument("--arch", choices=("cnn", "rr"), default="rr", help="cnn: one CNN; rr: + a late RR-feature MLP")
+    ap.add_argument("--dropout", type=float, default=0.5, help="--arch rr: dropout on the CNN features")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
