@@ -44,14 +44,14 @@ from sdk.util.timing import interleave, percentile, time_calls
 
 INPUT_HW = (128, 128)
 CHANNELS = (24, 48, 96)
-FRAME_WH = (320, 240)
+FRAME_WH = (640, 480)  # a USB camera's usual VGA frames (--frame to change)
 
 
-def make_clip(path: Path, frames: int) -> Path:
+def make_clip(path: Path, frames: int, wh: tuple[int, int] = FRAME_WH) -> Path:
     """A moving-gradient clip written with cv2.VideoWriter (mp4v)."""
     import cv2
 
-    w, h = FRAME_WH
+    w, h = wh
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
     xs = np.arange(w, dtype=np.uint16)[None, :]
     ys = np.arange(h, dtype=np.uint16)[:, None]
@@ -162,8 +162,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300, help="frames per run (short runs, many rounds: "
                     "pairs that share the load)")
     ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--frame", default=f"{FRAME_WH[0]}x{FRAME_WH[1]}", metavar="WxH",
+                    help="size of the decoded video frames (default: VGA, what a USB camera delivers)")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = ap.parse_args()
+    try:
+        frame_wh: tuple[int, int] = tuple(int(v) for v in args.frame.lower().split("x"))  # type: ignore[assignment]
+        assert len(frame_wh) == 2 and min(frame_wh) > 0
+    except (ValueError, AssertionError):
+        raise SystemExit(f"--frame {args.frame!r}: give WxH, e.g. 640x480") from None
     load_before = load()
     all_cpus = os.sched_getaffinity(0)
     one = {min(all_cpus)}
@@ -172,7 +179,7 @@ def main() -> None:
         raise SystemExit("this bench needs 2 CPUs (it compares one and two)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        clip = make_clip(Path(tmp) / "clip.mp4", args.frames)
+        clip = make_clip(Path(tmp) / "clip.mp4", args.frames, frame_wh)
         model = tiny_convnet(Path(tmp) / "model.onnx", input_hw=INPUT_HW, channels=CHANNELS)
         uri = f"file://{clip}"
         pre = ImagePreprocess(INPUT_HW)
@@ -202,7 +209,7 @@ def main() -> None:
         "frames": args.frames, "rounds": args.rounds, "onnxruntime_threads": args.threads,
         "model": {"input_hw": list(INPUT_HW), "channels": list(CHANNELS),
                   "macs": tiny_convnet_macs(INPUT_HW, CHANNELS), "latency": latency.as_dict()},
-        "frame_wh": list(FRAME_WH),
+        "frame_wh": list(frame_wh),
         "noop_pipeline_items_per_s": noop,
         "command": "python bench/pipeline_overhead.py",
     }, load_before)
