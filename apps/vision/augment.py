@@ -71,18 +71,21 @@ def _colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv.clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: float = 0.5) -> tuple:
-    """One training image of ``size`` x ``size`` from 1 (or 4, mosaic) items, with its labels."""
+def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: float = 0.5,
+            p: np.ndarray | None = None) -> tuple:
+    """One training image of ``size`` x ``size`` from 1 (or 4, mosaic) items, with its labels;
+    items are drawn with probabilities ``p`` (uniform when None)."""
     canvas = np.full((size, size, 3), 114, np.uint8)
     parts: list = []
     if rng.random() < mosaic:
         xc, yc = (int(rng.uniform(0.3, 0.7) * size) for _ in range(2))
         regions = [(0, 0, xc, yc), (xc, 0, size, yc), (0, yc, xc, size), (xc, yc, size, size)]
-        for item, reg in zip(rng.choice(items, 4), regions):
+        for k, reg in zip(rng.choice(len(items), 4, p=p), regions):
+            item = items[k]
             fit = max((reg[2] - reg[0]) / item.image.shape[1], (reg[3] - reg[1]) / item.image.shape[0])
             _place(canvas, item, reg, fit * rng.uniform(0.8, 1.6), rng, parts)
     else:
-        item = items[rng.integers(len(items))]
+        item = items[rng.choice(len(items), p=p)]
         fit = size / max(item.image.shape[:2])
         _place(canvas, item, (0, 0, size, size), fit * rng.uniform(0.6, 1.5), rng, parts)
     pos = [(b, c) for b, c, p in parts if p]
