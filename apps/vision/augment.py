@@ -106,19 +106,19 @@ def _gauss(lo: float, hi: float, n: int, centre: float, sigma: float) -> tuple[i
 
 
 def targets(boxes: np.ndarray, classes: np.ndarray, ign: np.ndarray, ign_c: np.ndarray, size: int,
-            num_classes: int, alpha: float = 0.54) -> tuple[np.ndarray, ...]:
-    """TTFNet targets on the stride-8 grid: heat maps ``[C, g, g]``, ignore mask ``[C, g, g]``,
+            num_classes: int, alpha: float = 0.54, stride: int = STRIDE) -> tuple[np.ndarray, ...]:
+    """TTFNet targets on the ``stride`` grid: heat maps ``[C, g, g]``, ignore mask ``[C, g, g]``,
     regression boxes ``[4, g, g]`` (input pixels) and their weights ``[g, g]``."""
-    g = size // STRIDE
+    g = size // stride
     heat = np.zeros((num_classes, g, g), np.float32)
     ignore = np.zeros_like(heat)
     reg = np.zeros((4, g, g), np.float32)
     weight = np.zeros((g, g), np.float32)
-    for b, c in zip(ign / STRIDE, ign_c):
+    for b, c in zip(ign / stride, ign_c):
         ignore[c, int(b[1]):int(np.ceil(b[3])), int(b[0]):int(np.ceil(b[2]))] = 1
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     for i in np.argsort(-areas):  # small boxes last: they win shared cells
-        b, c = boxes[i] / STRIDE, classes[i]
+        b, c = boxes[i] / stride, classes[i]
         cx, cy, w, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1]
         rx, ry = alpha * w / 2, alpha * h / 2
         x0, gx = _gauss(cx - rx, cx + rx, g, cx, max(rx / 3, 0.3))

@@ -94,14 +94,14 @@ def losses(model, x, heat, ignore, reg, weight):
     return hm, box
 
 
-def batch(items, size, rng, n, mosaic, p=None):
+def batch(items, size, rng, n, mosaic, p=None, stride=8):
     import torch
 
     xs, ts = [], []
     for _ in range(n):
         img, b, c, ib, ic = augment(items, size, rng, mosaic, p)
         xs.append(img.transpose(2, 0, 1))
-        ts.append(targets(b, c, ib, ic, size, len(CLASSES)))
+        ts.append(targets(b, c, ib, ic, size, len(CLASSES), stride=stride))
     x = torch.from_numpy(np.stack(xs).astype(np.float32))
     return (x, *(torch.from_numpy(np.stack([t[k] for t in ts])) for k in range(4)))
 
@@ -145,7 +145,7 @@ def dev_indices(args) -> set[int]:
 def make_model(cfg: dict):
     from apps.vision.net import TinyDet
 
-    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"])
+    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"], stride=cfg.get("stride", 8))
 
 
 def init_from(model, ckpt: Path) -> int:
@@ -177,7 +177,7 @@ def train(args) -> Path:
         raise SystemExit(f"--folder-weights needs one weight per --data folder ({len(args.data)})")
     draw = sampling_weights(items, origin, args.folder_weights, args.class_power)
     print("draw shares per folder:", np.round(np.bincount(origin, weights=draw), 3).tolist(), flush=True)
-    cfg = {"width": args.width, "depth": args.depth, "size": args.size}
+    cfg = {"width": args.width, "depth": args.depth, "size": args.size, "stride": args.stride}
     model = make_model(cfg)
     if args.init and not (work / "ckpt.pt").exists():
         print(f"initialised from {args.init}: {init_from(model, Path(args.init))} tensors")
@@ -201,7 +201,7 @@ def train(args) -> Path:
         for gparam in opt.param_groups:
             gparam["lr"] = lr
         mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
-        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic, draw)
+        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic, draw, args.stride)
         hm, box = losses(model, x, heat, ignore, reg, weight)
         loss = hm + args.box_weight * box
         opt.zero_grad()
@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320, help="input size (multiple of 32)")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--stride", type=int, default=8, choices=(8, 16), help="output grid stride")
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--cycle-start", type=int, default=0,
                     help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "
