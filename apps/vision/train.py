@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320, help="input size (multiple of 32)")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=1)
-    ap.add_argument("--stride", type=int, default=8, choices=(8, 16), help="output grid stride")
+    ap.add_argument("--stride", type=int, default=16, choices=(8, 16), help="output grid stride (stage 1 used 8)")
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--cycle-start", type=int, default=0,
                     help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "
