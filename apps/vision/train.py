@@ -1,9 +1,11 @@
-"""Train Ember's tiny detector from scratch (needs the ``train`` extra).
+"""Train Ember's tiny detector (needs the ``train`` extra), from scratch or from a checkpoint (``--init``).
 
     python -m apps.vision.train --work /work/train/vision --steps 4000
+    python -m apps.vision.train --work /work/train/vision/run3 --init /work/train/vision/ckpt.pt --steps 1200
     python -m apps.vision.train --work /work/train/vision --export-only   # ONNX + tiers from the checkpoint
 
 Recipe: ground truth + YOLOX-nano pseudo-labels (``python -m apps.vision.teacher``; run first, cached),
+images drawn by folder and class weights (``--folder-weights``, ``--class-power``),
 mosaic/scale/flip/colour augmentation, TTFNet targets (Gaussian heat maps, GIoU box loss), AdamW with
 cosine decay and an EMA of the weights. Seeded and resumable (``ckpt.pt`` every ``--save-every`` steps).
 A small part of ``train`` is held out (``--dev``) to watch learning; ``val`` is never used here.
