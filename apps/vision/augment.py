@@ -71,18 +71,21 @@ def _colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(hsv.clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 
-def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: float = 0.5) -> tuple:
-    """One training image of ``size`` x ``size`` from 1 (or 4, mosaic) items, with its labels."""
+def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: float = 0.5,
+            p: np.ndarray | None = None) -> tuple:
+    """One training image of ``size`` x ``size`` from 1 (or 4, mosaic) items, with its labels;
+    items are drawn with probabilities ``p`` (uniform when None)."""
     canvas = np.full((size, size, 3), 114, np.uint8)
     parts: list = []
     if rng.random() < mosaic:
         xc, yc = (int(rng.uniform(0.3, 0.7) * size) for _ in range(2))
         regions = [(0, 0, xc, yc), (xc, 0, size, yc), (0, yc, xc, size), (xc, yc, size, size)]
-        for item, reg in zip(rng.choice(items, 4), regions):
+        for k, reg in zip(rng.choice(len(items), 4, p=p), regions):
+            item = items[k]
             fit = max((reg[2] - reg[0]) / item.image.shape[1], (reg[3] - reg[1]) / item.image.shape[0])
             _place(canvas, item, reg, fit * rng.uniform(0.8, 1.6), rng, parts)
     else:
-        item = items[rng.integers(len(items))]
+        item = items[rng.choice(len(items), p=p)]
         fit = size / max(item.image.shape[:2])
         _place(canvas, item, (0, 0, size, size), fit * rng.uniform(0.6, 1.5), rng, parts)
     pos = [(b, c) for b, c, p in parts if p]
@@ -103,19 +106,19 @@ def _gauss(lo: float, hi: float, n: int, centre: float, sigma: float) -> tuple[i
 
 
 def targets(boxes: np.ndarray, classes: np.ndarray, ign: np.ndarray, ign_c: np.ndarray, size: int,
-            num_classes: int, alpha: float = 0.54) -> tuple[np.ndarray, ...]:
-    """TTFNet targets on the stride-8 grid: heat maps ``[C, g, g]``, ignore mask ``[C, g, g]``,
+            num_classes: int, alpha: float = 0.54, stride: int = STRIDE) -> tuple[np.ndarray, ...]:
+    """TTFNet targets on the ``stride`` grid: heat maps ``[C, g, g]``, ignore mask ``[C, g, g]``,
     regression boxes ``[4, g, g]`` (input pixels) and their weights ``[g, g]``."""
-    g = size // STRIDE
+    g = size // stride
     heat = np.zeros((num_classes, g, g), np.float32)
     ignore = np.zeros_like(heat)
     reg = np.zeros((4, g, g), np.float32)
     weight = np.zeros((g, g), np.float32)
-    for b, c in zip(ign / STRIDE, ign_c):
+    for b, c in zip(ign / stride, ign_c):
         ignore[c, int(b[1]):int(np.ceil(b[3])), int(b[0]):int(np.ceil(b[2]))] = 1
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     for i in np.argsort(-areas):  # small boxes last: they win shared cells
-        b, c = boxes[i] / STRIDE, classes[i]
+        b, c = boxes[i] / stride, classes[i]
         cx, cy, w, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1]
         rx, ry = alpha * w / 2, alpha * h / 2
         x0, gx = _gauss(cx - rx, cx + rx, g, cx, max(rx / 3, 0.3))

@@ -1,8 +1,8 @@
 """Ember's tiny detector (torch; needs the ``train`` extra): a depthwise-separable backbone, a small
-top-down neck to stride 8 and a CenterNet/TTFNet-style anchor-free head.
+top-down neck to stride 8 (or 16) and a CenterNet/TTFNet-style anchor-free head.
 
 Outputs ``heatmap`` ``[1, C, H/8, W/8]`` (per-class centre heat maps, sigmoid applied) and ``ltrb``
-``[1, 4, H/8, W/8]`` (distances from each cell centre to the box edges in input pixels), decoder
+``[1, 4, H/8, W/8]`` (H/16 with ``stride=16``) (distances from each cell centre to the box edges in input pixels), decoder
 ``centernet``. Two outputs, not one, so that int8 gives each its own scale.
 Knobs: ``width`` (channel multiplier), ``depth`` (extra blocks per stage) and the input size.
 """
@@ -29,8 +29,11 @@ def _ch(c: int, width: float) -> int:
 
 class TinyDet(nn.Module):
     def __init__(self, num_classes: int = 6, width: float = 1.0, depth: int = 1, neck: int = 64,
-                 reg_scale: float = 16.0) -> None:
+                 reg_scale: float = 16.0, stride: int = 8) -> None:
         super().__init__()
+        if stride not in (8, 16):
+            raise ValueError(f"stride {stride}: use 8 or 16")
+        self.stride = stride
         c = [_ch(x, width) for x in (16, 32, 48, 96, 160)]
         self.stem = conv_bn(3, c[0], 3, 2)
         stages = []
@@ -56,6 +59,8 @@ class TinyDet(nn.Module):
             feats.append(x)
         p5 = self.lat[2](feats[3])
         p4 = self.smooth[0](self.lat[1](feats[2]) + F.interpolate(p5, scale_factor=2.0, mode="nearest"))
+        if self.stride == 16:  # coarser head: larger receptive field per cell, for large objects
+            return self.head(p4)
         p3 = self.smooth[1](self.lat[0](feats[1]) + F.interpolate(p4, scale_factor=2.0, mode="nearest"))
         return self.head(p3)
 

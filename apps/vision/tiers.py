@@ -49,11 +49,13 @@ def make_tiers(export_dir: Path, out: Path, train_folder: Path, dev: list | None
     folders = [train_folder, train_folder.parent / "unlabeled", train_folder.parents[1] / "detection_extra" / "trafficvision"]
     x = calibration([f for f in folders if f.is_dir()], size)
     sess = ort.InferenceSession(str(export_dir / "fp32.onnx"), providers=["CPUExecutionProvider"])
-    y = np.stack([sess.run(None, {"image": x[i:i + 1]})[0] for i in range(len(x))])
+    # both outputs, flattened and concatenated per image, as sdk.optimize scores several outputs
+    y = np.stack([np.concatenate([o.reshape(-1) for o in sess.run(None, {"image": x[i:i + 1]})])
+                  for i in range(len(x))])
     tmp = out.parent / (out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    # the optimizer's own score: R² of each tier's heat maps against fp32's (mAP is added below)
-    evalset = Dataset(x[:16], y[:16, 0], "calibration images")
+    # the optimizer's own score: R² of each tier's outputs against fp32's (mAP is added below)
+    evalset = Dataset(x[:16], y[:16], "calibration images")
     optimize(export_dir / "fp32.onnx", calib=(x, None), evalset=evalset, out=tmp, task="regression",
              name="ember-detector", labels=list(CLASSES), tiers=TIERS, report=False)
     m = Manifest.load(tmp)

@@ -1,9 +1,11 @@
-"""Train Ember's tiny detector from scratch (needs the ``train`` extra).
+"""Train Ember's tiny detector (needs the ``train`` extra), from scratch or from a checkpoint (``--init``).
 
     python -m apps.vision.train --work /work/train/vision --steps 4000
+    python -m apps.vision.train --work /work/train/vision/run3 --init /work/train/vision/ckpt.pt --steps 1200
     python -m apps.vision.train --work /work/train/vision --export-only   # ONNX + tiers from the checkpoint
 
 Recipe: ground truth + YOLOX-nano pseudo-labels (``python -m apps.vision.teacher``; run first, cached),
+images drawn by folder and class weights (``--folder-weights``, ``--class-power``),
 mosaic/scale/flip/colour augmentation, TTFNet targets (Gaussian heat maps, GIoU box loss), AdamW with
 cosine decay and an EMA of the weights. Seeded and resumable (``ckpt.pt`` every ``--save-every`` steps).
 A small part of ``train`` is held out (``--dev``) to watch learning; ``val`` is never used here.
@@ -27,12 +29,13 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MODEL_DIR = Path(__file__).resolve().parent / "model"
 
 
-def load_items(folders: list[Path], cache: dict, max_side: int = 416) -> tuple[list[Item], list]:
+def load_items(folders: list[Path], cache: dict, max_side: int = 416) -> tuple[list[Item], list, list[int]]:
+    """Images (longest side <= ``max_side``) with merged labels, their samples and folder indices."""
     import cv2
     from tqdm import tqdm
 
-    items, samples = [], []
-    for folder in folders:
+    items, samples, origin = [], [], []
+    for f, folder in enumerate(folders):
         for s in tqdm(load_folder(folder), desc=f"load {folder.name}"):
             img = cv2.imread(str(s.path), cv2.IMREAD_COLOR)
             scale = min(1.0, max_side / max(img.shape[:2]))
@@ -41,7 +44,23 @@ def load_items(folders: list[Path], cache: dict, max_side: int = 416) -> tuple[l
             b, c, ib, ic = merge_labels(s, cache.get(str(s.path.resolve()), []))
             items.append(Item(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), b * scale, c, ib * scale, ic))
             samples.append(s)
-    return items, samples
+            origin.append(f)
+    return items, samples, origin
+
+
+def sampling_weights(items: list[Item], origin: list[int], folder_weights: list[float],
+                     class_power: float) -> np.ndarray:
+    """Probability of drawing each image: its folder's weight (one per ``--data`` folder, spread over
+    that folder's images) times the mean over its classes of ``(most common / class count) ** class_power``
+    (counts = images containing the class), so rare classes are drawn more often."""
+    counts = np.zeros(len(CLASSES))
+    for it in items:
+        counts[np.unique(it.classes)] += 1
+    boost = (counts.max() / np.maximum(counts, 1)) ** class_power
+    per_folder = np.bincount(origin, minlength=len(folder_weights))
+    w = np.array([folder_weights[o] / per_folder[o] * (boost[np.unique(it.classes)].mean() if len(it.classes)
+                  else 1.0) for it, o in zip(items, origin)])
+    return w / w.sum()
 
 
 def giou_loss(a, b):
@@ -77,14 +96,14 @@ def losses(model, x, heat, ignore, reg, weight):
     return hm, box
 
 
-def batch(items, size, rng, n, mosaic):
+def batch(items, size, rng, n, mosaic, p=None, stride=8):
     import torch
 
     xs, ts = [], []
     for _ in range(n):
-        img, b, c, ib, ic = augment(items, size, rng, mosaic)
+        img, b, c, ib, ic = augment(items, size, rng, mosaic, p)
         xs.append(img.transpose(2, 0, 1))
-        ts.append(targets(b, c, ib, ic, size, len(CLASSES)))
+        ts.append(targets(b, c, ib, ic, size, len(CLASSES), stride=stride))
     x = torch.from_numpy(np.stack(xs).astype(np.float32))
     return (x, *(torch.from_numpy(np.stack([t[k] for t in ts])) for k in range(4)))
 
@@ -128,23 +147,42 @@ def dev_indices(args) -> set[int]:
 def make_model(cfg: dict):
     from apps.vision.net import TinyDet
 
-    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"])
+    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"], stride=cfg.get("stride", 8))
+
+
+def init_from(model, ckpt: Path) -> int:
+    """Copy a checkpoint's EMA weights into ``model`` wherever names and shapes match (a fine-tune)."""
+    import torch
+
+    src = torch.load(ckpt, weights_only=False)["ema"]
+    own = model.state_dict()
+    same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    own.update(same)
+    model.load_state_dict(own)
+    return len(same)
 
 
 def train(args) -> Path:
     import torch
     from tqdm import tqdm
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     cache = json.loads(Path(args.teacher_cache).read_text())
-    items, samples = load_items([Path(f) for f in args.data], cache)
+    items, samples, origin = load_items([Path(f) for f in args.data], cache)
     dev_idx = dev_indices(args)
     dev = [samples[i] for i in sorted(dev_idx)]
+    origin = [o for i, o in enumerate(origin) if i not in dev_idx]
     items = [it for i, it in enumerate(items) if i not in dev_idx]
-    cfg = {"width": args.width, "depth": args.depth, "size": args.size}
+    if len(args.folder_weights) != len(args.data):
+        raise SystemExit(f"--folder-weights needs one weight per --data folder ({len(args.data)})")
+    draw = sampling_weights(items, origin, args.folder_weights, args.class_power)
+    print("draw shares per folder:", np.round(np.bincount(origin, weights=draw), 3).tolist(), flush=True)
+    cfg = {"width": args.width, "depth": args.depth, "size": args.size, "stride": args.stride}
     model = make_model(cfg)
+    if args.init and not (work / "ckpt.pt").exists():
+        print(f"initialised from {args.init}: {init_from(model, Path(args.init))} tensors")
     ema = make_model(cfg)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -165,7 +203,7 @@ def train(args) -> Path:
         for gparam in opt.param_groups:
             gparam["lr"] = lr
         mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
-        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic)
+        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic, draw, args.stride)
         hm, box = losses(model, x, heat, ignore, reg, weight)
         loss = hm + args.box_weight * box
         opt.zero_grad()
@@ -221,12 +259,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320, help="input size (multiple of 32)")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--stride", type=int, default=16, choices=(8, 16), help="output grid stride (stage 1 used 8)")
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--cycle-start", type=int, default=0,
                     help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "
                     "and --cycle-start at its last step for a warm restart)")
     ap.add_argument("--box-weight", type=float, default=2.0)
-    ap.add_argument("--mosaic", type=float, default=0.5)
+    ap.add_argument("--mosaic", type=float, default=0.3)
+    ap.add_argument("--folder-weights", type=float, nargs="+", default=[0.55, 0.15, 0.3],
+                    help="share of drawn images from each --data folder (default: detection/train 55 %%, "
+                    "the traffic-camera frames 15 %%, unlabeled 30 %%)")
+    ap.add_argument("--class-power", type=float, default=0.5,
+                    help="draw images with rare classes more often: weight (max count / count) ** POWER")
+    ap.add_argument("--init", help="checkpoint whose EMA weights start the model where shapes match "
+                    "(a fine-tune; ignored when resuming)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--dev", type=int, default=50, help="training images held out to watch learning")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
