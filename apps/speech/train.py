@@ -151,6 +151,24 @@ def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
+def averaged(ema: Any, tx: np.ndarray, seed: int, n: int = 2048) -> Any:
+    """The weight average with its BatchNorm statistics recomputed on ``n`` clean training windows (the
+    averaged weights need their own; averaging the running statistics does not give them)."""
+    import torch
+
+    net = ema.module
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+    idx = np.sort(np.random.default_rng(seed).choice(len(tx), min(n, len(tx)), replace=False))
+    net.train()
+    with torch.no_grad():
+        for i in range(0, len(idx), 256):
+            net(torch.from_numpy(to_input(tx[idx[i:i + 256], 0])))
+    return net.eval()
+
+
 def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     import torch
     from tqdm import tqdm
@@ -162,7 +180,7 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
     net = make_net(args.width, args.depth)
     ema = torch.optim.swa_utils.AveragedModel(
-        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True) if args.ema else None
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     steps = args.epochs * (len(ty) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
@@ -208,14 +226,14 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         log.append({"epoch": epoch + 1, "loss": total / len(order), "select_acc": accuracy(net, sx, sy),
                     "s": time.time() - t0})
         if ema is not None:
-            log[-1]["select_acc_ema"] = accuracy(ema.module, sx, sy)
+            log[-1]["select_acc_ema"] = accuracy(averaged(ema, tx, args.seed), sx, sy)
         print(json.dumps(log[-1]), flush=True)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "epoch": epoch + 1, "log": log,
                     "ema": ema.state_dict() if ema is not None else None, "args": vars(args) | {"work": str(args.work),
                                                                          "out": str(args.out), "data": str(args.data)}},
                    ckpt)
-    return ema.module if ema is not None else net
+    return averaged(ema, tx, args.seed) if ema is not None else net
 
 
 def export_onnx(net: Any, path: Path) -> Path:
