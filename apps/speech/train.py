@@ -151,6 +151,24 @@ def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
+def averaged(ema: Any, tx: np.ndarray, seed: int, n: int = 2048) -> Any:
+    """The weight average with its BatchNorm statistics recomputed on ``n`` clean training windows (the
+    averaged weights need their own; averaging the running statistics does not give them)."""
+    import torch
+
+    net = ema.module
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+    idx = np.sort(np.random.default_rng(seed).choice(len(tx), min(n, len(tx)), replace=False))
+    net.train()
+    with torch.no_grad():
+        for i in range(0, len(idx), 256):
+            net(torch.from_numpy(to_input(tx[idx[i:i + 256], 0])))
+    return net.eval()
+
+
 def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     import torch
     from tqdm import tqdm
@@ -161,6 +179,8 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     ty = np.load(paths["train"].with_name("train_y.npy"))
     sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
     net = make_net(args.width, args.depth)
+    ema = torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     steps = args.epochs * (len(ty) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
@@ -170,6 +190,8 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         start, log = state["epoch"], state["log"]
         print(f"resumed from {ckpt} after epoch {start}")
     counts = np.bincount(ty, minlength=len(LABELS)).astype(np.float64)
@@ -186,21 +208,32 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         for b in bar:
             idx = np.sort(order[b:b + args.batch])
             copy = rng.integers(0, tx.shape[1], len(idx))
-            xb = spec_augment(roll_time(to_input(tx[idx, copy]), rng, args.max_roll), rng)
-            loss = loss_fn(net(torch.from_numpy(xb)), torch.from_numpy(ty[idx]))
+            xb = torch.from_numpy(spec_augment(roll_time(to_input(tx[idx, copy]), rng, args.max_roll), rng))
+            yb = torch.from_numpy(ty[idx])
+            if args.mixup:  # blend pairs of samples and their targets
+                lam, perm = float(rng.beta(args.mixup, args.mixup)), torch.from_numpy(rng.permutation(len(idx)))
+                out = net(lam * xb + (1 - lam) * xb[perm])
+                loss = lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[perm])
+            else:
+                loss = loss_fn(net(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             total += loss.item() * len(idx)
-        acc = accuracy(net, sx, sy)
-        log.append({"epoch": epoch + 1, "loss": total / len(order), "select_acc": acc, "s": time.time() - t0})
+        log.append({"epoch": epoch + 1, "loss": total / len(order), "select_acc": accuracy(net, sx, sy),
+                    "s": time.time() - t0})
+        if ema is not None:
+            log[-1]["select_acc_ema"] = accuracy(averaged(ema, tx, args.seed), sx, sy)
         print(json.dumps(log[-1]), flush=True)
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch + 1, "log": log, "args": vars(args) | {"work": str(args.work),
+                    "epoch": epoch + 1, "log": log,
+                    "ema": ema.state_dict() if ema is not None else None, "args": vars(args) | {"work": str(args.work),
                                                                          "out": str(args.out), "data": str(args.data)}},
                    ckpt)
-    return net
+    return averaged(ema, tx, args.seed) if ema is not None else net
 
 
 def export_onnx(net: Any, path: Path) -> Path:
@@ -307,6 +340,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--unknown-weight", type=float, default=1.0, help="sampling weight of the unknown class "
                    "relative to a keyword class (default 1: balanced)")
     p.add_argument("--max-roll", type=int, default=0, help="random time shift of the features, frames (default 0)")
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (default 0: off)")
+    p.add_argument("--ema", type=float, default=0.0, help="keep and ship an exponential moving average of the "
+                   "weights with this decay per step, e.g. 0.998 (default 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tune-hours", type=float, default=2.0, help="negative stream for the threshold choice")
