@@ -56,6 +56,7 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("pipeline_overhead", "two_cores.cpu_ms_per_frame.ember", "{:.2f}"),
         ("pipeline_overhead", "two_cores.cpu_ms_per_frame.bare", "{:.2f}"),
         ("pipeline_overhead", "noop_pipeline_items_per_s.one_core", thousands),
+        ("pipeline_overhead", "model.macs", mega),
     ],
     "backends": [
         ("backends", "macs", mega), ("backends", "rounds", "{}"),
