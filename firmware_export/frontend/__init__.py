@@ -88,13 +88,18 @@ def install(out: Path, name: str, m: Model, kind: str = "kws") -> KwsFrontend | 
         return None
     fe, frames, lut = for_model(m)
     write_sources(out / "src", fe, frames, lut)
-    _add_source(out / "Makefile", r"^SRC := .*$", " src/ember_kws_frontend.c")
-    _add_source(out / "Makefile", r"^\t\$\(AR\) rcs \$@ .*$", " src/ember_kws_frontend.o",
-                before="\t$(CC) $(CFLAGS) -Isrc -c src/ember_kws_frontend.c -o src/ember_kws_frontend.o\n")
-    _add_source(out / "CMakeLists.txt", r"src/ember_nn\.c", " src/ember_kws_frontend.c")
+    add_to_build(out, "ember_kws_frontend")
     with open(out / "README.md", "a") as f:
         f.write(readme_section(fe, name, frames))
     return fe
+
+
+def add_to_build(out: Path, stem: str) -> None:
+    """Compile ``src/<stem>.c`` in the exported folder's Makefile (SRC and the library) and CMake."""
+    _add_source(out / "Makefile", r"^SRC := .*$", f" src/{stem}.c")
+    _add_source(out / "Makefile", r"^\t\$\(AR\) rcs \$@ .*$", f" src/{stem}.o",
+                before=f"\t$(CC) $(CFLAGS) -Isrc -c src/{stem}.c -o src/{stem}.o\n")
+    _add_source(out / "CMakeLists.txt", r"src/ember_nn\.c", f" src/{stem}.c")
 
 
 def _add_source(path: Path, pattern: str, extra: str, before: str = "") -> None:

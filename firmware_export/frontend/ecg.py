@@ -41,14 +41,11 @@ def input_quant(m: Model) -> tuple[float, int]:
 
 def install(out: Path, name: str, m: Model) -> None:
     """Add the ECG front end to an exported folder (``src/``, Makefile, CMake, README)."""
-    from firmware_export.frontend import _add_source
+    from firmware_export.frontend import add_to_build
 
     scale, zp = input_quant(m)
     write_sources(out / "src")
-    _add_source(out / "Makefile", r"^SRC := .*$", " src/ember_ecg_frontend.c")
-    _add_source(out / "Makefile", r"^\t\$\(AR\) rcs \$@ .*$", " src/ember_ecg_frontend.o",
-                before="\t$(CC) $(CFLAGS) -Isrc -c src/ember_ecg_frontend.c -o src/ember_ecg_frontend.o\n")
-    _add_source(out / "CMakeLists.txt", r"src/ember_nn\.c", " src/ember_ecg_frontend.c")
+    add_to_build(out, "ember_ecg_frontend")
     with open(out / "README.md", "a") as f:
         f.write(readme_section(name, scale, zp))
 
