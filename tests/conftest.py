@@ -8,6 +8,7 @@ because CI installs every dependency.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         if "hardware:" not in reason:
             report.outcome = "failed"
             report.longrepr = f"skipped in CI for a reason other than missing hardware: {reason}"
+
+
+@pytest.fixture(scope="session")
+def need():  # type: ignore[no-untyped-def]
+    """``need(tool)``: skip without it. Tools come from .ci/system-deps.sh, so in CI such a skip fails."""
+
+    def check(tool: str) -> None:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
+
+    return check
 
 
 @pytest.fixture(scope="session")

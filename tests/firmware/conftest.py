@@ -47,14 +47,6 @@ def exported(tmp_path_factory, int8_models) -> dict[str, Path]:
             for name, path in int8_models.items()}
 
 
-@pytest.fixture(scope="session")
-def need():
-    """``need(tool)``: skip without it. Tools come from .ci/system-deps.sh; a skip fails in CI."""
-    def check(tool: str) -> None:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
-    return check
-
 
 @pytest.fixture(scope="session")
 def verify_plan(exported, int8_models, tmp_path_factory, need):

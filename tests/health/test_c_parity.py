@@ -3,7 +3,6 @@ sample for sample, the same features and the same classes, on the host and on a 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +21,12 @@ from sdk.sources.ecg import synthetic_ecg
 pytestmark = pytest.mark.slow     # C builds (host and arm-none-eabi) and qemu
 
 
-def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
-
-
 @pytest.fixture(scope="module")
 def sample() -> np.ndarray:
     return to_units(read_record(SAMPLE).signal).astype(np.int16)
 
 
-def test_host_beats_and_features_match_python(sample: np.ndarray) -> None:
+def test_host_beats_and_features_match_python(sample: np.ndarray, need) -> None:
     need("gcc")
     synth = to_units(synthetic_ecg(90, hr=140, ectopic=0.15, atrial=0.1, noise=0.05, seed=4).signal).astype(np.int16)
     res = ecg.verify_host({"sample": sample, "synthetic": synth, "flat": np.zeros(5000, np.int16)})
@@ -40,14 +34,14 @@ def test_host_beats_and_features_match_python(sample: np.ndarray) -> None:
     assert res["streams"]["sample"]["beats_c"] > 80 and res["streams"]["flat"]["beats_c"] == 0
 
 
-def test_host_matches_python_on_a_whole_record(shared_data: Path) -> None:
+def test_host_matches_python_on_a_whole_record(shared_data: Path, need) -> None:
     need("gcc")
     x = to_units(read_record(shared_data / "mitbih" / "203").signal).astype(np.int16)   # noisy, multiform PVCs
     res = ecg.verify_host({"203": x})
     assert res["beats_match"] and res["features_match"] and res["streams"]["203"]["beats_c"] > 2800
 
 
-def test_cortex_m4_under_qemu_matches_python(sample: np.ndarray) -> None:
+def test_cortex_m4_under_qemu_matches_python(sample: np.ndarray, need) -> None:
     need("arm-none-eabi-gcc")
     need("qemu-system-arm")
     res = ecg.verify_qemu(sample[:360 * 15])
@@ -55,7 +49,7 @@ def test_cortex_m4_under_qemu_matches_python(sample: np.ndarray) -> None:
     assert res["output"].startswith("ecg-verify: OK") and int(res["output"].split()[2]) >= 20
 
 
-def test_exported_classifier_gives_python_classes(sample: np.ndarray, tmp_path: Path) -> None:
+def test_exported_classifier_gives_python_classes(sample: np.ndarray, tmp_path: Path, need) -> None:
     need("gcc")
     tfl = MODEL_DIR / "model.int8.tflite"
     assert main(["export-c", str(tfl), "--out", str(tmp_path / "exp"), "--name", "health_beats",

@@ -37,13 +37,3 @@ def sample_folder(tmp_path_factory, sample_clips) -> Path:
         sf.write(folder / f"spk{i}_nohash_0.wav", clip, 16000, subtype="PCM_16")
     return root
 
-
-@pytest.fixture(scope="session")
-def need():
-    """``need(tool)``: skip without it (tools come from .ci/system-deps.sh, so a skip fails in CI)."""
-    import shutil
-
-    def check(tool: str) -> None:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (run .ci/system-deps.sh test)")
-    return check
