@@ -19,6 +19,9 @@ checks_test=(
   "file:/usr/lib/arm-none-eabi/newlib/libc.a libnewlib-arm-none-eabi"
   "cmd:qemu-system-arm qemu-system-arm"
   "cmd:openssl openssl"
+  "file:/usr/lib/postgresql/15/bin/initdb postgresql"
+  "cmd:chromium chromium"
+  "cmd:chromedriver chromium-driver"
 )
 if [ "$want" = demo ]; then checks=("${checks_demo[@]}"); else checks=("${checks_test[@]}"); fi
 
