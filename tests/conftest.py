@@ -68,3 +68,21 @@ def open_fds_to():  # type: ignore[no-untyped-def]
         return n
 
     return count
+
+
+@pytest.fixture(scope="session")
+def postgres_url():  # type: ignore[no-untyped-def]
+    """A throwaway PostgreSQL server (Debian package ``postgresql``) for the session: its URL."""
+    from sdk.errors import TelemetryError
+    from sdk.fleet.postgres import LocalPostgres
+
+    try:
+        server = LocalPostgres().start()
+    except TelemetryError as e:
+        if "not installed" in str(e):
+            pytest.skip(f"{e} (run .ci/system-deps.sh test)")
+        raise
+    try:
+        yield server.url
+    finally:
+        server.stop()
