@@ -1,4 +1,4 @@
-"""``ember fleet watch|record|report|simulate``: monitor a fleet of devices over MQTT."""
+"""``ember fleet watch|record|report|simulate|serve``: monitor a fleet of devices over MQTT."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from sdk.telemetry.settings import TelemetrySettings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("fleet", help="monitor devices that publish telemetry (watch, record, report, simulate)",
+    p = sub.add_parser("fleet", help="monitor devices that publish telemetry (watch, record, report, simulate, serve)",
                        description="Fleet monitoring over MQTT: devices publish to ember/<fleet>/<device>/...")
     fsub = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND", title="subcommands")
 
-    def common(q: argparse.ArgumentParser) -> None:
+    def common(q: argparse.ArgumentParser, shared: bool = True) -> None:
         q.add_argument("--broker", metavar="URI", help="mqtt://host:1883 or mqtts://user:pass@host:8883 "
                        "(default: telemetry.broker)")
         q.add_argument("--fleet", help="fleet name (default: telemetry.fleet)")
-        q.add_argument("--shared", metavar="GROUP", default="",
-                       help="subscribe as $share/GROUP/... to split the load between several monitors")
+        if shared:
+            q.add_argument("--shared", metavar="GROUP", default="",
+                           help="subscribe as $share/GROUP/... to split the load between several monitors")
 
     w = fsub.add_parser("watch", help="live table of every device",
                         description="Live terminal view: online/offline, tier, fps, p95, battery, temperature, "
@@ -54,7 +55,34 @@ def register(sub: Any) -> None:
     s.add_argument("--drift-every", type=int, default=3, metavar="K", help="every K-th device drifts (0: none)")
     s.add_argument("--local-broker", action="store_true", help="start a private mosquitto and use it")
     s.set_defaults(func=_simulate)
+    _register_serve(fsub, common)
     p.set_defaults(func=lambda args, config: (p.print_help(), 0)[1])
+
+
+def _register_serve(fsub: Any, common: Any) -> None:
+    v = fsub.add_parser(
+        "serve", help="live web dashboard of the fleet (read-only unless --admin)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Serve a web page that updates live (server-sent events): devices online/offline, model "
+        "version and tier, fps, latency p50/p95, battery, temperature, CPU, energy per inference, drift state per "
+        "feature, drift alerts, the event log and deployments; with --db, per-device history plots (drift, "
+        "latency, tier) from a recording. The page bundles its scripts (works offline).",
+        epilog="examples:\n"
+        "  ember fleet serve --broker mqtt://127.0.0.1:1883 --fleet sim --db fleet.db\n"
+        "  ember fleet serve --broker mqtt://broker:1883 --fleet cams --host 0.0.0.0 --port 8443 \\\n"
+        "      --admin --token-file token.txt --cert dash.crt --key dash.key\n\n"
+        "Actions (pin/unpin a tier) go over the validated MQTT command channel and need --admin and the bearer\n"
+        "token (the page asks for it; 'Authorization: Bearer TOKEN' for scripts). --admin on a non-loopback\n"
+        "host needs --token-file; on loopback without one, a token is made and printed in the page's URL.")
+    common(v, shared=False)  # the page shows the whole fleet
+    v.add_argument("--db", metavar="FILE", help="a recording (ember fleet record --db) for the history plots")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    v.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0: a free one)")
+    v.add_argument("--admin", action="store_true", help="allow actions (pin tier) with the bearer token")
+    v.add_argument("--token-file", metavar="FILE", help="file whose first line is the bearer token (>= 16 chars)")
+    v.add_argument("--cert", metavar="PEM", help="TLS certificate: serve HTTPS (with --key)")
+    v.add_argument("--key", metavar="PEM", help="TLS private key of --cert")
+    v.set_defaults(func=_serve)
 
 
 def _settings(args: argparse.Namespace, config: Any) -> TelemetrySettings:
@@ -101,4 +129,16 @@ def _simulate(args: argparse.Namespace, config: Any) -> int:
         if broker:
             broker.stop()
     print(json.dumps(out))
+    return 0
+
+
+def _serve(args: argparse.Namespace, config: Any) -> int:
+    from sdk.fleet.dashboard.server import read_token, serve
+
+    s = _settings(args, config)
+    extra = {k: getattr(s, k) for k in ("username", "password", "ca_certs", "certfile", "keyfile", "tls")
+             if getattr(s, k)}
+    token = read_token(args.token_file) if args.token_file else None
+    serve(s.broker, s.fleet, db=args.db, host=args.host, port=args.port, admin=args.admin, token=token,
+          cert=args.cert, key=args.key, **extra)
     return 0

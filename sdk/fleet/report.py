@@ -24,33 +24,39 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def history_series(rows: list[dict[str, Any]], t0: float) -> dict[str, Any]:
+    """One device's plot data from ``load_history`` rows (times in s since ``t0``):
+    ``{"psi": {feature: [[t, psi], ...]}, "latency": [[t, p50, p95], ...], "tier": [[t, tier], ...]}``."""
+    psi: dict[str, list[list[float]]] = defaultdict(list)
+    latency: list[list[Any]] = []
+    tier: list[list[Any]] = []
+    for r in rows:
+        b, t = r["body"], (r["ts"] or t0) - t0
+        if r["channel"] == "drift":
+            for name, f in (b.get("features") or {}).items():
+                if isinstance(f, dict) and f.get("psi") is not None:
+                    psi[name].append([t, f["psi"]])
+        elif r["channel"] == "telemetry":
+            if b.get("latency_p95_ms") is not None:
+                latency.append([t, b.get("latency_p50_ms"), b["latency_p95_ms"]])
+            if b.get("tier"):
+                tier.append([t, b["tier"]])
+        elif r["channel"] == "events" and b.get("kind") == "tier.switch":
+            data = b.get("data") or {}
+            tier.append([t, data.get("tier") or data.get("to") or "?"])
+    return {"psi": dict(psi), "latency": latency, "tier": tier}
+
+
 def _device_plots(rows: list[dict[str, Any]], t0: float) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    psi: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    lat_t, p50, p95, tier_t, tiers = [], [], [], [], []
-    for r in rows:
-        b, t = r["body"], (r["ts"] or t0) - t0
-        if r["channel"] == "drift":
-            for name, f in (b.get("features") or {}).items():
-                if isinstance(f, dict) and "psi" in f:
-                    psi[name][0].append(t)
-                    psi[name][1].append(f["psi"])
-        elif r["channel"] == "telemetry":
-            if b.get("latency_p95_ms") is not None:
-                lat_t.append(t)
-                p50.append(b.get("latency_p50_ms"))
-                p95.append(b["latency_p95_ms"])
-            if b.get("tier"):
-                tier_t.append(t)
-                tiers.append(b["tier"])
-        elif r["channel"] == "events" and b.get("kind") == "tier.switch":
-            data = b.get("data") or {}
-            tier_t.append(t)
-            tiers.append(data.get("tier") or data.get("to") or "?")
+    series = history_series(rows, t0)
+    psi = {k: ([p[0] for p in v], [p[1] for p in v]) for k, v in series["psi"].items()}
+    lat_t, p50, p95 = ([x[i] for x in series["latency"]] for i in range(3))
+    tier_t, tiers = [x[0] for x in series["tier"]], [x[1] for x in series["tier"]]
     plots = {}
     if psi:
         fig, ax = plt.subplots(figsize=(7, 2.6))

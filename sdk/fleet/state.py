@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_TRACKED_MISSING = 10_000
+EVENT_LOG_SIZE = 500
 
 
 @dataclass
@@ -22,6 +24,10 @@ class DeviceView:
     p95_ms: float | None = None
     battery: float | None = None
     temperature: float | None = None
+    p50_ms: float | None = None
+    cpu: float | None = None
+    energy_mj: float | None = None
+    device_class: str | None = None
     drift: dict[str, str] = field(default_factory=dict)
     drift_state: str | None = None
     last_event: str | None = None
@@ -38,12 +44,14 @@ class DeviceView:
 
 
 class FleetState:
-    """Feed it MQTT messages with ``apply(topic, payload)``; read ``devices``."""
+    """Feed it MQTT messages with ``apply(topic, payload)``; read ``devices`` and ``events`` (the
+    fleet's event log, newest last: ``{"ts", "device", "kind", "level", "data"}``)."""
 
-    def __init__(self, fleet: str | None = None) -> None:
+    def __init__(self, fleet: str | None = None, event_log_size: int = EVENT_LOG_SIZE) -> None:
         self.fleet = fleet
         self.devices: dict[str, DeviceView] = {}
         self.malformed = 0
+        self.events: deque[dict[str, Any]] = deque(maxlen=event_log_size)
 
     def apply(self, topic: str, payload: bytes | str, now: float | None = None) -> str:
         """Apply one message; returns ``"ok"``, ``"duplicate"``, ``"ignored"`` or ``"malformed"``."""
@@ -59,6 +67,9 @@ class FleetState:
             body = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
         if channel == "status":
             state = body.get("state") if isinstance(body, dict) else str(body)
+            if view.online != (state == "online"):
+                self.events.append({"ts": now, "device": device, "kind": f"status.{state}", "level": "info",
+                                    "data": {}})
             view.online = state == "online"
             view.last_seen = now
             return "ok"
@@ -77,6 +88,10 @@ class FleetState:
             self._drift(view, body)
         elif channel == "events":
             self._event(view, body)
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            self.events.append({"ts": body.get("event_ts") or body.get("ts") or now, "device": device,
+                                "kind": str(body.get("kind", "?")), "level": str(data.get("level") or "info"),
+                                "data": data})
         return "ok"
 
     @staticmethod
@@ -98,9 +113,13 @@ class FleetState:
         view.tier = b.get("tier") or view.tier
         view.fps = b.get("fps")
         view.p95_ms = b.get("latency_p95_ms")
+        view.p50_ms = b.get("latency_p50_ms")
+        view.energy_mj = b.get("energy_mj")
+        view.device_class = b.get("device_class") or view.device_class
         ds = b.get("device_state") or {}
         view.battery = ds.get("battery_percent")
         view.temperature = ds.get("temperature_c")
+        view.cpu = ds.get("cpu_percent")
         if b.get("drift_state"):
             view.drift.update(b["drift_state"])
 

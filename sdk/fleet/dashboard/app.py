@@ -1,0 +1,168 @@
+"""The dashboard's ASGI app (Starlette): the page, its JSON API and a server-sent event stream.
+
+    GET  /                     the page (static/index.html; no CDN, works offline)
+    GET  /api/state            the fleet snapshot (devices, drift alerts, events, deployments)
+    GET  /api/stream           the same snapshot as server-sent events, sent on every change
+    GET  /api/history/{device} plot data from the recording (--db): PSI per feature, latency, tier
+    POST /api/command          {"device": "cam1", "cmd": "pin_tier", "tier": "int8"}: admin + token only
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sdk.errors import ConfigError, EmberError
+from sdk.fleet.dashboard.live import LiveFleet, UnknownDevice
+from sdk.fleet.record import load_history
+from sdk.fleet.report import history_series
+from sdk.telemetry.commands import CommandRejected
+from sdk.telemetry.settings import TelemetrySettings
+from sdk.util.jsonutil import dumps
+
+STATIC = Path(__file__).with_name("static")
+HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"cache-control", b"no-store")]
+KEEPALIVE_S = 5.0
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(data), status, headers, media_type="application/json")
+
+
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    return _json({"error": message}, status, headers)
+
+
+class _SecurityHeaders:
+    """Adds a strict Content-Security-Policy (the page loads only its own files) and friends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+class Dashboard:
+    """The endpoints, bound to one ``LiveFleet``."""
+
+    def __init__(self, live: LiveFleet, db: str | None, admin: bool, token: str | None, interval_s: float) -> None:
+        if admin and not token:
+            raise ConfigError("--admin needs a token: give --token-file FILE (one line, the bearer token)")
+        self.live, self.db, self.admin, self.token, self.interval_s = live, db, admin, token, interval_s
+        self.closing = threading.Event()  # set by the server thread on shutdown: ends the streams
+
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def state(self, request: Request) -> Response:
+        return _json(self._snapshot())
+
+    def _snapshot(self) -> dict[str, Any]:
+        snap = self.live.snapshot()
+        psi = TelemetrySettings()
+        snap.update(admin=self.admin, history=bool(self.db), psi_warn=psi.psi_warn, psi_alert=psi.psi_alert)
+        return snap
+
+    async def stream(self, request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            last, sent = -1, 0.0
+            while not self.closing.is_set():
+                if self.live.changes != last or time.monotonic() - sent > KEEPALIVE_S:
+                    last, sent = self.live.changes, time.monotonic()
+                    yield f"data: {dumps(self._snapshot())}\n\n"
+                await asyncio.sleep(self.interval_s)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
+
+    async def history(self, request: Request) -> Response:
+        device = request.path_params["device"]
+        if not self.db:
+            return _error("no recording: start 'ember fleet serve' with --db FILE (made by 'ember fleet record')", 404)
+        try:
+            rows = await run_in_threadpool(load_history, self.db)
+        except EmberError as e:
+            return _error(str(e), 503)
+        mine = [r for r in rows if r["device"] == device]
+        t0 = min((r["ts"] for r in mine if r["ts"]), default=0.0)
+        return _json({"device": device, "messages": len(mine), "t0": t0, **history_series(mine, t0)})
+
+    async def command(self, request: Request) -> Response:
+        if not self.admin:
+            return _error("read-only dashboard: start 'ember fleet serve' with --admin --token-file FILE to allow "
+                          "actions", 403)
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), str(self.token).encode()):
+            return _error("missing or wrong token: send 'Authorization: Bearer <token from --token-file>'", 401,
+                          {"www-authenticate": "Bearer"})
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("the body must be JSON: {\"device\": \"cam1\", \"cmd\": \"pin_tier\", \"tier\": \"int8\"}",
+                          400)
+        if not isinstance(body, dict):
+            return _error("the body must be a JSON object with \"device\" and \"cmd\"", 400)
+        device = body.pop("device", None)
+        try:
+            sent = await run_in_threadpool(self.live.send_command, device, body)
+        except CommandRejected as e:
+            return _error(f"command rejected: {e}", 400)
+        except UnknownDevice as e:
+            return _error(str(e), 404)
+        except EmberError as e:
+            return _error(str(e), 502)
+        return _json({"ok": True, "sent": sent})
+
+
+def make_app(live: LiveFleet | str, fleet: str = "default", db: str | None = None, admin: bool = False,
+             token: str | None = None, interval_s: float = 0.5) -> Starlette:
+    """The dashboard as an ASGI app for any ASGI server (``uvicorn.run(make_app(...))``).
+
+    ``live`` is a ``LiveFleet`` or a broker URL (then ``fleet`` names the fleet); it is started with
+    the app if it is not running yet, and stopped with it in that case. ``db`` is a recording for the
+    history plots; ``admin`` with ``token`` allows ``POST /api/command``.
+    """
+    if isinstance(live, str):
+        live = LiveFleet.connect(live, fleet)
+    dash = Dashboard(live, db, admin, token, interval_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = not live.running
+        if started:
+            await run_in_threadpool(live.start)
+        try:
+            yield
+        finally:
+            dash.closing.set()
+            if started:
+                live.stop()
+
+    routes = [Route("/", dash.page), Route("/api/state", dash.state), Route("/api/stream", dash.stream),
+              Route("/api/history/{device}", dash.history), Route("/api/command", dash.command, methods=["POST"]),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(_SecurityHeaders)
+    app.state.dashboard = dash
+    return app
