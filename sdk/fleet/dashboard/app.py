@@ -30,7 +30,7 @@ from sdk.errors import ConfigError, EmberError
 from sdk.fleet.dashboard.live import LiveFleet, UnknownDevice
 from sdk.fleet.record import load_history
 from sdk.fleet.report import history_series
-from sdk.telemetry.commands import CommandRejected
+from sdk.telemetry.commands import SCHEMA, CommandRejected
 from sdk.telemetry.settings import TelemetrySettings
 from sdk.util.jsonutil import dumps
 
@@ -72,17 +72,26 @@ class Dashboard:
             raise ConfigError("--admin needs a token: give --token-file FILE (one line, the bearer token)")
         self.live, self.db, self.admin, self.token, self.interval_s = live, db, admin, token, interval_s
         self.closing = threading.Event()  # set by the server thread on shutdown: ends the streams
+        self._cache: tuple[tuple[int, int], str] = ((-1, -1), "")
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def state(self, request: Request) -> Response:
-        return _json(self._snapshot())
+        return Response(self._snapshot_json(), media_type="application/json")
+
+    def _snapshot_json(self) -> str:
+        """One snapshot per change (and per second, for the ages), shared by every client."""
+        key = (self.live.changes, int(time.monotonic()))
+        if self._cache[0] != key:
+            self._cache = (key, dumps(self._snapshot()))
+        return self._cache[1]
 
     def _snapshot(self) -> dict[str, Any]:
         snap = self.live.snapshot()
         psi = TelemetrySettings()
-        snap.update(admin=self.admin, history=bool(self.db), psi_warn=psi.psi_warn, psi_alert=psi.psi_alert)
+        snap.update(admin=self.admin, history=bool(self.db), psi_warn=psi.psi_warn, psi_alert=psi.psi_alert,
+                    commands=sorted(SCHEMA) if self.admin else [])
         return snap
 
     async def stream(self, request: Request) -> Response:
@@ -91,7 +100,7 @@ class Dashboard:
             while not self.closing.is_set():
                 if self.live.changes != last or time.monotonic() - sent > KEEPALIVE_S:
                     last, sent = self.live.changes, time.monotonic()
-                    yield f"data: {dumps(self._snapshot())}\n\n"
+                    yield f"data: {self._snapshot_json()}\n\n"
                 await asyncio.sleep(self.interval_s)
 
         return StreamingResponse(events(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})

@@ -37,10 +37,17 @@ function makeRow(name) {
   const sel = el("select");
   for (const t of TIERS) { const o = el("option", null, t); o.value = t; sel.appendChild(o); }
   const pin = el("button", "pin", "pin"), unpin = el("button", "unpin", "unpin");
+  const back = el("button", "rollback", "rollback");
   pin.onclick = (e) => { e.stopPropagation(); command(name, { cmd: "pin_tier", tier: sel.value }); };
   unpin.onclick = (e) => { e.stopPropagation(); command(name, { cmd: "unpin_tier" }); };
+  back.onclick = (e) => {
+    e.stopPropagation();
+    if (confirm(`Roll ${name} back to its previous model version?`)) command(name, { cmd: "rollback" });
+  };
+  back.hidden = true;  // shown when the devices' command set has "rollback" (model rollout)
   sel.onclick = (e) => e.stopPropagation();
-  act.append(sel, pin, unpin);
+  act.append(sel, pin, unpin, back);
+  tr.back_ = back;
   tr.appendChild(act);
   tr.onclick = () => select(name);
   tr.cells_ = cells;
@@ -83,6 +90,7 @@ function renderDevices(devices) {
     driftChips(c.drift, d);
     c.gaps.textContent = d.gaps;
     c.event.textContent = d.last_event || "-";
+    tr.back_.hidden = !(state && state.commands.includes("rollback"));
   }
 }
 
@@ -104,33 +112,50 @@ function renderEvents(events) {
   }));
 }
 
-// -- deployments: whatever the fleet state exposes, shown generically ---------------------------------
+// -- deployments: whatever the fleet state exposes (phase, canaries, per-device steps) -----------------
 function progress(dep) {
-  const done = dep.done ?? dep.promoted ?? dep.updated, total = dep.total ?? dep.devices_total ?? dep.targets;
-  const n = Array.isArray(total) ? total.length : total, k = Array.isArray(done) ? done.length : done;
-  if (typeof n !== "number" || typeof k !== "number" || n <= 0) return null;
+  const steps = dep.devices && typeof dep.devices === "object" ? Object.values(dep.devices) : [];
+  const total = Array.isArray(dep.targets) && dep.targets.length ? dep.targets.length : steps.length;
+  if (!total) return null;
+  const done = steps.filter((s) => s === "promoted").length;
   const bar = el("span", "progress"), fill = el("span");
-  fill.style.width = `${Math.min(100, 100 * k / n)}%`;
+  fill.style.width = `${Math.min(100, 100 * done / total)}%`;
   bar.appendChild(fill);
-  bar.title = `${k} / ${n}`;
-  return bar;
+  const wrap = el("span", null);
+  wrap.append(bar, ` ${done}/${total} promoted`);
+  return wrap;
 }
 
 function renderDeployments(deps) {
   const box = $("deployments");
   const list = Array.isArray(deps) ? deps : Object.entries(deps || {}).map(([id, d]) =>
-    (d && typeof d === "object" ? { id, ...d } : { id, state: d }));
+    (d && typeof d === "object" ? { id, ...d } : { id, phase: d }));
   if (!list.length) { box.replaceChildren(el("p", "empty", "no deployments")); return; }
   const table = el("table");
+  const head = el("tr");
+  for (const h of ["deployment", "version", "phase", "progress", "canaries", "devices", "last step"]) {
+    head.appendChild(el("th", null, h));
+  }
+  table.appendChild(head);
+  list.sort((a, b) => (b.updated || 0) - (a.updated || 0));
   for (const d of list) {
     const tr = el("tr");
-    tr.dataset.deployment = d.id ?? d.deployment ?? "";
-    tr.appendChild(el("td", null, d.id ?? d.deployment ?? "?"));
-    tr.appendChild(el("td", null, d.state ?? d.phase ?? d.status ?? ""));
+    const phase = d.phase ?? d.state ?? d.status ?? "";
+    tr.dataset.deployment = d.id ?? "";
+    tr.dataset.phase = phase;
+    tr.appendChild(el("td", null, d.id ?? "?"));
+    tr.appendChild(el("td", null, d.version ?? "-"));
+    tr.appendChild(el("td", /roll|fail/.test(phase) ? "offline" : phase === "done" ? "online" : null, phase));
     const p = el("td"); const bar = progress(d); if (bar) p.appendChild(bar); tr.appendChild(p);
-    const rest = Object.entries(d).filter(([k]) => !["id", "deployment", "state", "phase", "status"].includes(k));
-    tr.appendChild(el("td", null, rest.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
-      .join("  ").slice(0, 400)));
+    tr.appendChild(el("td", null, Array.isArray(d.canaries) ? d.canaries.join(" ") : ""));
+    const devs = el("td");
+    for (const [dev, step] of Object.entries(d.devices || {}).sort()) {
+      const ok = step === "promoted", bad = /roll|reject|fail|discard/.test(step);
+      devs.appendChild(el("span", "chip " + (ok ? "ok" : bad ? "alert" : "unknown"), `${dev}:${step}`));
+    }
+    tr.appendChild(devs);
+    const last = Array.isArray(d.steps) && d.steps.length ? d.steps[d.steps.length - 1] : null;
+    tr.appendChild(el("td", null, last ? `${last.phase || ""} ${last.message || ""}` : ""));
     table.appendChild(tr);
   }
   box.replaceChildren(table);
@@ -156,7 +181,7 @@ async function loadHistory() {
   note.textContent = `${h.messages} messages in the recording`;
   const warn = state ? state.psi_warn : 0.1, alert = state ? state.psi_alert : 0.25;
   EmberPlot.draw($("plot-drift"), Object.entries(h.psi).sort().map(([name, points]) => ({ name, points })),
-    { hlines: [{ y: warn, color: "#b7791f" }, { y: alert, color: "#c62828" }] });
+    { log: true, hlines: [{ y: warn, color: "#b7791f" }, { y: alert, color: "#c62828" }] });
   EmberPlot.draw($("plot-latency"), [
     { name: "p50", points: h.latency.map((p) => [p[0], p[1]]) },
     { name: "p95", points: h.latency.map((p) => [p[0], p[2]]) }]);

@@ -1,6 +1,7 @@
 "use strict";
 // Tiny canvas plots for the Ember dashboard: lines, steps and horizontal guides. No library, no CDN.
-// EmberPlot.draw(canvas, [{name, points: [[x, y], ...]}], {step, categories, hlines: [{y, color}], xlabel})
+// EmberPlot.draw(canvas, [{name, points: [[x, y], ...]}], {step, log, categories, hlines: [{y, color}], xlabel})
+// (log: a log10 y axis, for PSI that spans 0.01 to 10)
 // sets canvas.dataset.points to the number of points drawn.
 const EmberPlot = (() => {
   const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
@@ -22,6 +23,7 @@ const EmberPlot = (() => {
     }
     for (const h of opts.hlines || []) { y0 = Math.min(y0, h.y); y1 = Math.max(y1, h.y); }
     if (opts.categories) { y0 = -0.5; y1 = opts.categories.length - 0.5; }
+    else if (opts.log) { y0 = Math.floor(y0); y1 = Math.max(Math.ceil(y1), y0 + 1); }
     else { y0 = Math.min(0, y0); y1 = y1 > y0 ? y1 + 0.08 * (y1 - y0) : y0 + 1; }
     if (!(x1 > x0)) { x1 = x0 + 1; }
     return { x0, x1, y0, y1, n };
@@ -33,6 +35,8 @@ const EmberPlot = (() => {
     ctx.textAlign = "right"; ctx.textBaseline = "middle";
     if (opts.categories) {
       opts.categories.forEach((c, i) => ctx.fillText(c, M.l - 4, Y(i)));
+    } else if (opts.log) {
+      for (let v = r.y0; v <= r.y1; v++) ctx.fillText(+Math.pow(10, v).toPrecision(1), M.l - 4, Y(v));
     } else {
       const st = niceStep(r.y1 - r.y0, 4);
       for (let v = Math.ceil(r.y0 / st) * st; v <= r.y1; v += st) {
@@ -61,7 +65,14 @@ const EmberPlot = (() => {
     if (pts.length === 1) { ctx.fillRect(X(pts[0][0]) - 2, Y(pts[0][1]) - 2, 4, 4); }
   }
 
+  function logScale(series, opts) {
+    const t = (y) => (y === null || y === undefined ? y : Math.log10(Math.max(y, 1e-3)));
+    return [series.map((s) => ({ ...s, points: s.points.map(([x, y]) => [x, t(y)]) })),
+      { ...opts, hlines: (opts.hlines || []).map((h) => ({ ...h, y: t(h.y) })) }];
+  }
+
   function draw(canvas, series, opts = {}) {
+    if (opts.log) [series, opts] = logScale(series, opts);
     const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
     ctx.clearRect(0, 0, W, H);
     const r = range(series, opts);
