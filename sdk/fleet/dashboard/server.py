@@ -56,6 +56,18 @@ def check_options(host: str, admin: bool, token: str | None, cert: str | None, k
     return token if admin else None
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server; on Ctrl-C it also ends the event streams, so shutdown does not wait on them."""
+
+    def __init__(self, config: uvicorn.Config, closing: threading.Event) -> None:
+        super().__init__(config)
+        self.closing = closing
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.closing.set()
+        super().handle_exit(sig, frame)
+
+
 class DashboardServer:
     """uvicorn serving ``make_app(...)`` on ``host:port`` (a free port when ``port`` is 0)."""
 
@@ -68,7 +80,7 @@ class DashboardServer:
         self.app = make_app(live, db=db, admin=admin, token=self.token, interval_s=interval_s)
         config = uvicorn.Config(self.app, host=host, port=self.port, log_level=log_level, ssl_certfile=cert,
                                 ssl_keyfile=key, timeout_graceful_shutdown=2, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config, self.app.state.dashboard.closing)
         self.thread: threading.Thread | None = None
 
     @property
