@@ -74,6 +74,8 @@ def test_page_is_self_contained_and_locked_down(broker) -> None:  # type: ignore
         page = httpx.get(s.url)
         assert page.status_code == 200 and "/static/app.js" in page.text
         assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert httpx.get(s.url, headers={"host": "rebound.example"}).status_code == 400  # DNS rebinding
+        assert httpx.get(s.url.replace("127.0.0.1", "localhost") + "api/state").status_code == 200
         for name in ("app.js", "plot.js", "style.css"):
             assert httpx.get(f"{s.url}static/{name}").status_code == 200
         with httpx.stream("GET", s.url + "api/stream", timeout=10) as stream:

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -145,12 +146,13 @@ class Dashboard:
 
 
 def make_app(live: LiveFleet | str, fleet: str = "default", db: str | None = None, admin: bool = False,
-             token: str | None = None, interval_s: float = 0.5) -> Starlette:
+             token: str | None = None, interval_s: float = 0.5, allowed_hosts: list[str] | None = None) -> Starlette:
     """The dashboard as an ASGI app for any ASGI server (``uvicorn.run(make_app(...))``).
 
     ``live`` is a ``LiveFleet`` or a broker URL (then ``fleet`` names the fleet); it is started with
     the app if it is not running yet, and stopped with it in that case. ``db`` is a recording for the
-    history plots; ``admin`` with ``token`` allows ``POST /api/command``.
+    history plots; ``admin`` with ``token`` allows ``POST /api/command``. ``allowed_hosts`` (names in
+    the ``Host`` header) refuses other names, e.g. a DNS-rebinding page reaching a loopback dashboard.
     """
     if isinstance(live, str):
         live = LiveFleet.connect(live, fleet)
@@ -173,5 +175,7 @@ def make_app(live: LiveFleet | str, fleet: str = "default", db: str | None = Non
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(_SecurityHeaders)
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.state.dashboard = dash
     return app

@@ -77,7 +77,8 @@ class DashboardServer:
         self.token = check_options(host, admin, token, cert, key)
         self.live, self.host, self.port = live, host, port or free_port()
         self.scheme = "https" if cert else "http"
-        self.app = make_app(live, db=db, admin=admin, token=self.token, interval_s=interval_s)
+        loopback = ["127.0.0.1", "localhost", "[::1]"] if is_loopback(host) else None  # no DNS rebinding
+        self.app = make_app(live, db=db, admin=admin, token=self.token, interval_s=interval_s, allowed_hosts=loopback)
         config = uvicorn.Config(self.app, host=host, port=self.port, log_level=log_level, ssl_certfile=cert,
                                 ssl_keyfile=key, timeout_graceful_shutdown=2, lifespan="on")
         self.server = _Server(config, self.app.state.dashboard.closing)
