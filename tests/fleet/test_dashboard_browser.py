@@ -74,6 +74,9 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
         wait_until(lambda: pinned == ["fp32"], 10, "the device to run pin_tier")
         wait_until(lambda: chrome.find_elements(By.CSS_SELECTOR, '#events li[data-kind="cmd.result"]'), 10,
                    "cmd.result in the event log")
+        calm.tel.close()  # a clean disconnect publishes the retained "offline" status
+        wait_until(lambda: _text(chrome, 'tr[data-device="cam-calm"] .col-status').startswith("offline"), 10,
+                   "cam-calm offline")
         shot = screenshot(chrome, "dashboard")
         assert shot.stat().st_size > 10_000
     finally:
