@@ -55,6 +55,7 @@ def test_actions_need_admin_and_the_token(broker, devices, wait_until) -> None: 
         assert _post(rw.url, {**pin, "device": "ghost"}, TOKEN).status_code == 404
         assert httpx.post(rw.url + "api/command", content=b"not json",
                           headers={"authorization": f"Bearer {TOKEN}"}).status_code == 400
+        assert _post(rw.url, {**pin, "pad": "x" * 20_000}, TOKEN).status_code == 413
         assert pinned == []  # nothing refused reached the device
         r = _post(rw.url, {**pin, "backend": "onnxruntime"}, TOKEN)
         assert r.status_code == 200 and r.json()["sent"]["topic"] == "ember/api/cam1/cmd"

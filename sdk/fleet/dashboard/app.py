@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from sdk.errors import ConfigError, EmberError
 from sdk.fleet.dashboard.live import LiveFleet, UnknownDevice
 from sdk.fleet.record import load_history
 from sdk.fleet.report import history_series
-from sdk.telemetry.commands import SCHEMA, CommandRejected
+from sdk.telemetry.commands import MAX_PAYLOAD, SCHEMA, CommandRejected
 from sdk.telemetry.settings import TelemetrySettings
 from sdk.util.jsonutil import dumps
 
@@ -40,6 +41,7 @@ HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' dat
            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"cache-control", b"no-store")]
 KEEPALIVE_S = 5.0
+MAX_BODY = 2 * MAX_PAYLOAD
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -126,8 +128,13 @@ class Dashboard:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), str(self.token).encode()):
             return _error("missing or wrong token: send 'Authorization: Bearer <token from --token-file>'", 401,
                           {"www-authenticate": "Bearer"})
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return _error(f"the body is over {MAX_BODY} bytes (a command is at most {MAX_PAYLOAD})", 413)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return _error("the body must be JSON: {\"device\": \"cam1\", \"cmd\": \"pin_tier\", \"tier\": \"int8\"}",
                           400)
