@@ -81,3 +81,14 @@ def test_sigkill_during_installs_never_bricks(tmp_path: Path) -> None:
     assert result["problems"] == [] and result["bricked"] == 0
     assert result["interrupted"] >= 20  # the kills did land inside operations, not only between them
     assert result["versions_seen"] >= 5  # and the child got far enough to switch versions many times
+
+
+def test_manifest_version_field_round_trips_and_is_checked(model_dir: Path) -> None:
+    from sdk.errors import ModelError
+    from sdk.models.manifest import Manifest
+
+    data = json.loads((model_dir / "manifest.json").read_text())
+    assert Manifest.from_dict(data).version == "1.0.0" and Manifest.from_dict(data).to_dict()["version"] == "1.0.0"
+    assert "version" not in Manifest.from_dict({k: v for k, v in data.items() if k != "version"}).to_dict()
+    with pytest.raises(ModelError, match="version"):
+        Manifest.from_dict(data | {"version": "1.0-beta"})
