@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -47,6 +48,7 @@ from sdk.rollout.common import (
     write_durable,
 )
 
+log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 ROLES = ("active", "previous", "candidate")
 
@@ -222,13 +224,19 @@ class VersionStore:
         self._collect()
 
     def _link_active(self) -> None:
+        """Point ``ROOT/active`` at the active version (skipped, with a warning, where the file system has no
+        symlinks, e.g. FAT: ``active()`` and ``state.json`` stay the truth)."""
         link, v = self.root / "active", self.state.get("active")
         if v is None or (link.is_symlink() and os.readlink(link) == f"versions/{v}"):
             return
         tmp = self.root / f".active.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.symlink(f"versions/{v}", tmp)
+        try:
+            os.symlink(f"versions/{v}", tmp)
+        except OSError as e:
+            log.warning("%s: no 'active' link (%s); open models with VersionStore.active()", self.root, e)
+            return
         os.replace(tmp, link)
         fsync_path(self.root)
 
