@@ -110,6 +110,10 @@ def test_cli_keygen_and_pack(model_dir: Path, tmp_path: Path, capsys: pytest.Cap
                  "--version", "2.1", "--out", str(out)]) == 0
     assert "tiny 2.1" in capsys.readouterr().out
     assert verify(out, [tmp_path / "k" / "signing.pub"], active_version="2.0.9").version == "2.1"
+    pub = str(tmp_path / "k" / "signing.pub")
+    assert main(["models", "verify-bundle", str(out), "--trusted", pub]) == 0
+    assert main(["models", "verify-bundle", str(out), "--trusted", pub, "--active", "2.1.0"]) == 1
+    assert "REFUSED downgrade" in capsys.readouterr().out
     assert main(["models", "keygen", "--out", str(tmp_path / "k")]) == 2  # never overwrites a key
     assert main(["models", "pack", str(model_dir), "--key", str(tmp_path / "k" / "signing.key"),
                  "--version", "v2"]) == 2
