@@ -68,10 +68,14 @@ class VersionStore:
             raise RolloutError(f"{self.root}: cannot create the model store ({e.strerror or e}); "
                                "check the path and its permissions") from None
         with self._locked():
-            self.state = self._read_state()
             self._recover()
 
-    # ---- queries ---------------------------------------------------------------------------------
+    # ---- queries (as of the last open or change; ``refresh()`` re-reads) ----------------------------
+    def refresh(self) -> VersionStore:
+        with self._locked():
+            pass
+        return self
+
     def active_version(self) -> str | None:
         return self.state.get("active")
 
@@ -177,10 +181,12 @@ class VersionStore:
     # ---- internals -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One process changes the store at a time (an flock the kernel drops if the holder dies)."""
+        """One process changes the store at a time (an flock the kernel drops if the holder dies); the state
+        is re-read under the lock, so another process's changes are seen."""
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self.state = self._read_state()
             yield
         finally:
             os.close(fd)

@@ -35,11 +35,16 @@ def test_lifecycle_and_events(bundles: dict[str, Path], keys: tuple[Path, Path],
     assert sorted(p.name for p in (tmp_path / "s" / "versions").iterdir()) == ["1.0.0"]
     reopened = VersionStore(tmp_path / "s", emit=lambda *a, **k: None)
     assert reopened.versions() == store.versions()
+    reopened.stage_candidate(model_dir, version="1.3.0")  # another instance (process) changes the store
+    assert store.refresh().candidate_version() == "1.3.0"
+    store.promote()  # re-reads under the lock: promotes what the other instance staged
+    assert reopened.refresh().active_version() == "1.3.0"
+    store.rollback()
     kinds = [k for k, _ in events]
     assert kinds == ["rollout.staged", "rollout.promoted", "rollout.staged", "rollout.promoted", "rollout.staged",
-                     "rollout.discarded", "rollout.rolled_back"]
-    assert events[-1][1] == {"version": "1.0.0", "rolled_back": "1.1.0", "reason": "canary regression",
-                             "deployment": "d2"}
+                     "rollout.discarded", "rollout.rolled_back", "rollout.promoted", "rollout.rolled_back"]
+    assert events[6][1] == {"version": "1.0.0", "rolled_back": "1.1.0", "reason": "canary regression",
+                            "deployment": "d2"}
 
 
 def test_refusals(bundles: dict[str, Path], keys: tuple[Path, Path], model_dir: Path, tmp_path: Path) -> None:
