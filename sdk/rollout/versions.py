@@ -139,6 +139,11 @@ class VersionStore:
         self.emit("rollout.staged", version=version, deployment=deployment, active=self.active_version())
         return self.path(version)
 
+    def install(self, source: str | os.PathLike[str], version: str | None = None, **kwargs: Any) -> Path:
+        """``stage_candidate`` then ``promote`` (no shadow test): a first install, or a bench/fleet shortcut."""
+        self.stage_candidate(source, version, **kwargs)
+        return self.promote(deployment=kwargs.get("deployment"))
+
     def promote(self, *, deployment: str | None = None) -> Path:
         """Candidate → active, old active → previous (the version before that is deleted)."""
         with self._locked():

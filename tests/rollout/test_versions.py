@@ -20,8 +20,7 @@ def test_lifecycle_and_events(bundles: dict[str, Path], keys: tuple[Path, Path],
     store = VersionStore(tmp_path / "s", emit=lambda kind, **d: events.append((kind, d)))
     with pytest.raises(RolloutError, match="no active model"):
         store.active()
-    store.stage_candidate(bundles["1.0.0"], trusted_keys=[keys[1]], deployment="d1")
-    store.promote()
+    assert store.install(bundles["1.0.0"], trusted_keys=[keys[1]], deployment="d1") == tmp_path / "s/versions/1.0.0"
     store.stage_candidate(bundles["1.1.0"], trusted_keys=[keys[1]], deployment="d2")
     assert store.versions()["candidate"] == "1.1.0" and store.active_version() == "1.0.0"
     store.promote()
