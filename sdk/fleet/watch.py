@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from sdk.errors import TelemetryError
 from sdk.fleet.state import FleetState
 from sdk.telemetry.link import classify_connect_error, new_client
@@ -41,23 +44,39 @@ class FleetSubscriber:
     """An MQTT subscriber that feeds every message of ``ember/<fleet>/#`` to ``on_message``.
 
     ``shared`` (a group name) subscribes as ``$share/<group>/ember/<fleet>/#`` so several monitors
-    split the load on brokers with shared subscriptions.
+    split the load on brokers with shared subscriptions. ``receive_max`` (MQTT v5 Receive Maximum)
+    caps the messages the broker sends before this client acknowledges them; ``session_expiry_s``
+    keeps the session (subscription and queued messages) on the broker across reconnects.
+    ``connects`` counts successful connections.
     """
 
     def __init__(self, settings: TelemetrySettings, on_message: Callable[[str, bytes], None],
-                 client_id: str = "", shared: str = "") -> None:
+                 client_id: str = "", shared: str = "", receive_max: int = 0, session_expiry_s: int = 0) -> None:
         self.s = settings
         topic = f"ember/{settings.fleet}/#"
         self.topic = f"$share/{shared}/{topic}" if shared else topic
         self.client = new_client(settings, client_id or f"ember-watch-{time.time_ns()}")
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1) if not rc.is_failure else None
+        self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: on_message(m.topic, m.payload)
         self.connected = threading.Event()
+        self.connects = 0
         self.client.on_subscribe = lambda *a: self.connected.set()
+        self.props = Properties(PacketTypes.CONNECT)
+        if receive_max:
+            self.props.ReceiveMaximum = min(receive_max, 65535)
+        if session_expiry_s:
+            self.props.SessionExpiryInterval = session_expiry_s
+        self.clean_start = not session_expiry_s
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if not rc.is_failure:
+            self.connects += 1
+            client.subscribe(self.topic, qos=1)
 
     def start(self, timeout: float = 5.0) -> FleetSubscriber:
         try:
-            self.client.connect(self.s.host, self.s.port, keepalive=30)
+            self.client.connect(self.s.host, self.s.port, keepalive=30, clean_start=self.clean_start,
+                                properties=self.props)
         except Exception as e:  # noqa: BLE001 - turned into a clear message
             raise TelemetryError(classify_connect_error(e, self.s)[1]) from None
         self.client.loop_start()
