@@ -29,17 +29,29 @@ def register(sub: Any) -> None:
     w.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
     w.add_argument("--refresh", type=float, default=1.0, metavar="S", help="redraw period (default 1 s)")
     w.set_defaults(func=_watch)
-    r = fsub.add_parser("record", help="store the fleet's messages in SQLite",
+    r = fsub.add_parser("record", help="store the fleet's messages in SQLite or PostgreSQL",
                         description="Subscribe to the fleet and keep every message (once per device and seq) in "
-                        "a SQLite file for 'ember fleet report'.")
+                        "a SQLite file (a laptop-sized fleet) or PostgreSQL (--db postgresql://user@host/db: "
+                        "tables partitioned by day, batched inserts) for 'ember fleet report' and the dashboard. "
+                        "Messages are acknowledged to the broker only once committed; with --shared several "
+                        "recorders split the fleet. See sdk/fleet/RECORDER.md.")
     common(r)
-    r.add_argument("--db", required=True, metavar="FILE", help="recording file (created if missing)")
+    r.add_argument("--db", required=True, metavar="FILE_OR_URL",
+                   help="recording file (created if missing) or postgresql://user[:pass]@host[:port]/dbname")
     r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    r.add_argument("--batch", type=int, default=1000, metavar="N", help="rows per transaction (default %(default)s)")
+    r.add_argument("--flush-ms", type=float, default=100.0, metavar="MS",
+                   help="write a partial batch after MS milliseconds (default %(default)s)")
+    r.add_argument("--max-buffer", type=int, default=50_000, metavar="N",
+                   help="messages held in memory while the database is slow or down (default %(default)s)")
+    r.add_argument("--client-id", default="", metavar="ID", help="a fixed MQTT client id: the broker keeps the "
+                   "session (and the messages) for an hour while this recorder is away")
     r.set_defaults(func=_record)
     rep = fsub.add_parser("report", help="HTML report with plots from a recording or a device spool",
                           description="Write an HTML report (drift over time per device, tier changes, latency).")
     src = rep.add_mutually_exclusive_group(required=True)
-    src.add_argument("--db", metavar="FILE", help="a recording made by 'ember fleet record'")
+    src.add_argument("--db", metavar="FILE_OR_URL", help="a recording made by 'ember fleet record' "
+                     "(SQLite file or postgresql:// URL)")
     src.add_argument("--spool", metavar="FILE", help="a device spool (telemetry.spool)")
     rep.add_argument("--out", default="fleet-report.html", metavar="FILE", help="output HTML (default %(default)s)")
     rep.set_defaults(func=_report)
@@ -75,7 +87,10 @@ def _watch(args: argparse.Namespace, config: Any) -> int:
 def _record(args: argparse.Namespace, config: Any) -> int:
     from sdk.fleet.record import record
 
-    print(json.dumps(record(_settings(args, config), args.db, args.duration, shared=args.shared)))
+    if args.batch < 1 or args.flush_ms <= 0 or args.max_buffer < args.batch:
+        raise ConfigError("--batch and --flush-ms must be positive and --max-buffer at least --batch")
+    print(json.dumps(record(_settings(args, config), args.db, args.duration, shared=args.shared, batch=args.batch,
+                            flush_ms=args.flush_ms, max_buffer=args.max_buffer, client_id=args.client_id)))
     return 0
 
 
