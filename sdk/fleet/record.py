@@ -176,7 +176,7 @@ class Recorder:
             except TelemetryError as e:
                 self.counts["db_errors"] += 1
                 if str(e) != self.last_error:
-                    log.error("%s", e)
+                    log.error("%s (recorder: %d messages buffered, retrying)", e, len(self.buf))
                 self.last_error = str(e)
                 if self._give_up.wait(backoff):
                     return
