@@ -138,6 +138,7 @@ class Recorder:
         self.counts = {"received": 0, "invalid": 0, "dropped": 0, "db_errors": 0, "batches": 0}
         self.lags: deque[float] = deque(maxlen=200_000)
         self.last_error = ""
+        self.last_commit = 0.0
         self._wake, self._stop, self._give_up = threading.Event(), threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="ember-recorder", daemon=True)
 
@@ -195,7 +196,7 @@ class Recorder:
         self.counts["invalid"] += sum(m is None for m in parsed)
         self.history.write([m for m in parsed if m is not None])
         self.counts["batches"] += 1
-        done = time.time()
+        done = self.last_commit = time.time()
         self.lags.extend(done - m.ts for m in parsed if isinstance(m, Row) and m.ts is not None)
         gen = self.sub.connects
         for _, _, mid, qos, g, _ in items:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -40,6 +41,35 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+class BufferedClient(mqtt.Client):
+    """paho's client reads a packet with several ``recv()`` calls and handles one packet per
+    ``select()`` wake-up; this one reads up to 64 KiB at a time and handles every complete packet it
+    holds, which is what lets one subscriber keep up with thousands of messages per second."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf, self._rpos = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            self._rbuf, self._rpos = super()._sock_recv(65536), 0  # BlockingIOError when nothing is there
+            if not self._rbuf:
+                return b""  # connection closed
+        data = self._rbuf[self._rpos:self._rpos + bufsize]
+        self._rpos += len(data)
+        return data
+
+    def _sock_close(self) -> None:
+        self._rbuf, self._rpos = b"", 0
+        super()._sock_close()
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._rpos < len(self._rbuf) and self._sock is not None:
+            rc = super().loop_read(max_packets)
+        return rc
+
+
 class FleetSubscriber:
     """An MQTT subscriber that feeds every message of ``ember/<fleet>/#`` to ``on_message``.
 
@@ -55,7 +85,7 @@ class FleetSubscriber:
         self.s = settings
         topic = f"ember/{settings.fleet}/#"
         self.topic = f"$share/{shared}/{topic}" if shared else topic
-        self.client = new_client(settings, client_id or f"ember-watch-{time.time_ns()}")
+        self.client = new_client(settings, client_id or f"ember-watch-{time.time_ns()}", BufferedClient)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: on_message(m.topic, m.payload)
         self.connected = threading.Event()

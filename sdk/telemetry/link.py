@@ -246,10 +246,10 @@ def session_args(s: TelemetrySettings) -> dict[str, Any]:
     return {"clean_start": False, "properties": props}
 
 
-def new_client(s: TelemetrySettings, client_id: str) -> mqtt.Client:
-    """A paho MQTT v5 client with the credentials and TLS files of ``s``; a TLS file problem is a
-    ``TelemetryError`` naming the settings to check."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+def new_client(s: TelemetrySettings, client_id: str, cls: type[mqtt.Client] = mqtt.Client) -> mqtt.Client:
+    """A paho MQTT v5 client (of class ``cls``) with the credentials and TLS files of ``s``; a TLS file
+    problem is a ``TelemetryError`` naming the settings to check."""
+    c = cls(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if s.username:
         c.username_pw_set(s.username, s.password or None)
     if s.use_tls:
