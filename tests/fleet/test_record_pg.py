@@ -10,8 +10,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from sdk.errors import TelemetryError
 from sdk.fleet.loadgen import payload, publish_load
@@ -144,3 +146,28 @@ def test_invalid_messages_are_counted_not_stored(broker, pg_db: str) -> None:
     publish.multiple(msgs, hostname="127.0.0.1", port=broker.port)
     assert wait_until(lambda: rec.stats()["stored"] == 1 and rec.stats()["invalid"] == 2)
     assert rec.stop()["unsaved"] == 0
+
+
+def test_cli_records_into_postgresql_and_the_same_recorder_into_sqlite(broker, pg_db: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "sdk", "fleet", "record", "--broker", broker.url, "--fleet", "f",
+                             "--db", pg_db, "--duration", "3", "--batch", "50", "--flush-ms", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    rec = Recorder(settings(broker.url), tmp_path / "rec.db", batch=50, flush_ms=20).start()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    device.connect("127.0.0.1", broker.port)
+    device.loop_start()
+    seq = 0
+    while proc.poll() is None and seq < 5000:  # publish until the CLI recorder has stopped
+        seq += 1
+        device.publish("ember/f/d1/telemetry", payload("f", "d1", seq), qos=1).wait_for_publish(5)
+        time.sleep(0.002)
+    device.loop_stop()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    stats = json.loads(out.strip().splitlines()[-1])
+    rows, distinct = rows_and_distinct(pg_db)
+    assert stats["stored"] == rows == distinct > 20 and stats["unsaved"] == 0
+    assert wait_until(lambda: rec.stats()["stored"] == seq)
+    rec.stop()
+    assert [r["seq"] for r in load_history(tmp_path / "rec.db")] == list(range(1, seq + 1))
