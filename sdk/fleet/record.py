@@ -48,6 +48,8 @@ class Status(NamedTuple):
 
 
 class Store(Protocol):
+    rejected: int  # rows the database refused (counted, skipped)
+
     def write(self, rows: list[Row], statuses: list[Status]) -> int: ...
     def history(self, device: str | None = None, since: float | None = None,
                 fleet: str | None = None) -> list[dict[str, Any]]: ...
@@ -62,8 +64,10 @@ def parse(topic: str, payload: bytes, now: float) -> Row | Status | None:
         return None
     try:
         text = payload.decode()
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
+        return None
+    if "\\u0000" in text:  # valid JSON, but no database text type holds a NUL
         return None
     if parts[3] == "status":
         return Status(parts[1], parts[2], body.get("state") if isinstance(body, dict) else str(body), now)
@@ -71,6 +75,10 @@ def parse(topic: str, payload: bytes, now: float) -> Row | Status | None:
         return None
     ts = body.get("ts")
     return Row(parts[1], parts[2], parts[3], body["seq"], ts if isinstance(ts, (int, float)) else None, now, text)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # json.loads would accept NaN and Infinity
 
 
 def open_store(db: str | os.PathLike[str]) -> Store:
@@ -92,6 +100,7 @@ class HistoryDB:
         self.lock = threading.Lock()
         self.stored = 0
         self.duplicates = 0
+        self.rejected = 0
 
     def add(self, topic: str, payload: bytes) -> bool:
         m = parse(topic, payload, time.time())
@@ -101,9 +110,12 @@ class HistoryDB:
         """Store parsed messages in one transaction; returns how many rows were new."""
         rows = [m for m in messages if isinstance(m, Row)]
         with self.lock:
+            before = self.store.rejected
             new = self.store.write(rows, [m for m in messages if isinstance(m, Status)])
+            rejected = self.store.rejected - before
             self.stored += new
-            self.duplicates += len(rows) - new
+            self.rejected += rejected
+            self.duplicates += len(rows) - new - rejected
         return new
 
     def history(self, device: str | None = None, since: float | None = None,
@@ -221,6 +233,7 @@ class Recorder:
         lags = sorted(self.lags)
         pick = (lambda q: round(lags[min(len(lags) - 1, int(q * len(lags)))], 4)) if lags else (lambda q: None)
         return {**self.counts, "stored": self.history.stored, "duplicates": self.history.duplicates,
+                "rejected": self.history.rejected,
                 "unsaved": len(self.buf), "lag_p50_s": pick(0.5), "lag_p95_s": pick(0.95)}
 
 

@@ -10,6 +10,7 @@ it. A batch is one COPY into a temporary table and one ``INSERT … SELECT`` in 
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from sdk.errors import TelemetryError
 if TYPE_CHECKING:
     from sdk.fleet.record import Row, Status
 
+log = logging.getLogger(__name__)
 DAY = 86400.0
 _LOCK = 0x656D6265  # advisory lock id ("embe") serialising schema and partition creation between recorders
 _COLUMNS = ("fleet text NOT NULL, device text NOT NULL, channel text NOT NULL, seq bigint NOT NULL, "
@@ -60,6 +62,7 @@ class PgStore:
         self.conn: psycopg.Connection[Any] | None = None
         self.layout = ""  # "partitioned" or "hypertable"
         self.partitions: set[str] = set()
+        self.rejected = 0
         self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -100,26 +103,45 @@ class PgStore:
         self.partitions |= {partition_name(d) for d in missing}
 
     def write(self, rows: list[Row], statuses: list[Status]) -> int:
-        """Store a batch in one transaction; returns the number of new rows (duplicates are dropped)."""
+        """Store a batch in one transaction; returns the number of new rows (duplicates are dropped).
+        A message PostgreSQL refuses (say a JSON escape that jsonb rejects) must not block the others:
+        then the batch is written one row at a time and the refused ones are counted in ``rejected``."""
         try:
             conn = self._connect()
             self._ensure_partitions(conn, rows)
-            with conn.transaction(), conn.cursor() as cur:
-                stored = 0
-                if rows:
-                    with cur.copy("COPY ember_stage FROM STDIN") as cp:
-                        for r in rows:
-                            cp.write_row((r.fleet, r.device, r.channel, r.seq, row_time(r), r.received, r.body))
-                    cur.execute(_MOVE)
-                    stored = cur.rowcount
-                last = {(s.fleet, s.device): s for s in statuses}  # one upsert per device per statement
-                if last:
-                    cur.executemany(_UPSERT, [(s.fleet, s.device, s.state, s.received) for s in last.values()])
+            try:
+                return self._write_batch(conn, rows, statuses)
+            except psycopg.DataError:
+                return self._write_one_by_one(conn, rows, statuses)
         except psycopg.Error as e:
             self.close()
             raise TelemetryError(f"PostgreSQL {self.where}: cannot write ({_first_line(e)}); "
                                  "messages stay buffered, retrying") from None
+
+    def _write_batch(self, conn: psycopg.Connection[Any], rows: list[Row], statuses: list[Status]) -> int:
+        with conn.transaction(), conn.cursor() as cur:
+            stored = 0
+            if rows:
+                with cur.copy("COPY ember_stage FROM STDIN") as cp:
+                    for r in rows:
+                        cp.write_row((r.fleet, r.device, r.channel, r.seq, row_time(r), r.received, r.body))
+                cur.execute(_MOVE)
+                stored = cur.rowcount
+            last = {(s.fleet, s.device): s for s in statuses}  # one upsert per device per statement
+            if last:
+                cur.executemany(_UPSERT, [(s.fleet, s.device, s.state, s.received) for s in last.values()])
         return stored
+
+    def _write_one_by_one(self, conn: psycopg.Connection[Any], rows: list[Row], statuses: list[Status]) -> int:
+        stored = 0
+        for r in rows:
+            try:
+                stored += self._write_batch(conn, [r], [])
+            except psycopg.DataError as e:
+                self.rejected += 1
+                log.warning("PostgreSQL refused the message %s/%s seq %s (%s); skipped", r.fleet, r.device, r.seq,
+                            _first_line(e))
+        return stored + self._write_batch(conn, [], statuses)
 
     def history(self, device: str | None = None, since: float | None = None,
                 fleet: str | None = None) -> list[dict[str, Any]]:

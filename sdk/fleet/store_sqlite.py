@@ -27,6 +27,7 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.rejected = 0  # SQLite stores any valid JSON
         try:
             self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         except sqlite3.Error as e:

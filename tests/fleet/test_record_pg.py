@@ -137,15 +137,20 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_invalid_messages_are_counted_not_stored(broker, pg_db: str) -> None:
+def test_invalid_and_poison_messages_are_counted_and_block_nothing(broker, pg_db: str) -> None:
     from paho.mqtt import publish
 
     rec = Recorder(settings(broker.url), pg_db, batch=10, flush_ms=20).start()
-    msgs = [("ember/f/d1/telemetry", b"not json", 1), ("ember/f/d1/telemetry", b'{"ts": 1}', 1),
-            ("ember/f/d1/telemetry", payload("f", "d1", 1), 1)]
-    publish.multiple(msgs, hostname="127.0.0.1", port=broker.port)
-    assert wait_until(lambda: rec.stats()["stored"] == 1 and rec.stats()["invalid"] == 2)
-    assert rec.stop()["unsaved"] == 0
+    good = [("ember/f/d1/telemetry", payload("f", "d1", s), 1) for s in (1, 2, 3)]
+    bad = [("ember/f/d1/telemetry", b"not json", 1), ("ember/f/d1/telemetry", b'{"ts": 1}', 1),  # no seq
+           ("ember/f/d1/telemetry", b'{"seq": 9, "x": NaN}', 1),  # Python reads NaN, PostgreSQL does not
+           ("ember/f/d1/telemetry", b'{"seq": 10, "x": "a\\u0000b"}', 1)]  # NUL: no text type holds it
+    poison = ("ember/f/d1/telemetry", b'{"seq": 11, "ts": 1.7e9, "x": "\\ud800"}', 1)  # jsonb refuses a lone surrogate
+    publish.multiple([good[0], *bad, poison, *good[1:]], hostname="127.0.0.1", port=broker.port)
+    assert wait_until(lambda: rec.stats()["stored"] == 3 and rec.stats()["rejected"] == 1)
+    stats = rec.stop()
+    assert stats["invalid"] == 4 and stats["unsaved"] == 0 and stats["duplicates"] == 0
+    assert sorted(r["seq"] for r in load_history(pg_db)) == [1, 2, 3]
 
 
 def test_cli_records_into_postgresql_and_the_same_recorder_into_sqlite(broker, pg_db: str, tmp_path: Path) -> None:
