@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from sdk.errors import TelemetryError
-from sdk.fleet.store_pg import is_url
 from sdk.fleet.store_sqlite import SqliteStore, read_history
 from sdk.telemetry.settings import TelemetrySettings
 from sdk.telemetry.spool import read_messages
@@ -75,6 +74,11 @@ def parse(topic: str, payload: bytes, now: float) -> Row | Status | None:
         return None
     ts = body.get("ts")
     return Row(parts[1], parts[2], parts[3], body["seq"], ts if isinstance(ts, (int, float)) else None, now, text)
+
+
+def is_url(db: object) -> bool:
+    """True for a PostgreSQL URL (psycopg is imported only then)."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
 
 
 def _no_constant(name: str) -> None:

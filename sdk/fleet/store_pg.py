@@ -39,10 +39,6 @@ _UPSERT = ("INSERT INTO ember_status VALUES (%s, %s, %s, to_timestamp(%s)) ON CO
 _SANE = (946684800.0, 4102444800.0)  # 2000 .. 2100: a ts outside is a broken clock; the receive time is used
 
 
-def is_url(db: object) -> bool:
-    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
-
-
 def row_time(r: Row) -> float:
     """The time a row is partitioned and indexed by: the device's ``ts``, or the receive time when
     the message has none or an impossible one."""
