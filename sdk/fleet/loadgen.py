@@ -28,7 +28,7 @@ def publish_load(broker: str, fleet: str, devices: list[str], per_device: int, r
                  qos: int = 1, first_seq: int = 1, repeat: int = 1) -> dict[str, Any]:
     """Publish ``per_device`` messages for every device, interleaved, at ``rate`` messages/s in total
     (0: as fast as possible), each sent ``repeat`` times (a device re-sending after a reconnect).
-    Returns once the broker acknowledged all (QoS 1): ``{"sent", "seconds"}``."""
+    Returns once the broker acknowledged all (QoS 0: once all are written): ``{"sent", "seconds"}``."""
     s = TelemetrySettings(broker=broker, fleet=fleet).finish()
     c = new_client(s, f"ember-load-{time.time_ns()}")
     c.max_inflight_messages_set(1000)
@@ -58,8 +58,8 @@ def publish_load(broker: str, fleet: str, devices: list[str], per_device: int, r
                 n += repeat
                 if rate and n % 50 == 0 and (ahead := n / rate - (time.monotonic() - start)) > 0:
                     time.sleep(ahead)
-        if qos and not done.wait(max(30.0, total / 1000)):
-            raise TelemetryError(f"the broker acknowledged {acked[0]} of {total} messages in time")
+        if not done.wait(max(30.0, total / 1000)):  # QoS 0: written to the socket
+            raise TelemetryError(f"the broker took {acked[0]} of {total} messages in time")
     finally:
         seconds = time.monotonic() - start
         c.loop_stop()

@@ -134,8 +134,8 @@ class HistoryDB:
 class Recorder:
     """Subscribes to a fleet and writes its messages in batches of ``batch`` or every ``flush_ms``.
 
-    At most ``max_buffer`` messages wait in memory (the broker is told so through Receive Maximum);
-    beyond that (QoS 0 messages only) they are dropped and counted. ``client_id`` given: the broker
+    QoS 0 messages beyond ``max_buffer`` waiting in memory are dropped and counted; QoS 1 messages
+    never are: the broker sends at most ``max_buffer`` unacknowledged ones (MQTT v5 Receive Maximum). ``client_id`` given: the broker
     keeps the session for ``session_expiry_s`` so a restarted recorder resumes where it stopped.
     """
 
@@ -168,13 +168,13 @@ class Recorder:
         return self
 
     def _on_message(self, client: Any, userdata: Any, m: Any) -> None:
-        if len(self.buf) >= self.max_buffer:
+        if len(self.buf) >= self.max_buffer and not m.qos:
             self.counts["dropped"] += 1
             if self.counts["dropped"] in (1, 1000, 100_000):
                 log.error("recorder buffer full (%d messages): dropped %d so far; the database is too slow or "
                           "down", self.max_buffer, self.counts["dropped"])
             return
-        self.buf.append((m.topic, m.payload, m.mid, m.qos, self.sub.connects, time.monotonic()))
+        self.buf.append((m.topic, m.payload, m.mid, m.qos, self.sub.connects, time.time()))
         self.counts["received"] += 1
         if len(self.buf) >= self.batch:
             self._wake.set()
@@ -183,8 +183,8 @@ class Recorder:
         backoff = 0.2
         while self.buf or not self._stop.is_set():
             if not self.buf or (len(self.buf) < self.batch and not self._stop.is_set()
-                                and self.buf[0][5] + self.flush_s > time.monotonic()):
-                self._wake.wait(self.buf[0][5] + self.flush_s - time.monotonic() if self.buf else self.flush_s)
+                                and self.buf[0][5] + self.flush_s > time.time()):
+                self._wake.wait(self.buf[0][5] + self.flush_s - time.time() if self.buf else self.flush_s)
                 self._wake.clear()
                 continue
             items = list(itertools.islice(self.buf, self.batch))
@@ -207,10 +207,9 @@ class Recorder:
                 self.buf.popleft()
 
     def _write(self, items: list[tuple[str, bytes, int, int, int, float]]) -> None:
-        now = time.time()
-        parsed = [parse(t, p, now) for t, p, *_ in items]
-        self.counts["invalid"] += sum(m is None for m in parsed)
+        parsed = [parse(t, p, received) for t, p, _, _, _, received in items]
         self.history.write([m for m in parsed if m is not None])
+        self.counts["invalid"] += sum(m is None for m in parsed)
         self.counts["batches"] += 1
         done = self.last_commit = time.time()
         self.lags.extend(done - m.ts for m in parsed if isinstance(m, Row) and m.ts is not None)
