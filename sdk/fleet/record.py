@@ -63,7 +63,7 @@ def parse(topic: str, payload: bytes, now: float) -> Row | Status | None:
         return None
     try:
         text = payload.decode()
-        body = json.loads(text, parse_constant=_no_constant)
+        body = _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError):
         return None
     if "\\u0000" in text:  # valid JSON, but no database text type holds a NUL
@@ -83,6 +83,9 @@ def is_url(db: object) -> bool:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")  # json.loads would accept NaN and Infinity
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one decoder: json.loads(..., **kw) builds one per call
 
 
 def open_store(db: str | os.PathLike[str]) -> Store:
@@ -149,7 +152,8 @@ class Recorder:
         self.sub = FleetSubscriber(settings, lambda t, p: None, client_id=client_id, shared=shared,
                                    receive_max=max_buffer, session_expiry_s=session_expiry_s if client_id else 0)
         self.sub.client.manual_ack_set(True)
-        self.sub.client.on_message = self._on_message
+        self.sub.client.on_raw = self._on_message  # type: ignore[attr-defined] # a BufferedClient
+        self.sub.client.on_message = lambda c, u, m: self._on_message(m.topic, m.payload, m.mid, m.qos)
         self.buf: deque[tuple[str, bytes, int, int, int, float]] = deque()
         self.counts = {"received": 0, "invalid": 0, "dropped": 0, "db_errors": 0, "batches": 0}
         self.lags: deque[float] = deque(maxlen=200_000)
@@ -167,14 +171,14 @@ class Recorder:
             raise
         return self
 
-    def _on_message(self, client: Any, userdata: Any, m: Any) -> None:
-        if len(self.buf) >= self.max_buffer and not m.qos:
+    def _on_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        if len(self.buf) >= self.max_buffer and not qos:
             self.counts["dropped"] += 1
             if self.counts["dropped"] in (1, 1000, 100_000):
                 log.error("recorder buffer full (%d messages): dropped %d so far; the database is too slow or "
                           "down", self.max_buffer, self.counts["dropped"])
             return
-        self.buf.append((m.topic, m.payload, m.mid, m.qos, self.sub.connects, time.time()))
+        self.buf.append((topic, payload, mid, qos, self.sub.connects, time.time()))
         self.counts["received"] += 1
         if len(self.buf) >= self.batch:
             self._wake.set()

@@ -153,6 +153,26 @@ def test_invalid_and_poison_messages_are_counted_and_block_nothing(broker, pg_db
     assert sorted(r["seq"] for r in load_history(pg_db)) == [1, 2, 3]
 
 
+def test_messages_with_mqtt5_properties_are_recorded_too(broker, pg_db: str) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    rec = Recorder(settings(broker.url), pg_db, batch=10, flush_ms=20).start()
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    device.connect("127.0.0.1", broker.port)
+    device.loop_start()
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("site", "paris")
+    props.MessageExpiryInterval = 600
+    for seq, p in ((1, None), (2, props), (3, None), (4, props)):  # without: the fast path; with: paho's
+        device.publish("ember/f/d1/telemetry", payload("f", "d1", seq), qos=1, properties=p).wait_for_publish(5)
+    device.publish("ember/f/d1/telemetry", payload("f", "d1", 5), qos=0).wait_for_publish(5)
+    device.loop_stop()
+    assert wait_until(lambda: rec.stats()["stored"] == 5)
+    assert rec.stop()["invalid"] == 0
+    assert [r["seq"] for r in load_history(pg_db)] == [1, 2, 3, 4, 5]
+
+
 def test_cli_records_into_postgresql_and_the_same_recorder_into_sqlite(broker, pg_db: str, tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sdk", "fleet", "record", "--broker", broker.url, "--fleet", "f",
                              "--db", pg_db, "--duration", "3", "--batch", "50", "--flush-ms", "20"],
