@@ -185,7 +185,7 @@ class Recorder:
 
     def _run(self) -> None:
         backoff = 0.2
-        while self.buf or not self._stop.is_set():
+        while (self.buf or not self._stop.is_set()) and not self._give_up.is_set():
             if not self.buf or (len(self.buf) < self.batch and not self._stop.is_set()
                                 and self.buf[0][5] + self.flush_s > time.time()):
                 self._wake.wait(self.buf[0][5] + self.flush_s - time.time() if self.buf else self.flush_s)
@@ -223,16 +223,24 @@ class Recorder:
                 self.sub.client.ack(mid, qos)
 
     def stop(self, drain_s: float = 10.0) -> dict[str, Any]:
-        """Stop taking messages, write what is buffered (retrying for up to ``drain_s``), disconnect."""
+        """Stop taking messages, write what is buffered (retrying for up to ``drain_s``), disconnect.
+
+        With a kept session (``client_id``) the recorder disconnects first: the broker keeps the
+        subscription, queues what comes meanwhile and re-sends what was not acknowledged."""
+        durable = self.sub.clean_start is False
         with contextlib.suppress(Exception):
-            self.sub.client.unsubscribe(self.sub.topic)
+            if durable:
+                self.sub.stop()
+            else:
+                self.sub.client.unsubscribe(self.sub.topic)
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(drain_s)
             self._give_up.set()
             self._thread.join(5)
-        self.sub.stop()
+        if not durable:
+            self.sub.stop()
         self.history.close()
         return self.stats()
 

@@ -57,6 +57,18 @@ def test_recorder_survives_a_postgresql_restart_without_losing_buffered_messages
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def test_a_recorder_with_a_client_id_gets_what_came_while_it_was_away(broker, pg_db: str) -> None:
+    first = Recorder(settings(broker.url), pg_db, client_id="rec-a", batch=100, flush_ms=20).start()
+    publish_load(broker.url, "f", ["d1", "d2"], per_device=100)
+    assert wait_until(lambda: first.stats()["stored"] == 200)
+    first.stop()
+    publish_load(broker.url, "f", ["d1", "d2"], per_device=150, first_seq=101)  # nobody subscribed now
+    second = Recorder(settings(broker.url), pg_db, client_id="rec-a", batch=100, flush_ms=20).start()
+    assert wait_until(lambda: second.stats()["stored"] == 300)
+    assert second.stop()["duplicates"] == 0
+    assert rows_and_distinct(pg_db) == (500, 500)
+
+
 def _bridged(central: LocalBroker, site_dir: Path) -> LocalBroker:
     bridge = (f"connection central\naddress 127.0.0.1:{central.port}\ntopic ember/# out 1\n"
               "bridge_protocol_version mqttv50\ncleansession false\nremote_clientid site-bridge\n"
