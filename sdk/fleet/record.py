@@ -271,7 +271,9 @@ def load_history(source: str | os.PathLike[str], device: str | None = None, sinc
     spool, oldest first, as ``{"device", "channel", "seq", "ts", "body"}``; optionally only one
     device, one fleet, or those with ``ts >= since`` (epoch seconds)."""
     if is_url(source):
-        store = open_store(source)
+        from sdk.fleet.store_pg import PgStore
+
+        store = PgStore(str(source), readonly=True)
         try:
             return store.history(device, since, fleet)
         finally:

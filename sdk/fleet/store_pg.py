@@ -50,10 +50,11 @@ def partition_name(day: int) -> str:
 
 
 class PgStore:
-    """A connection to PostgreSQL that creates the schema, writes batches and reads history."""
+    """A connection to PostgreSQL that creates the schema, writes batches and reads history
+    (``readonly``: only reads, creates nothing, so a read-only role will do)."""
 
-    def __init__(self, url: str, connect_timeout: int = 5) -> None:
-        self.url, self.connect_timeout = url, connect_timeout
+    def __init__(self, url: str, connect_timeout: int = 5, readonly: bool = False) -> None:
+        self.url, self.connect_timeout, self.readonly = url, connect_timeout, readonly
         self.where = url.split("@")[-1]  # no credentials in messages
         self.conn: psycopg.Connection[Any] | None = None
         self.layout = ""  # "partitioned" or "hypertable"
@@ -69,6 +70,9 @@ class PgStore:
         except psycopg.Error as e:
             raise TelemetryError(f"PostgreSQL {self.where}: cannot connect ({_first_line(e)}); "
                                  "check --db and that the server runs") from None
+        if self.readonly:
+            self.conn = conn
+            return conn
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
@@ -150,6 +154,10 @@ class PgStore:
         try:
             cur = self._connect().execute(sql + " ORDER BY ts, seq", args)  # type: ignore[arg-type]
             return [{"device": d, "channel": c, "seq": s, "ts": t, "body": b} for d, c, s, t, b in cur]
+        except psycopg.errors.UndefinedTable:
+            self.close()
+            raise TelemetryError(f"PostgreSQL {self.where} holds no Ember recording (no table ember_history): "
+                                 "'ember fleet record --db URL' creates it") from None
         except psycopg.Error as e:
             self.close()
             raise TelemetryError(f"PostgreSQL {self.where}: cannot read history ({_first_line(e)})") from None

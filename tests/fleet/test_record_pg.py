@@ -125,12 +125,16 @@ def test_history_api_reads_back_what_the_report_needs(broker, pg_db: str, tmp_pa
         assert c.execute("SELECT state FROM ember_status WHERE device = 'cam1'").fetchone() == ("online",)
 
 
-def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+def test_unreachable_database_or_no_recording_is_one_clear_line(pg_db: str) -> None:
     from sdk.fleet.broker import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nope"
     with pytest.raises(TelemetryError, match=r"PostgreSQL 127\.0\.0\.1:\d+/nope: cannot connect .*check --db"):
         HistoryDB(url)
+    with pytest.raises(TelemetryError, match="holds no Ember recording"):
+        load_history(pg_db)  # reading creates nothing
+    with psycopg.connect(pg_db) as c:
+        assert c.execute("SELECT to_regclass('ember_history')").fetchone() == (None,)
     proc = subprocess.run([sys.executable, "-m", "sdk", "fleet", "record", "--broker", "mqtt://127.0.0.1:1",
                            "--fleet", "f", "--db", url, "--duration", "1"], check=False, capture_output=True, text=True,
                           cwd=REPO, timeout=60, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
