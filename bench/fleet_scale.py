@@ -8,7 +8,7 @@ shared subscription) writes them into a local PostgreSQL. Reported per setup: ro
 (first message received → last row committed), end-to-end lag (send time → batch committed) p50/p95,
 lost messages (sent but not stored) and duplicated rows, and the machine's load average.
 
-    python bench/fleet_scale.py [--rates 5000,6500,8000,12000 --seconds 15 --publishers 2 --devices 100]
+    python bench/fleet_scale.py [--rates 5000,6500,8000,10000,12000 --seconds 15 --publishers 2 --devices 100]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rates", default="5000,6500,8000,12000",
+    ap.add_argument("--rates", default="5000,6500,8000,10000,12000",
                     help="offered messages/s in total, one run per rate and setup (default %(default)s)")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long the devices publish (default %(default)s)")
     ap.add_argument("--publishers", type=int, default=2, help="publisher processes (default %(default)s)")
