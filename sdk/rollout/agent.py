@@ -1,0 +1,331 @@
+"""The device agent: receives deployments over the device's telemetry link, verifies, stages,
+shadow-tests and promotes model versions, and serves the active one without restarting the app.
+
+    tel = Telemetry.from_config(config)
+    agent = DeviceAgent(tel, "/var/lib/ember/models/det", trusted_keys=["/etc/ember/keys/fleet.pub"])
+    agent.start()                      # before tel.start(): registers deploy/promote/rollback/discard
+    tel.start()
+    outputs = agent(frame)             # the active version; a candidate under test runs beside it
+
+Commands (``sdk.telemetry.commands``) are handled in one worker thread, never in the MQTT thread.
+Every step is an event on the telemetry bus (so on ``ember/<fleet>/<device>/events``) carrying the
+deployment id: ``rollout.received``, ``.downloaded``, ``.shadow`` (agreement, candidate p50/p95,
+errors, output drift), ``.failed`` from here; ``.rejected`` (with the reason), ``.staged``,
+``.promoted``, ``.discarded``, ``.rolled_back`` from the ``VersionStore``. Public keys are configured here, on the device, never over MQTT.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sdk.rollout.common import reject
+from sdk.rollout.fetch import ChunkAssembler, download
+from sdk.rollout.shadow import ShadowTest
+from sdk.rollout.versions import VersionStore
+
+from sdk.errors import EmberError, RolloutRejected
+from sdk.telemetry.commands import MQTT_CHUNKS
+from sdk.telemetry.core import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Model(Protocol):
+    def __call__(self, x: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+def load_manager(folder: Path) -> Model:
+    """The default loader: a ``ModelManager`` on the version's folder (timing trusted from its manifest)."""
+    from sdk.models.manager import ModelManager
+
+    return ModelManager(folder, measure="never")
+
+
+@dataclass
+class AgentSettings:
+    """Device-side limits; a deployment's shadow criteria may tighten, never widen, the CPU share."""
+
+    max_bundle_bytes: int = 256 << 20
+    shadow_fraction: float = 0.5      # share of frames the candidate also runs on
+    cpu_budget: float = 0.25          # candidate compute time / wall time, at most
+    shadow_frames: int = 200          # frames compared before deciding
+    shadow_timeout_s: float = 300.0   # no decision by then: discard
+    download_timeout_s: float = 120.0
+    report_every: int = 50            # publish a rollout.shadow report every N compared frames
+
+
+class _Shadow:
+    """A candidate under test: sampled frames run on it too, within the CPU budget."""
+
+    def __init__(self, deployment: str, version: str, model: Model, test: ShadowTest, fraction: float,
+                 cpu_budget: float, seed: int) -> None:
+        self.deployment, self.version, self.model, self.test = deployment, version, model, test
+        self.fraction, self.cpu_budget = fraction, cpu_budget
+        self.rng = random.Random(seed)
+        self.started = time.monotonic()
+        self.busy_s = 0.0
+        self.done = threading.Event()
+
+    def maybe_run(self, x: Any, active_out: Any, active_ms: float) -> None:
+        if self.done.is_set() or self.rng.random() >= self.fraction:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-3)
+        if self.busy_s / elapsed > self.cpu_budget:
+            return  # over the CPU share: skip this frame
+        t0 = time.perf_counter()
+        try:
+            out = self.model(x)
+        except Exception as e:  # noqa: BLE001 - a failing candidate is a shadow result, not a crash
+            out, err = None, f"{type(e).__name__}: {e}"
+        else:
+            err = None
+        ms = (time.perf_counter() - t0) * 1e3
+        self.busy_s += ms / 1e3
+        self.test.add(active_out, out, ms, active_ms=active_ms, error=err)
+        if self.test.complete:
+            self.done.set()
+
+
+class DeviceAgent:
+    """Model rollout on one device; call it like the model (``agent(x) -> outputs``)."""
+
+    def __init__(self, telemetry: Telemetry, root: str | Path, trusted_keys: Sequence[Any],
+                 load: Callable[[Path], Model] = load_manager, settings: AgentSettings | None = None,
+                 workdir: str | Path | None = None) -> None:
+        self.tel = telemetry
+        self.bus = telemetry.bus
+        self.keys = list(trusted_keys)
+        self._current: str | None = None  # the deployment being worked on
+        self.versions = VersionStore(root, emit=self._emit)
+        self.load = load
+        self.s = settings or AgentSettings()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ember-agent-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.errors = 0
+        self._model: Model | None = None
+        self._shadow: _Shadow | None = None
+        self._chunks: dict[str, ChunkAssembler] = {}
+        self._chunk_lock = threading.Lock()
+        self._tasks: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> DeviceAgent:
+        """Load the active version and take the rollout commands (call before ``telemetry.start()``)."""
+        if self.versions.candidate_version() is not None:  # left from a restart mid-test: test again on redeploy
+            self.versions.discard_candidate(reason="agent restarted during the shadow test")
+        self._model = self.load(self.versions.active())
+        for name in ("deploy", "promote", "rollback", "discard"):
+            self.tel.register_handler(name, self._queue(name))
+        self.tel.on_bundle = self._on_chunk
+        self._thread = threading.Thread(target=self._work, name="ember-rollout-agent", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._tasks.put(None)
+            if self._shadow is not None:
+                self._shadow.done.set()
+            self._thread.join(10)
+            self._thread = None
+        for m in (self._model, self._shadow.model if self._shadow else None):
+            if m is not None:
+                m.close()
+        self._model = self._shadow = None
+
+    @property
+    def version(self) -> str | None:
+        return self.versions.active_version()
+
+    def telemetry_extra(self) -> dict[str, Any]:
+        """Fields for ``publish_telemetry``: the active version, a candidate, inference errors."""
+        return {"model_version": self.versions.active_version(), "candidate": self.versions.candidate_version(),
+                "errors": self.errors}
+
+    # -- per frame ---------------------------------------------------------------------------------
+    def __call__(self, x: Any) -> Any:
+        model = self._model
+        if model is None:
+            raise EmberError("the rollout agent is not started: call agent.start() first")
+        t0 = time.perf_counter()
+        try:
+            out = model(x)
+        except Exception:
+            self.errors += 1
+            raise
+        shadow = self._shadow
+        if shadow is not None:
+            shadow.maybe_run(x, out, (time.perf_counter() - t0) * 1e3)
+        return out
+
+    # -- commands ----------------------------------------------------------------------------------
+    def _queue(self, name: str) -> Callable[..., dict[str, Any]]:
+        def handler(**args: Any) -> dict[str, Any]:
+            self._tasks.put((name, args))
+            return {"queued": name, "deployment": args.get("deployment")}
+        return handler
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            name, args = task
+            dep = args.get("deployment")
+            try:
+                getattr(self, f"_do_{name}")(**args)
+            except RolloutRejected:  # published as rollout.rejected where it was raised
+                self._cleanup(dep)
+            except (EmberError, OSError) as e:
+                self._event("failed", dep, args.get("version"), level="error", error=str(e))
+                self._cleanup(dep)
+            except Exception as e:
+                log.exception("rollout %s failed", name)
+                self._event("failed", dep, args.get("version"), level="error", error=f"{type(e).__name__}: {e}")
+                self._cleanup(dep)
+
+    def _do_deploy(self, deployment: str, version: str, sha256: str, size: int, url: str,
+                   shadow: dict[str, float] | None = None, canary: bool = False) -> None:
+        if version == self.versions.active_version():
+            self._event("promoted", deployment, version, message="already active")
+            return
+        if deployment == self._current:
+            return  # a re-delivered command (QoS 1 after a reconnect)
+        if self._shadow is not None:
+            self._stop_shadow(discard=True, deployment=self._shadow.deployment, reason=f"superseded by {deployment}")
+        self._current = deployment
+        self._event("received", deployment, version, canary=canary, size=size,
+                    via="mqtt" if url == MQTT_CHUNKS else "http")
+        if size > self.s.max_bundle_bytes:
+            raise reject(self._emit, "too_large", f"bundle of {size} bytes is over this device's limit of "
+                         f"{self.s.max_bundle_bytes} (agent max_bundle_bytes)", deployment=deployment)
+        path = self._fetch(deployment, url, sha256, size)
+        self._event("downloaded", deployment, version, size=path.stat().st_size)
+        self._verify_and_stage(path, version, deployment)
+        self._shadow_test(deployment, version, dict(shadow or {}))
+
+    def _fetch(self, deployment: str, url: str, sha256: str, size: int) -> Path:
+        dest = self.workdir / f"{deployment}.bundle"
+        if url != MQTT_CHUNKS:
+            return download(url, dest, size=size, sha256=sha256, timeout=self.s.download_timeout_s)
+        asm = self._assembler(deployment)
+        return asm.wait(dest, size=size, sha256=sha256, timeout=self.s.download_timeout_s)
+
+    def _verify_and_stage(self, path: Path, version: str, deployment: str) -> str:
+        self.versions.stage_candidate(path, version, trusted_keys=self.keys, deployment=deployment,
+                                      max_bytes=self.s.max_bundle_bytes)
+        path.unlink(missing_ok=True)
+        return version
+
+    def _shadow_test(self, deployment: str, version: str, criteria: dict[str, float]) -> None:
+        frames = int(criteria.pop("frames", self.s.shadow_frames))
+        fraction = min(float(criteria.pop("fraction", self.s.shadow_fraction)), 1.0)
+        budget = min(float(criteria.pop("cpu_budget", self.s.cpu_budget)), self.s.cpu_budget)
+        timeout = float(criteria.pop("timeout_s", self.s.shadow_timeout_s))
+        if frames <= 0:
+            self._promote(deployment, version, reason="no shadow test asked")
+            return
+        model = self.load(self.versions.candidate())
+        test = ShadowTest(frames=frames, **criteria)
+        sh = _Shadow(deployment, version, model, test, fraction, budget, seed=hash(deployment) & 0xFFFF)
+        self._shadow = sh
+        deadline = time.monotonic() + timeout
+        reported = 0
+        while not sh.done.wait(0.2) and time.monotonic() < deadline:
+            if test.compared - reported >= self.s.report_every:
+                reported = test.compared
+                self._event("shadow", deployment, version, final=False, **test.report())
+        if self._shadow is not sh:
+            return  # promoted, discarded or superseded by a command meanwhile
+        decision = test.decision() if test.complete else None
+        self._event("shadow", deployment, version, final=True, **test.report(),
+                    passed=bool(decision and decision.passed),
+                    reasons=list(decision.reasons) if decision else [f"timed out after {timeout:g} s"])
+        if decision is not None and decision.passed:
+            self._stop_shadow(discard=False)
+            self._promote(deployment, version, reason="shadow test passed")
+        else:
+            reason = "; ".join(decision.reasons) if decision else "shadow test timed out"
+            self._stop_shadow(discard=True, deployment=deployment, reason=reason)
+
+    def _stop_shadow(self, discard: bool, deployment: str | None = None, reason: str = "") -> None:
+        sh, self._shadow = self._shadow, None
+        if sh is not None:
+            sh.done.set()
+            sh.model.close()
+        if discard and self.versions.candidate_version() is not None:
+            self.versions.discard_candidate(reason=reason, deployment=deployment)
+        self._current = None
+
+    def _promote(self, deployment: str | None, version: str, reason: str) -> None:
+        self.versions.promote(deployment=deployment)
+        self._swap()
+        self._current = None
+
+    def _swap(self) -> None:
+        """Serve the store's active version: load it, then switch the reference between two frames."""
+        new = self.load(self.versions.active())
+        old, self._model = self._model, new
+        if old is not None:
+            old.close()  # a ModelManager waits for its in-flight frame
+
+    def _do_promote(self, deployment: str) -> None:
+        cand = self.versions.candidate_version()
+        if cand is None:
+            raise EmberError(f"promote {deployment}: no candidate staged on this device")
+        self._stop_shadow(discard=False)
+        self._promote(deployment, cand, reason="promote command")
+
+    def _do_discard(self, deployment: str) -> None:
+        self._stop_shadow(discard=True, deployment=deployment, reason="discard command")
+
+    def _do_rollback(self, deployment: str | None = None, to: str | None = None) -> None:
+        self._stop_shadow(discard=True, deployment=deployment, reason="rollback")
+        self.versions.rollback(to, deployment=deployment, reason="rollback command")
+        self._swap()
+
+    def _cleanup(self, deployment: str | None) -> None:
+        if self._shadow is not None and self._shadow.deployment == deployment:
+            self._stop_shadow(discard=True, deployment=deployment, reason="failed")
+        with self._chunk_lock:
+            self._chunks.pop(deployment or "", None)
+        self._current = None
+
+    # -- MQTT chunks -------------------------------------------------------------------------------
+    def _assembler(self, deployment: str) -> ChunkAssembler:
+        with self._chunk_lock:
+            if deployment not in self._chunks:
+                for old in list(self._chunks)[:-1]:  # keep at most two bundles in progress
+                    self._chunks.pop(old)
+                self._chunks[deployment] = ChunkAssembler(self.workdir / f"{deployment}.chunks",
+                                                          max_bytes=self.s.max_bundle_bytes)
+            return self._chunks[deployment]
+
+    def _on_chunk(self, deployment: str, payload: bytes) -> None:
+        """Called in the MQTT thread for each ``…/bundle/<deployment>`` message: store and return."""
+        try:
+            self._assembler(deployment).add(payload)
+        except RolloutRejected:
+            pass  # published as rollout.rejected by the assembler
+
+    # -- events ------------------------------------------------------------------------------------
+    def _emit(self, kind: str, **data: Any) -> Any:
+        """Every rollout event (the store's too) goes on the telemetry bus with the device's versions."""
+        store = getattr(self, "versions", None)
+        if store is not None:
+            data.setdefault("active", store.active_version())
+            data.setdefault("candidate", store.candidate_version())
+        if data.get("deployment") is None and self._current is not None:
+            data["deployment"] = self._current
+        return self.bus.publish(kind, **data)
+
+    def _event(self, step: str, deployment: str | None, version: str | None, **data: Any) -> None:
+        self._emit(f"rollout.{step}", deployment=deployment, version=version, **data)

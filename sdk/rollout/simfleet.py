@@ -1,0 +1,186 @@
+"""A simulated fleet for rollout tests and ``bench/rollout.py``: N devices, each a real ``Telemetry``
+link to a broker, a real ``VersionStore`` in a folder of its own and a ``DeviceAgent`` running a
+real ONNX Runtime model on generated inputs.
+
+    folder = sim_model(tmp / "v1", "1.0.0")                   # a 16 → 4 classifier
+    with SimFleet(broker.url, 4, tmp / "fleet", folder, [public_key]) as fleet:
+        fleet.devices[0].stop(); fleet.devices[0].start()    # offline and back
+
+Models: ``sim_model(..., slow=40)`` adds 40 256×256 matrix products whose result is multiplied by
+zero (same outputs, slower); ``swap=True`` permutes the classes (outputs disagree).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sdk.rollout.versions import VersionStore
+
+from sdk.events import EventBus
+from sdk.models.manifest import Manifest
+from sdk.rollout.agent import AgentSettings, DeviceAgent
+from sdk.telemetry.core import Telemetry
+from sdk.telemetry.settings import TelemetrySettings
+
+N_IN, N_OUT, WIDE = 16, 4, 256
+LABELS = ["person", "car", "bike", "none"]
+
+
+def sim_onnx(path: str | Path, seed: int = 0, slow: int = 0, swap: bool = False) -> Path:
+    """Write a small softmax classifier; ``slow`` extra wide layers, ``swap`` permutes the classes."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 1, (N_IN, N_OUT)).astype(np.float32)
+    if swap:
+        w = w[:, [1, 2, 3, 0]]
+    inits = [numpy_helper.from_array(w, "W")]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["logits0"])]
+    last = "logits0"
+    if slow:
+        inits += [numpy_helper.from_array(rng.normal(0, 0.05, (N_IN, WIDE)).astype(np.float32), "A"),
+                  numpy_helper.from_array(rng.normal(0, 0.06, (WIDE, WIDE)).astype(np.float32), "B"),
+                  numpy_helper.from_array(np.zeros((1,), np.float32), "zero")]
+        nodes.append(helper.make_node("MatMul", ["x", "A"], ["h0"]))
+        for i in range(slow):
+            nodes += [helper.make_node("MatMul", [f"h{i}", "B"], [f"m{i}"]),
+                      helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"])]
+        nodes += [helper.make_node("ReduceSum", [f"h{slow}"], ["s"], keepdims=1),
+                  helper.make_node("Mul", ["s", "zero"], ["z"]), helper.make_node("Add", ["logits0", "z"], ["l1"])]
+        last = "l1"
+    nodes.append(helper.make_node("Softmax", [last], ["probs"], axis=-1))
+    graph = helper.make_graph(nodes, "sim", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, N_IN])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, N_OUT])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def sim_model(folder: str | Path, version: str, seed: int = 0, slow: int = 0, swap: bool = False) -> Path:
+    """A model folder (manifest + fp32 ONNX variant) of ``version``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sim_onnx(folder / "model.fp32.onnx", seed, slow, swap)
+    m = Manifest(name="sim", task="classification", labels=LABELS,
+                 input={"name": "x", "shape": [1, N_IN], "layout": "NC", "dtype": "float32"},
+                 output={"decoder": "softmax", "names": ["probs"]})
+    m.version = version
+    m.add_variant("fp32", "model.fp32.onnx", "onnxruntime", folder=folder)
+    m.save(folder)
+    return folder
+
+
+class SimDevice:
+    """One device: a thread that runs ``fps`` frames a second through its agent and reports telemetry
+    (fps, latency p50/p95, model version, errors, ``metrics.detection_rate`` = share of frames whose
+    top class is not "none") every ``report_s``."""
+
+    def __init__(self, name: str, broker: str, fleet: str, root: Path, keys: Sequence[Any], fps: float = 40.0,
+                 report_s: float = 0.25, seed: int = 0, agent_settings: AgentSettings | None = None) -> None:
+        self.name, self.root, self.keys = name, root, list(keys)
+        self.fps, self.report_s = fps, report_s
+        self.settings = TelemetrySettings(broker=broker, fleet=fleet, device_id=name, spool=str(root / "spool.db"),
+                                          reconnect_min_s=0.1, reconnect_max_s=0.5).finish()
+        self.agent_settings = agent_settings or AgentSettings(shadow_frames=30, report_every=10)
+        self.rng = np.random.default_rng(seed)
+        self.frames = 0
+        self.tel: Telemetry | None = None
+        self.agent: DeviceAgent | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def install(self, folder: Path) -> None:
+        """The factory install: ``folder`` becomes the active version (no bundle, no keys needed)."""
+        store = VersionStore(self.root / "models")
+        store.stage_candidate(folder)
+        store.promote()
+
+    def start(self, wait: bool = True) -> SimDevice:
+        bus = EventBus()
+        self.tel = Telemetry(self.settings, kind="image", bus=bus, device_state=lambda: {"cpu_percent": 10.0})
+        self.agent = DeviceAgent(self.tel, self.root / "models", self.keys, settings=self.agent_settings,
+                                 workdir=self.root / "agent").start()
+        self.tel.start()
+        if wait:
+            self.tel.wait_connected(10)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"sim-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Go offline (clean disconnect; the broker keeps the session and queues commands)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self.agent is not None:
+            self.agent.close()
+        if self.tel is not None:
+            self.tel.close(flush_timeout=2.0)
+        self.agent = self.tel = None
+
+    @property
+    def version(self) -> str | None:
+        return self.agent.version if self.agent else None
+
+    def _run(self) -> None:
+        assert self.agent is not None and self.tel is not None
+        period = 1.0 / self.fps
+        lat: list[float] = []
+        hits = 0
+        last = time.monotonic()
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            x = self.rng.normal(0, 1, (1, N_IN)).astype(np.float32)
+            try:
+                out = self.agent(x)
+                hits += int(np.argmax(out[0]) != N_OUT - 1)
+            except Exception:  # noqa: BLE001, S112 - counted by the agent (errors), the device keeps running
+                continue
+            lat.append((time.perf_counter() - t0) * 1e3)
+            self.frames += 1
+            now = time.monotonic()
+            if now - last >= self.report_s and lat:
+                self.tel.publish_telemetry(fps=round(len(lat) / (now - last), 1),
+                                           latency_p50_ms=round(float(np.percentile(lat, 50)), 4),
+                                           latency_p95_ms=round(float(np.percentile(lat, 95)), 4),
+                                           metrics={"detection_rate": round(hits / len(lat), 3)},
+                                           **self.agent.telemetry_extra())
+                lat, hits, last = [], 0, now
+            self._stop.wait(max(0.0, period - (time.perf_counter() - t0)))
+
+
+class SimFleet:
+    """``n`` ``SimDevice``s named ``sim000``… under ``root``, all installed with ``folder``."""
+
+    def __init__(self, broker: str, n: int, root: str | Path, folder: Path, keys: Sequence[Any],
+                 fleet: str = "sim", **device_kwargs: Any) -> None:
+        self.root = Path(root)
+        self.fleet = fleet
+        self.devices = [SimDevice(f"sim{i:03d}", broker, fleet, self.root / f"sim{i:03d}", keys, seed=i,
+                                  **device_kwargs) for i in range(n)]
+        for d in self.devices:
+            d.install(folder)
+
+    def __enter__(self) -> SimFleet:  # noqa: PYI034
+        for d in self.devices:
+            d.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for d in self.devices:
+            if d.tel is not None:
+                d.stop()
+
+    def versions(self) -> dict[str, str | None]:
+        return {d.name: d.version for d in self.devices}
