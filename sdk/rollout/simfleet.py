@@ -12,9 +12,12 @@ zero (same outputs, slower); ``swap=True`` permutes the classes (outputs disagre
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +187,23 @@ class SimFleet:
 
     def versions(self) -> dict[str, str | None]:
         return {d.name: d.version for d in self.devices}
+
+
+@contextlib.contextmanager
+def serve_folder(folder: str | Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on a free loopback port (tests, bench); yields the base URL.
+    In production the bundle comes from your own (HTTPS) server: ``ember fleet deploy --url``."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="ember-bundle-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
