@@ -84,6 +84,7 @@ class FleetController:
         self.watch = CanaryWatch()
         self.progress = progress or (lambda line: None)
         self.poll_s = poll_s
+        self.listeners: list[Callable[[str, bytes], None]] = []  # also given every fleet message
         self._lock = threading.Lock()
         self._sub = FleetSubscriber(settings, self._on_message, client_id=f"ember-deploy-{time.time_ns()}")
 
@@ -98,6 +99,8 @@ class FleetController:
         with self._lock:
             self.state.apply(topic, payload)
         self.watch.feed(topic, payload)
+        for fn in self.listeners:
+            fn(topic, payload)
 
     # -- queries -----------------------------------------------------------------------------------
     def devices(self, wait_s: float = 1.0) -> dict[str, bool]:

@@ -30,10 +30,11 @@ class Env:
         self.root, self.fleet, self.fc, self.url = root, fleet, fc, url
         self.key = root / "keys" / "signing.key"
         self.received: list[dict[str, Any]] = []
-        fc._sub.client.message_callback_add("ember/sim/+/events", self._on_event)
+        fc.listeners.append(self._on_message)
 
-    def _on_event(self, _c: Any, _u: Any, m: Any) -> None:
-        self.received.append({"device": m.topic.split("/")[2], **json.loads(m.payload)})
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/events"):
+            self.received.append({"device": topic.split("/")[2], **json.loads(payload)})
 
     def bundle(self, version: str, **model: Any) -> Path:
         folder = sim_model(self.root / "src" / version, version, **model)
