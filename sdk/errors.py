@@ -44,3 +44,25 @@ class TelemetryError(EmberError):
 
 class ExportError(EmberError):
     """A model cannot be exported to C for the chosen target."""
+
+
+class RolloutError(EmberError):
+    """A model rollout step failed on the device (download, store, shadow test)."""
+
+
+class RolloutRejected(RolloutError):
+    """A bundle or rollout step was refused; ``reason`` is a short code (``bad_signature``, ``downgrade``, ...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
+
+
+class FetchError(RolloutError):
+    """A download or chunked transfer failed; ``resumable`` says whether retrying continues where it stopped."""
+
+    def __init__(self, code: str, message: str, resumable: bool = False) -> None:
+        self.code = code
+        self.resumable = resumable
+        super().__init__(f"{code}: {message}")

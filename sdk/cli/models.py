@@ -1,4 +1,4 @@
-"""``ember models inspect DIR``, ``ember models verify DIR`` and ``ember models import MODEL``."""
+"""``ember models inspect DIR``, ``verify DIR``, ``import MODEL``, ``keygen --out DIR`` and ``pack DIR --key K``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,50 @@ def register(sub: Any) -> None:
     v.add_argument("--no-load", action="store_true", help="only check files and hashes, do not load the models")
     v.set_defaults(func=_verify)
     _register_import(msub)
+    _register_signing(msub)
+
+
+def _register_signing(msub: Any) -> None:
+    k = msub.add_parser("keygen", help="make an Ed25519 key pair for signing model bundles",
+                        description="Write DIR/signing.key (private, mode 0600: keep it on the release machine) "
+                        "and DIR/signing.pub (install it on devices as a trusted key). Keys are never sent over "
+                        "MQTT; existing files are never overwritten.")
+    k.add_argument("--out", metavar="DIR", required=True, help="folder for signing.key and signing.pub")
+    k.set_defaults(func=_keygen)
+    p = msub.add_parser("pack", help="make a signed bundle of a model folder for rollout",
+                        description="Pack DIR (manifest.json and every file beside it) into one signed bundle "
+                        "(a gzip'd tar behind an Ed25519-signed header with the version, name, size and sha256). "
+                        "Devices verify it with their trusted public keys and refuse unsigned, tampered, "
+                        "older or oversized bundles. See sdk/rollout/README.md.")
+    p.add_argument("folder", metavar="DIR", help="model folder containing manifest.json")
+    p.add_argument("--key", metavar="FILE", required=True, help="private key from 'ember models keygen'")
+    p.add_argument("--version", metavar="V", help="version to stamp, 1 to 4 dotted integers like 1.2.3 "
+                   "(default: the manifest's \"version\"); devices install only newer versions")
+    p.add_argument("--out", metavar="FILE", help="bundle to write (default: NAME-VERSION.bundle beside DIR)")
+    p.set_defaults(func=_pack)
+
+
+def _keygen(args: argparse.Namespace, config: Any) -> int:
+    from pathlib import Path
+
+    from sdk.rollout.keys import keygen
+
+    out = Path(args.out)
+    kid = keygen(out / "signing.key", out / "signing.pub")
+    print(f"{out / 'signing.key'} (private: keep it secret) and {out / 'signing.pub'} (key id {kid}; "
+          "give it to devices as a trusted key)")
+    return 0
+
+
+def _pack(args: argparse.Namespace, config: Any) -> int:
+    from sdk.rollout.bundle import pack, verify
+    from sdk.rollout.keys import load_private_key
+
+    path = pack(args.folder, args.key, args.out, version=args.version)
+    info = verify(path, [load_private_key(args.key)], emit=lambda *a, **k: None)
+    print(f"{path}: {info.name} {info.version}, {info.files} files, {path.stat().st_size} bytes, "
+          f"key {info.key_id}, payload sha256 {info.payload_sha256}")
+    return 0
 
 
 def _register_import(msub: Any) -> None:

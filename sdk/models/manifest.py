@@ -33,7 +33,8 @@ MANIFEST_FILE = "manifest.json"
 SCHEMA_VERSION = 1
 
 _VARIANT_KEYS = ("tier", "file", "backend", "sha256", "size_bytes", "metrics")
-_MANIFEST_KEYS = ("schema_version", "name", "task", "labels", "input", "output", "variants", "reference_profile")
+_MANIFEST_KEYS = ("schema_version", "name", "task", "labels", "input", "output", "variants", "reference_profile",
+                  "version")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -181,6 +182,7 @@ class Manifest:
     variants: list[Variant] = field(default_factory=list)
     reference_profile: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    version: str | None = None  # the model version, e.g. "1.2.0" (sdk/rollout: dotted integers, compared numerically)
     extra: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = field(default=None, repr=False, compare=False)
 
@@ -214,7 +216,7 @@ class Manifest:
         m = cls(name=data["name"], task=data.get("task", "classification"), labels=list(data.get("labels", [])),
                 input=copy.deepcopy(data["input"]), output=copy.deepcopy(data["output"]), variants=variants,
                 reference_profile=copy.deepcopy(data.get("reference_profile") or {}),
-                schema_version=data["schema_version"],
+                schema_version=data["schema_version"], version=data.get("version"),
                 extra={k: copy.deepcopy(x) for k, x in data.items() if k not in _MANIFEST_KEYS}, folder=folder)
         m._mark_duplicates()
         return m
@@ -226,6 +228,8 @@ class Manifest:
             "variants": [v.to_dict() for v in self.variants],
             "reference_profile": copy.deepcopy(self.reference_profile),
         }
+        if self.version is not None:
+            d["version"] = self.version
         d.update(copy.deepcopy(self.extra))
         return d
 

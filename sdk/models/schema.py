@@ -13,6 +13,7 @@ from typing import Any
 from sdk.vocab import BACKENDS, TIER_PATTERN
 
 LAYOUTS = ("NCHW", "NHWC", "NCW", "NWC", "NC", "ANY")
+VERSION_PATTERN = r"^(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){0,3}\Z"  # 1 to 4 dotted integers: 1, 1.2, 1.2.3
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list, tuple), "string": (str,), "integer": (int,),
@@ -99,6 +100,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "properties": {
         "schema_version": {"type": "integer", "enum": [1]},
         "name": {"type": "string", "pattern": r"^\S+$"},
+        "version": {"type": "string", "pattern": VERSION_PATTERN},
         "task": {"type": "string"},
         "labels": {"type": "array", "items": {"type": "string"}},
         "input": {
