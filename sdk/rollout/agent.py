@@ -16,6 +16,7 @@ errors, output drift), ``.failed`` from here; ``.rejected`` (with the reason), `
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
@@ -32,7 +33,7 @@ from sdk.rollout.fetch import ChunkAssembler, download
 from sdk.rollout.shadow import ShadowTest
 from sdk.rollout.versions import VersionStore
 
-from sdk.errors import EmberError, RolloutRejected
+from sdk.errors import EmberError, FetchError, RolloutRejected
 from sdk.telemetry.commands import MQTT_CHUNKS
 from sdk.telemetry.core import Telemetry
 
@@ -61,6 +62,7 @@ class AgentSettings:
     shadow_frames: int = 200          # frames compared before deciding
     shadow_timeout_s: float = 300.0   # no decision by then: discard
     download_timeout_s: float = 120.0
+    download_retries: int = 3
     report_every: int = 50            # publish a rollout.shadow report every N compared frames
 
 
@@ -114,7 +116,7 @@ class DeviceAgent:
         self.errors = 0
         self._model: Model | None = None
         self._shadow: _Shadow | None = None
-        self._chunks: dict[str, ChunkAssembler] = {}
+        self._chunks: dict[str, tuple[ChunkAssembler, threading.Event]] = {}
         self._chunk_lock = threading.Lock()
         self._tasks: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -215,9 +217,16 @@ class DeviceAgent:
     def _fetch(self, deployment: str, url: str, sha256: str, size: int) -> Path:
         dest = self.workdir / f"{deployment}.bundle"
         if url != MQTT_CHUNKS:
-            return download(url, dest, size=size, sha256=sha256, timeout=self.s.download_timeout_s)
-        asm = self._assembler(deployment)
-        return asm.wait(dest, size=size, sha256=sha256, timeout=self.s.download_timeout_s)
+            return download(url, dest, sha256=sha256, max_bytes=min(size, self.s.max_bundle_bytes),
+                            timeout=self.s.download_timeout_s, retries=self.s.download_retries)
+        asm, done = self._assembler(deployment)
+        if not done.wait(self.s.download_timeout_s):
+            raise FetchError("incomplete", f"deployment {deployment}: chunks {asm.missing()[:10]} of {asm.count} "
+                             f"missing after {self.s.download_timeout_s:g} s", resumable=True)
+        if asm.sha256 != sha256:
+            raise reject(self._emit, "checksum", f"the chunks carry sha256 {str(asm.sha256)[:12]}…, the deploy "
+                         f"command {sha256[:12]}…", deployment=deployment)
+        return asm.write(dest)
 
     def _verify_and_stage(self, path: Path, version: str, deployment: str) -> str:
         self.versions.stage_candidate(path, version, trusted_keys=self.keys, deployment=deployment,
@@ -300,21 +309,26 @@ class DeviceAgent:
         self._current = None
 
     # -- MQTT chunks -------------------------------------------------------------------------------
-    def _assembler(self, deployment: str) -> ChunkAssembler:
+    def _assembler(self, deployment: str) -> tuple[ChunkAssembler, threading.Event]:
         with self._chunk_lock:
             if deployment not in self._chunks:
                 for old in list(self._chunks)[:-1]:  # keep at most two bundles in progress
                     self._chunks.pop(old)
-                self._chunks[deployment] = ChunkAssembler(self.workdir / f"{deployment}.chunks",
-                                                          max_bytes=self.s.max_bundle_bytes)
+                self._chunks[deployment] = (ChunkAssembler(deployment, max_bytes=self.s.max_bundle_bytes),
+                                            threading.Event())
             return self._chunks[deployment]
 
     def _on_chunk(self, deployment: str, payload: bytes) -> None:
         """Called in the MQTT thread for each ``…/bundle/<deployment>`` message: store and return."""
+        asm, done = self._assembler(deployment)
         try:
-            self._assembler(deployment).add(payload)
-        except RolloutRejected:
-            pass  # published as rollout.rejected by the assembler
+            msg = json.loads(payload)
+            if not isinstance(msg, dict):
+                raise ValueError("not a JSON object")
+            if asm.add(msg):
+                done.set()
+        except (ValueError, UnicodeDecodeError, FetchError) as e:
+            self._event("failed", deployment, None, level="error", error=f"bad bundle chunk: {e}")
 
     # -- events ------------------------------------------------------------------------------------
     def _emit(self, kind: str, **data: Any) -> Any:

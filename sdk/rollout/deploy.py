@@ -122,7 +122,8 @@ class FleetController:
     def send_chunks(self, devices: Sequence[str], deployment: str, data: bytes, chunk_bytes: int) -> None:
         for dev in devices:
             topic = f"ember/{self.s.fleet}/{dev}/bundle/{deployment}"
-            infos = [self._sub.client.publish(topic, m, qos=1) for m in chunk_messages(data, chunk_bytes)]
+            infos = [self._sub.client.publish(topic, json.dumps(m), qos=1)
+                     for m in chunk_messages(data, chunk_bytes, deployment=deployment)]
             for i in infos:
                 i.wait_for_publish(30)
 

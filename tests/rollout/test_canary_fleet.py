@@ -85,7 +85,7 @@ def test_good_candidate_is_promoted_fleet_wide(env: Env) -> None:
     assert len(report["canaries"]) == 1 and len(report["rest"]) == 3
     assert env.fleet.versions() == dict.fromkeys(env.fleet.versions(), "1.1.0")
     dep = env.fc.state.deployments[report["deployment"]]
-    assert dep.phase == "done" and set(dep.devices.values()) == {"promoted"}
+    assert _wait(lambda: dep.phase == "done") and set(dep.devices.values()) == {"promoted"}
     assert _wait(lambda: all(v.version == "1.1.0" for v in env.fc.state.devices.values() if v.device.startswith("sim")))
     canary = report["canaries"][0]
     shadow = [e["data"] for e in env.events(canary, "rollout.shadow") if e["data"].get("final")]
@@ -112,7 +112,7 @@ def test_slow_candidate_is_rolled_back_after_promotion(env: Env) -> None:
     canary = report["canaries"][0]
     assert report["canary_steps"][canary] == "promoted" and report["rolled_back"] == [canary]
     assert env.fleet.versions() == dict.fromkeys(env.fleet.versions(), "1.1.0")
-    assert env.fc.state.deployments[report["deployment"]].phase == "rolled_back"
+    assert _wait(lambda: env.fc.state.deployments[report["deployment"]].phase == "rolled_back")
 
 
 def test_manual_rollback(env: Env) -> None:
