@@ -28,7 +28,7 @@ from sdk.rollout.bundle import PREFIX, seal, tar_payload, unpack_verified
 from sdk.rollout.keys import Ed25519PrivateKey, load_private_key
 
 CORPUS_ACTIVE = "0.0.0.1"
-CORPUS_LIMITS = {"max_bytes": 4 << 20, "max_unpacked_bytes": 16 << 20, "max_files": 64}
+CORPUS_LIMITS = {"max_bytes": 2 << 20, "max_unpacked_bytes": 4 << 20, "max_files": 64}
 
 
 def _parts(good: bytes) -> tuple[dict[str, Any], list[tuple[str, bytes]], int]:
@@ -110,7 +110,7 @@ def _member_cases(files: list[tuple[str, bytes]]) -> list[tuple[str, list[tuple[
     bad_sha = [(i, d if i.name != model_name else d[:-1] + bytes([d[-1] ^ 1])) for i, d in real]
     cases.append(("model-corrupt", bad_sha, "model_invalid"))
     cases.append(("many-members", real + [(_member(f"f{i}"), b"x") for i in range(80)], "too_many_files"))
-    cases.append(("pax-bomb", [(_member("p", pax_headers={"comment": "A" * (20 << 20)}), b"x"), *real], "bomb"))
+    cases.append(("pax-bomb", [(_member("p", pax_headers={"comment": "A" * (1 << 20)}), b"x"), *real], "bomb"))
     return cases
 
 
