@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import random
 import tempfile
 import threading
 import time
@@ -28,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sdk.errors import EmberError, FetchError, RolloutRejected
 from sdk.rollout.common import reject
 from sdk.rollout.fetch import ChunkAssembler, download
-from sdk.rollout.shadow import ShadowTest
+from sdk.rollout.shadow import ShadowCriteria, ShadowTest
 from sdk.rollout.versions import VersionStore
-
-from sdk.errors import EmberError, FetchError, RolloutRejected
 from sdk.telemetry.commands import MQTT_CHUNKS
 from sdk.telemetry.core import Telemetry
 
@@ -67,34 +65,27 @@ class AgentSettings:
 
 
 class _Shadow:
-    """A candidate under test: sampled frames run on it too, within the CPU budget."""
+    """A candidate under test: ``ShadowTest`` picks the frames; this keeps it within the CPU share."""
 
-    def __init__(self, deployment: str, version: str, model: Model, test: ShadowTest, fraction: float,
-                 cpu_budget: float, seed: int) -> None:
+    def __init__(self, deployment: str, version: str, model: Model, test: ShadowTest, cpu_budget: float) -> None:
         self.deployment, self.version, self.model, self.test = deployment, version, model, test
-        self.fraction, self.cpu_budget = fraction, cpu_budget
-        self.rng = random.Random(seed)
+        self.cpu_budget = cpu_budget
         self.started = time.monotonic()
         self.busy_s = 0.0
         self.done = threading.Event()
 
     def maybe_run(self, x: Any, active_out: Any, active_ms: float) -> None:
-        if self.done.is_set() or self.rng.random() >= self.fraction:
+        if self.done.is_set():
             return
-        elapsed = max(time.monotonic() - self.started, 1e-3)
-        if self.busy_s / elapsed > self.cpu_budget:
-            return  # over the CPU share: skip this frame
+        if self.busy_s / max(time.monotonic() - self.started, 1e-3) > self.cpu_budget:
+            self.test.skipped_budget += 1  # over the CPU share: this frame is not shadowed
+            return
         t0 = time.perf_counter()
-        try:
-            out = self.model(x)
-        except Exception as e:  # noqa: BLE001 - a failing candidate is a shadow result, not a crash
-            out, err = None, f"{type(e).__name__}: {e}"
-        else:
-            err = None
-        ms = (time.perf_counter() - t0) * 1e3
-        self.busy_s += ms / 1e3
-        self.test.add(active_out, out, ms, active_ms=active_ms, error=err)
-        if self.test.complete:
+        self.test.observe(x, active_out, active_ms)
+        self.busy_s += time.perf_counter() - t0
+        cr = self.test.criteria
+        if (self.test.frames >= cr.min_frames or self.test.errors > cr.max_errors) and \
+                self.test.decision() != "pending":
             self.done.set()
 
 
@@ -242,28 +233,30 @@ class DeviceAgent:
         if frames <= 0:
             self._promote(deployment, version, reason="no shadow test asked")
             return
+        if "max_errors" in criteria:
+            criteria["max_errors"] = int(criteria["max_errors"])
         model = self.load(self.versions.candidate())
-        test = ShadowTest(frames=frames, **criteria)
-        sh = _Shadow(deployment, version, model, test, fraction, budget, seed=hash(deployment) & 0xFFFF)
+        test = ShadowTest(self._model, model, fraction=max(fraction, 1e-3),
+                          criteria=ShadowCriteria(min_frames=frames, **criteria))
+        sh = _Shadow(deployment, version, model, test, budget)
         self._shadow = sh
         deadline = time.monotonic() + timeout
         reported = 0
         while not sh.done.wait(0.2) and time.monotonic() < deadline:
-            if test.compared - reported >= self.s.report_every:
-                reported = test.compared
+            if test.frames - reported >= self.s.report_every:
+                reported = test.frames
                 self._event("shadow", deployment, version, final=False, **test.report())
         if self._shadow is not sh:
             return  # promoted, discarded or superseded by a command meanwhile
-        decision = test.decision() if test.complete else None
-        self._event("shadow", deployment, version, final=True, **test.report(),
-                    passed=bool(decision and decision.passed),
-                    reasons=list(decision.reasons) if decision else [f"timed out after {timeout:g} s"])
-        if decision is not None and decision.passed:
+        report = test.report()
+        if report["decision"] == "pending":
+            report.update(decision="reject", reasons=[f"timed out after {timeout:g} s ({report['reasons'][0]})"])
+        self._event("shadow", deployment, version, final=True, passed=report["decision"] == "promote", **report)
+        if report["decision"] == "promote":
             self._stop_shadow(discard=False)
             self._promote(deployment, version, reason="shadow test passed")
         else:
-            reason = "; ".join(decision.reasons) if decision else "shadow test timed out"
-            self._stop_shadow(discard=True, deployment=deployment, reason=reason)
+            self._stop_shadow(discard=True, deployment=deployment, reason="; ".join(report["reasons"]))
 
     def _stop_shadow(self, discard: bool, deployment: str | None = None, reason: str = "") -> None:
         sh, self._shadow = self._shadow, None
@@ -324,7 +317,7 @@ class DeviceAgent:
         try:
             msg = json.loads(payload)
             if not isinstance(msg, dict):
-                raise ValueError("not a JSON object")
+                raise FetchError("chunk_invalid", f"deployment {deployment}: a chunk is not a JSON object")
             if asm.add(msg):
                 done.set()
         except (ValueError, UnicodeDecodeError, FetchError) as e:

@@ -106,7 +106,7 @@ def test_disagreeing_candidate_is_stopped_at_the_canary(env: Env) -> None:
 
 
 def test_slow_candidate_is_rolled_back_after_promotion(env: Env) -> None:
-    b = env.bundle("1.3.0", slow=120)  # same outputs, far slower: passes agreement, fails the soak
+    b = env.bundle("1.3.0", slow=600)  # same outputs, far slower: passes agreement, fails the soak
     report = env.deploy(b, limits=Limits(max_p95_ratio=3.0))
     assert report["phase"] == "rolled_back" and "latency p95" in report["reason"], report
     canary = report["canaries"][0]
@@ -135,7 +135,7 @@ def test_offline_device_gets_the_deployment_when_it_returns(env: Env) -> None:
     assert "sim003" not in report["canaries"]
     off.start()
     assert _wait(lambda: off.version == "1.4.0", 15), env.fc.steps(report["deployment"])
-    assert env.fc.steps(report["deployment"])["sim003"] == "promoted"
+    assert _wait(lambda: env.fc.steps(report["deployment"]).get("sim003") == "promoted")
 
 
 def test_tampered_and_unsigned_bundles_are_refused(env: Env) -> None:
