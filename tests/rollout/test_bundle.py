@@ -98,3 +98,19 @@ def test_pack_refuses_unusable_folders(model_dir: Path, keys: tuple[Path, Path],
         pack(model_dir, keys[1], version="1.0")  # a public key is no signing key
     with pytest.raises(ConfigError, match="already exists"):
         keygen(keys[0], tmp_path / "x.pub")
+
+
+def test_cli_keygen_and_pack(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdk.cli import main
+
+    assert main(["models", "keygen", "--out", str(tmp_path / "k")]) == 0
+    assert oct((tmp_path / "k" / "signing.key").stat().st_mode & 0o777) == "0o600"
+    out = tmp_path / "m.bundle"
+    assert main(["models", "pack", str(model_dir), "--key", str(tmp_path / "k" / "signing.key"),
+                 "--version", "2.1", "--out", str(out)]) == 0
+    assert "tiny 2.1" in capsys.readouterr().out
+    assert verify(out, [tmp_path / "k" / "signing.pub"], active_version="2.0.9").version == "2.1"
+    assert main(["models", "keygen", "--out", str(tmp_path / "k")]) == 2  # never overwrites a key
+    assert main(["models", "pack", str(model_dir), "--key", str(tmp_path / "k" / "signing.key"),
+                 "--version", "v2"]) == 2
+    assert "1 to 4 dotted integers" in capsys.readouterr().err
