@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdk.rollout.fetch import chunk_messages
-
 from sdk.errors import ConfigError, TelemetryError
 from sdk.fleet.state import DEPLOY_DEVICE, FleetState
 from sdk.fleet.watch import FleetSubscriber
 from sdk.rollout import bundle as bundles
 from sdk.rollout.canary import CanaryWatch, Limits, check, pick_canaries
+from sdk.rollout.fetch import chunk_messages
 from sdk.telemetry.commands import MQTT_CHUNKS
 from sdk.telemetry.settings import TelemetrySettings
 
@@ -78,18 +77,22 @@ def bundle_version(path: Path) -> str:
 class FleetController:
     """An MQTT client that sends rollout commands and follows the fleet (``state``, ``watch``)."""
 
-    def __init__(self, settings: TelemetrySettings, progress: Progress | None = None, poll_s: float = 0.1) -> None:
+    def __init__(self, settings: TelemetrySettings, progress: Progress | None = None, poll_s: float = 0.1,
+                 discover_s: float = 1.0) -> None:
         self.s = settings
+        self.discover_s = discover_s  # time to collect the devices' retained status messages
         self.state = FleetState(settings.fleet)
         self.watch = CanaryWatch()
         self.progress = progress or (lambda line: None)
         self.poll_s = poll_s
         self.listeners: list[Callable[[str, bytes], None]] = []  # also given every fleet message
         self._lock = threading.Lock()
+        self._started = time.monotonic()
         self._sub = FleetSubscriber(settings, self._on_message, client_id=f"ember-deploy-{time.time_ns()}")
 
     def __enter__(self) -> FleetController:  # noqa: PYI034
         self._sub.start()
+        self._started = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,9 +106,9 @@ class FleetController:
             fn(topic, payload)
 
     # -- queries -----------------------------------------------------------------------------------
-    def devices(self, wait_s: float = 1.0) -> dict[str, bool]:
-        """Known devices (from their retained status) → online; waits ``wait_s`` for the retained messages."""
-        time.sleep(wait_s)
+    def devices(self) -> dict[str, bool]:
+        """Known devices (from their retained status) → online; waits ``discover_s`` after connecting."""
+        time.sleep(max(0.0, self._started + self.discover_s - time.monotonic()))
         with self._lock:
             return {d.device: bool(d.online) for d in self.state.rows()}
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sdk.rollout.versions import VersionStore
 
 from sdk.events import EventBus
 from sdk.models.manifest import Manifest
 from sdk.rollout.agent import AgentSettings, DeviceAgent
+from sdk.rollout.versions import VersionStore
 from sdk.telemetry.core import Telemetry
 from sdk.telemetry.settings import TelemetrySettings
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sdk.cli import main
 from sdk.fleet.broker import LocalBroker
 from sdk.rollout.bundle import pack
 from sdk.rollout.canary import Limits
@@ -26,8 +27,8 @@ FAST = {"baseline_s": 0.8, "soak_s": 1.2, "step_timeout_s": 20.0}
 
 
 class Env:
-    def __init__(self, root: Path, fleet: SimFleet, fc: FleetController, url: str) -> None:
-        self.root, self.fleet, self.fc, self.url = root, fleet, fc, url
+    def __init__(self, root: Path, fleet: SimFleet, fc: FleetController, url: str, broker_url: str) -> None:
+        self.root, self.fleet, self.fc, self.url, self.broker_url = root, fleet, fc, url, broker_url
         self.key = root / "keys" / "signing.key"
         self.received: list[dict[str, Any]] = []
         fc.listeners.append(self._on_message)
@@ -63,8 +64,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, need: Any) -> Iterator[Env]:
         with SimFleet(broker.url, 4, root / "fleet", v1, [root / "keys" / "signing.pub"], fps=60, report_s=0.1) as fl, \
                 serve_folder(root / "www") as url:
             s = TelemetrySettings(broker=broker.url, fleet="sim", device_id="controller").finish()
-            with FleetController(s) as fc:
-                yield Env(root, fl, fc, url)
+            with FleetController(s, discover_s=0.5) as fc:
+                yield Env(root, fl, fc, url, broker.url)
     finally:
         broker.stop()
 
@@ -115,9 +116,12 @@ def test_slow_candidate_is_rolled_back_after_promotion(env: Env) -> None:
     assert _wait(lambda: env.fc.state.deployments[report["deployment"]].phase == "rolled_back")
 
 
-def test_manual_rollback(env: Env) -> None:
-    report = env.fc.rollback(["sim001"], to="1.0.0", timeout=10)
-    assert report["steps"] == {"sim001": "rolled_back"}
+def test_manual_rollback(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["fleet", "rollback", "--broker", env.broker_url, "--fleet", "sim", "--devices", "sim001",
+                 "--to", "1.0.0", "--timeout", "10"])
+    out = capsys.readouterr().out
+    assert code == 0 and "manual rollback of 1 devices to 1.0.0" in out
+    assert json.loads(out.strip().splitlines()[-1])["steps"] == {"sim001": "rolled_back"}
     assert env.device("sim001").version == "1.0.0" and env.device("sim002").version == "1.1.0"
     frames = env.device("sim001").frames
     assert _wait(lambda: env.device("sim001").frames > frames + 10)  # still serving, no restart

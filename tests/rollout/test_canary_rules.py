@@ -123,3 +123,13 @@ def test_fleet_state_follows_versions_and_deployments() -> None:
     assert st.apply("ember/f/_deploy/events", b"not json") == "malformed"
     st.apply("ember/f/b/telemetry", json.dumps({"seq": 1, "model_version": "1.0"}).encode())
     assert st.devices["b"].version == "1.0" and "_deploy" not in st.devices
+
+
+def test_deploy_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    from sdk.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fleet", "deploy", "--help"])
+    out = capsys.readouterr().out
+    for words in ("canary group", "shadow-tests", "--soak", "--max-p95-ratio", "rolls the canaries back", "--url"):
+        assert words in out
