@@ -15,6 +15,8 @@ from typing import Any
 MAX_TRACKED_MISSING = 10_000
 DEPLOY_DEVICE = "_deploy"  # the pseudo device the fleet controller publishes its steps under
 MAX_DEPLOY_STEPS = 200
+SHADOW_FIELDS = ("decision", "reasons", "frames", "agreement", "candidate_p50_ms", "candidate_p95_ms",
+                 "active_p95_ms", "errors", "drift_psi")
 
 
 @dataclass
@@ -56,6 +58,7 @@ class DeploymentView:
     canaries: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     devices: dict[str, str] = field(default_factory=dict)  # device -> its last rollout step
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # device -> shadow report, refusal reason
     steps: list[dict[str, Any]] = field(default_factory=list)
     updated: float = 0.0
 
@@ -162,6 +165,10 @@ class FleetState:
             d = self.deployments.setdefault(dep, DeploymentView(dep, data.get("version")))
             d.devices[view.device] = step
             d.updated = time.time()
+            info = {k: data[k] for k in SHADOW_FIELDS if data.get(k) is not None} if step == "shadow" else {}
+            info.update({k: data[k] for k in ("reason", "message", "error") if data.get(k)})
+            if info:
+                d.details.setdefault(view.device, {}).update(info)
 
     def _deploy_step(self, payload: bytes | str, now: float) -> str:
         try:

@@ -73,6 +73,7 @@ class _Shadow:
         self.started = time.monotonic()
         self.busy_s = 0.0
         self.done = threading.Event()
+        self.interrupted = False  # a command arrived: it decides instead of the test
 
     def maybe_run(self, x: Any, active_out: Any, active_ms: float) -> None:
         if self.done.is_set():
@@ -166,6 +167,10 @@ class DeviceAgent:
     def _queue(self, name: str) -> Callable[..., dict[str, Any]]:
         def handler(**args: Any) -> dict[str, Any]:
             self._tasks.put((name, args))
+            sh = self._shadow
+            if sh is not None and not (name == "deploy" and args.get("deployment") == sh.deployment):
+                sh.interrupted = True  # promote/discard/rollback/a new deploy acts now, not after the test
+                sh.done.set()
             return {"queued": name, "deployment": args.get("deployment")}
         return handler
 
@@ -246,8 +251,8 @@ class DeviceAgent:
             if test.frames - reported >= self.s.report_every:
                 reported = test.frames
                 self._event("shadow", deployment, version, final=False, **test.report())
-        if self._shadow is not sh:
-            return  # promoted, discarded or superseded by a command meanwhile
+        if self._shadow is not sh or sh.interrupted:
+            return  # the queued command (promote, discard, rollback, a new deploy) decides
         report = test.report()
         if report["decision"] == "pending":
             report.update(decision="reject", reasons=[f"timed out after {timeout:g} s ({report['reasons'][0]})"])

@@ -117,6 +117,12 @@ class FleetController:
             d = self.state.deployments.get(deployment)
             return dict(d.devices) if d else {}
 
+    def details(self, deployment: str) -> dict[str, dict[str, Any]]:
+        """Per device: its last shadow report and any refusal reason or error."""
+        with self._lock:
+            d = self.state.deployments.get(deployment)
+            return {k: dict(v) for k, v in d.details.items()} if d else {}
+
     # -- commands ----------------------------------------------------------------------------------
     def send(self, device: str, cmd: dict[str, Any]) -> None:
         info = self._sub.client.publish(f"ember/{self.s.fleet}/{device}/cmd", json.dumps(cmd), qos=1)
@@ -176,6 +182,7 @@ class FleetController:
         self._send_deploy(canaries, {**cmd, "canary": True}, data, spec)
         got = self.wait(dep, canaries, spec.step_timeout_s)
         report["canary_steps"] = got
+        report["canary_details"] = self.details(dep)
         bad = {d: s for d, s in got.items() if s != "promoted"}
         if bad:
             return self._roll_back(dep, version, canaries, report, f"canaries did not promote: {bad}", spec)

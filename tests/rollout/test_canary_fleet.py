@@ -4,6 +4,7 @@ controller. The tests run in order on one fleet (versions 1.0.0 → 1.1.0 → ..
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -160,3 +161,19 @@ def test_tampered_and_unsigned_bundles_are_refused(env: Env) -> None:
         assert rejected and rejected[-1]["reason"] == reason
         assert dev.version == "1.4.0" and _wait(lambda f=frames: dev.frames > f + 10)
     shutil.rmtree(env.root / "other")
+
+
+def test_promote_and_rollback_commands_cut_a_shadow_test_short(env: Env) -> None:
+    dev = env.device("sim002")
+    for version, then in (("1.6.0", "promote"), ("1.7.0", "rollback")):
+        b = env.bundle(version)
+        dep = f"manual-{version}"
+        env.fc.send_chunks(["sim002"], dep, b.read_bytes(), 64 << 10)
+        env.fc.send("sim002", {"cmd": "deploy", "deployment": dep, "version": version, "size": b.stat().st_size,
+                               "sha256": hashlib.sha256(b.read_bytes()).hexdigest(), "url": "mqtt-chunks",
+                               "shadow": {"frames": 10**6, "timeout_s": 600}})
+        assert _wait(lambda d=dep: env.fc.steps(d).get("sim002") == "shadow")  # a long test is running
+        env.fc.send("sim002", {"cmd": then, "deployment": dep})
+        final = "promoted" if then == "promote" else "rolled_back"
+        assert _wait(lambda d=dep, f=final: env.fc.steps(d).get("sim002") == f), env.fc.steps(dep)
+    assert dev.version == "1.4.0" and dev.agent is not None and dev.agent.versions.candidate_version() is None

@@ -113,10 +113,13 @@ def test_fleet_state_follows_versions_and_deployments() -> None:
         "deployment": "d-1", "phase": "canary", "version": "1.1", "canaries": ["a"], "message": "go"}}).encode())
     ev("a", 1, "rollout.staged", deployment="d-1", version="1.1", active="1.0", candidate="1.1")
     assert st.devices["a"].candidate == "1.1" and st.devices["a"].version == "1.0"
-    ev("a", 2, "rollout.promoted", deployment="d-1", version="1.1", active="1.1", candidate=None)
+    ev("a", 2, "rollout.shadow", deployment="d-1", version="1.1", final=True, decision="promote", agreement=0.99,
+       candidate_p95_ms=3.0, criteria={"min_frames": 100})
+    ev("a", 3, "rollout.promoted", deployment="d-1", version="1.1", active="1.1", candidate=None)
     assert st.devices["a"].version == "1.1" and st.devices["a"].candidate is None
     d = st.deployments["d-1"]
     assert d.phase == "canary" and d.canaries == ["a"] and d.devices == {"a": "promoted"}
+    assert d.details["a"] == {"decision": "promote", "agreement": 0.99, "candidate_p95_ms": 3.0}
     st.apply("ember/f/_deploy/events", json.dumps({"kind": "deploy.rolled_back", "data": {
         "deployment": "d-1", "phase": "rolled_back", "message": "p95"}}).encode())
     assert d.phase == "rolled_back" and [s["phase"] for s in d.steps] == ["canary", "rolled_back"]
