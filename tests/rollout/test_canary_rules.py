@@ -126,6 +126,11 @@ def test_fleet_state_follows_versions_and_deployments() -> None:
     assert st.apply("ember/f/_deploy/events", b"not json") == "malformed"
     st.apply("ember/f/b/telemetry", json.dumps({"seq": 1, "model_version": "1.0"}).encode())
     assert st.devices["b"].version == "1.0" and "_deploy" not in st.devices
+    from sdk.fleet.watch import render
+
+    table = render(st)
+    assert "d-1 (1.1): rolled_back, 1 promoted" in str(table.caption) and table.columns[2].header == "model"
+    assert list(table.columns[2].cells) == ["1.1", "1.0"]
 
 
 def test_deploy_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
