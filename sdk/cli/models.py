@@ -1,4 +1,5 @@
-"""``ember models inspect DIR``, ``verify DIR``, ``import MODEL``, ``keygen --out DIR`` and ``pack DIR --key K``."""
+"""``ember models inspect DIR``, ``verify DIR``, ``import MODEL``, ``keygen --out DIR``, ``pack DIR --key K`` and
+``verify-bundle BUNDLE --trusted PUB``."""
 
 from __future__ import annotations
 
@@ -48,6 +49,16 @@ def _register_signing(msub: Any) -> None:
                    "(default: the manifest's \"version\"); devices install only newer versions")
     p.add_argument("--out", metavar="FILE", help="bundle to write (default: NAME-VERSION.bundle beside DIR)")
     p.set_defaults(func=_pack)
+    c = msub.add_parser("verify-bundle", help="check a bundle as a device would (signature, version, contents)",
+                        description="Run every check a device runs before installing BUNDLE: signature by one of "
+                        "the trusted public keys, payload hash, version newer than --active, size limits, and each "
+                        "member (no links, devices, absolute or '..' paths, duplicates; a valid manifest). Prints "
+                        "the bundle's name and version, or the reason it is refused (exit status 1).")
+    c.add_argument("bundle", metavar="BUNDLE", help="bundle file from 'ember models pack'")
+    c.add_argument("--trusted", metavar="PUB", action="append", required=True,
+                   help="trusted public key (.pub from 'ember models keygen'); repeat for several")
+    c.add_argument("--active", metavar="V", help="the device's active version (the bundle must be newer)")
+    c.set_defaults(func=_verify_bundle)
 
 
 def _keygen(args: argparse.Namespace, config: Any) -> int:
@@ -59,6 +70,20 @@ def _keygen(args: argparse.Namespace, config: Any) -> int:
     kid = keygen(out / "signing.key", out / "signing.pub")
     print(f"{out / 'signing.key'} (private: keep it secret) and {out / 'signing.pub'} (key id {kid}; "
           "give it to devices as a trusted key)")
+    return 0
+
+
+def _verify_bundle(args: argparse.Namespace, config: Any) -> int:
+    from sdk.errors import RolloutRejected
+    from sdk.rollout.bundle import verify
+
+    try:
+        info = verify(args.bundle, args.trusted, active_version=args.active, emit=lambda *a, **k: None)
+    except RolloutRejected as e:
+        print(f"{args.bundle}: REFUSED {e}")
+        return 1
+    print(f"{args.bundle}: ok, {info.name} {info.version}, {info.files} files, {info.unpacked_bytes} bytes "
+          f"unpacked, signed by key {info.key_id}")
     return 0
 
 

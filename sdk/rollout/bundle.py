@@ -34,6 +34,7 @@ import os
 import shutil
 import struct
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -315,7 +316,7 @@ def _members(info: BundleInfo, limits: dict[str, int], extract_to: Path | None) 
                     elif extract_to is not None:
                         (extract_to / name).mkdir(parents=True, exist_ok=True)
                     yield name
-        except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, UnicodeError) as e:
+        except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as e:  # corrupt gzip or tar
             raise RolloutRejected("bad_format", f"corrupt payload ({type(e).__name__}: {str(e)[:80]})") from None
         while raw.read(1 << 20):  # the rest, so the hash covers the payload read now, whatever changed since
             pass

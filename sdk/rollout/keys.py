@@ -54,7 +54,9 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 
 
 def load_public_keys(keys: Sequence[Any]) -> dict[bytes, Ed25519PublicKey]:
-    """Trusted keys by key id, from PEM files, ``Ed25519PublicKey`` objects or raw 32-byte keys."""
+    """Trusted keys by key id, from PEM files, ``Ed25519PublicKey`` objects or raw 32-byte keys (one or a list)."""
+    if isinstance(keys, (str, bytes, os.PathLike, Ed25519PublicKey, Ed25519PrivateKey)):
+        keys = [keys]
     out = {}
     for k in keys:
         if isinstance(k, Ed25519PrivateKey):

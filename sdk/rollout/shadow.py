@@ -13,7 +13,9 @@ to promote it.
 shadowed when the active run plus the candidate's p50 would exceed it. An exception in the candidate is
 counted, never raised. Agreement is top-1 of the first output by default (``agree(a_out, c_out) -> bool``
 for anything else); output drift is the PSI between the two models' top-1 class histograms
-(``sdk.telemetry.drift.psi``) and the mean absolute difference of the first outputs.
+(``sdk.telemetry.drift.psi``) and the mean absolute difference of the first outputs. When the decision
+leaves ``pending`` a ``rollout.shadow`` event (decision, reasons, agreement, latency, errors, drift,
+``deployment``) goes to ``emit`` (default: the event bus).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sdk.models.store import LoadedVariant, ModelStore
+from sdk.rollout.common import Emit, emitter
 from sdk.telemetry.drift import psi
 from sdk.util.timing import percentiles
 
@@ -73,7 +76,8 @@ def _call(model: Any) -> Callable[[Any], Any]:
 class ShadowTest:
     def __init__(self, active: Any, candidate: Any, *, fraction: float = 0.1, criteria: ShadowCriteria | None = None,
                  agree: Callable[[Any, Any], bool] = top1_agree, budget_ms: float | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, emit: Emit | None = None,
+                 deployment: str | None = None) -> None:
         if not 0.0 < fraction <= 1.0:
             from sdk.errors import ConfigError
 
@@ -88,6 +92,7 @@ class ShadowTest:
         self.classes: dict[str, Counter[int]] = {"active": Counter(), "candidate": Counter()}
         self._abs_diff = 0.0
         self._credit = 0.0
+        self.emit, self.deployment, self.decided = emitter(emit), deployment, False
 
     def __call__(self, x: Any) -> Any:
         """Run the active model on ``x`` (its output is returned) and shadow the candidate when picked."""
@@ -118,6 +123,7 @@ class ShadowTest:
         except Exception as e:  # noqa: BLE001 - a failing candidate is a finding, never a crash of the app
             self.errors += 1
             self.last_error = f"{type(e).__name__}: {str(e)[:160]}"
+            self._announce()
             return True
         self.cand_ms.append(ms)
         self.frames += 1
@@ -126,7 +132,18 @@ class ShadowTest:
         self.classes["candidate"][int(c.argmax())] += 1
         if a.shape == c.shape:
             self._abs_diff += float(np.mean(np.abs(a.astype(np.float64) - c.astype(np.float64))))
+        self._announce()
         return True
+
+    def _announce(self) -> None:
+        """Publish ``rollout.shadow`` once, when the decision leaves ``pending``."""
+        if self.decided or self._decide()[0] == "pending":
+            return
+        r = self.report()
+        self.decided = True
+        keys = ("decision", "reasons", "frames", "agreement", "errors", "candidate_p50_ms", "candidate_p95_ms",
+                "drift_psi")
+        self.emit("rollout.shadow", deployment=self.deployment, **{k: r[k] for k in keys})
 
     def drift(self) -> float | None:
         """PSI between the active and candidate top-1 class histograms (None before any frame)."""

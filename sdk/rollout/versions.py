@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -47,6 +48,7 @@ from sdk.rollout.common import (
     write_durable,
 )
 
+log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 ROLES = ("active", "previous", "candidate")
 
@@ -66,10 +68,14 @@ class VersionStore:
             raise RolloutError(f"{self.root}: cannot create the model store ({e.strerror or e}); "
                                "check the path and its permissions") from None
         with self._locked():
-            self.state = self._read_state()
             self._recover()
 
-    # ---- queries ---------------------------------------------------------------------------------
+    # ---- queries (as of the last open or change; ``refresh()`` re-reads) ----------------------------
+    def refresh(self) -> VersionStore:
+        with self._locked():
+            pass
+        return self
+
     def active_version(self) -> str | None:
         return self.state.get("active")
 
@@ -133,6 +139,11 @@ class VersionStore:
         self.emit("rollout.staged", version=version, deployment=deployment, active=self.active_version())
         return self.path(version)
 
+    def install(self, source: str | os.PathLike[str], version: str | None = None, **kwargs: Any) -> Path:
+        """``stage_candidate`` then ``promote`` (no shadow test): a first install, or a bench/fleet shortcut."""
+        self.stage_candidate(source, version, **kwargs)
+        return self.promote(deployment=kwargs.get("deployment"))
+
     def promote(self, *, deployment: str | None = None) -> Path:
         """Candidate → active, old active → previous (the version before that is deleted)."""
         with self._locked():
@@ -175,10 +186,12 @@ class VersionStore:
     # ---- internals -------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One process changes the store at a time (an flock the kernel drops if the holder dies)."""
+        """One process changes the store at a time (an flock the kernel drops if the holder dies); the state
+        is re-read under the lock, so another process's changes are seen."""
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self.state = self._read_state()
             yield
         finally:
             os.close(fd)
@@ -222,13 +235,19 @@ class VersionStore:
         self._collect()
 
     def _link_active(self) -> None:
+        """Point ``ROOT/active`` at the active version (skipped, with a warning, where the file system has no
+        symlinks, e.g. FAT: ``active()`` and ``state.json`` stay the truth)."""
         link, v = self.root / "active", self.state.get("active")
         if v is None or (link.is_symlink() and os.readlink(link) == f"versions/{v}"):
             return
         tmp = self.root / f".active.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.symlink(f"versions/{v}", tmp)
+        try:
+            os.symlink(f"versions/{v}", tmp)
+        except OSError as e:
+            log.warning("%s: no 'active' link (%s); open models with VersionStore.active()", self.root, e)
+            return
         os.replace(tmp, link)
         fsync_path(self.root)
 

@@ -4,6 +4,7 @@ version is refused with its reason, before anything is extracted."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,43 @@ def test_cli_keygen_and_pack(model_dir: Path, tmp_path: Path, capsys: pytest.Cap
                  "--version", "2.1", "--out", str(out)]) == 0
     assert "tiny 2.1" in capsys.readouterr().out
     assert verify(out, [tmp_path / "k" / "signing.pub"], active_version="2.0.9").version == "2.1"
+    pub = str(tmp_path / "k" / "signing.pub")
+    assert main(["models", "verify-bundle", str(out), "--trusted", pub]) == 0
+    assert main(["models", "verify-bundle", str(out), "--trusted", pub, "--active", "2.1.0"]) == 1
+    assert "REFUSED downgrade" in capsys.readouterr().out
     assert main(["models", "keygen", "--out", str(tmp_path / "k")]) == 2  # never overwrites a key
     assert main(["models", "pack", str(model_dir), "--key", str(tmp_path / "k" / "signing.key"),
                  "--version", "v2"]) == 2
     assert "1 to 4 dotted integers" in capsys.readouterr().err
+
+
+def test_signed_garbage_is_always_a_typed_refusal(bundles: dict[str, Path], keys: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    """A trusted signer's corrupt payloads (random bytes changed in the gzip or in the tar) end in
+    RolloutRejected or a good install, never in another exception, and nothing stays on disk when refused."""
+    import gzip
+    import random
+
+    from sdk.rollout.bundle import seal
+    from sdk.rollout.keys import load_private_key
+
+    good = bundles["1.1.0"].read_bytes()
+    hl = int.from_bytes(good[88:92], "big")
+    header, payload = json.loads(good[PREFIX:PREFIX + hl]), good[PREFIX + hl:]
+    raw, sk, rng = gzip.decompress(payload), load_private_key(keys[0]), random.Random(0)
+    refused = 0
+    for i in range(100):
+        data = bytearray(payload if i % 2 else raw)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data) if i % 2 else 2048)] = rng.randrange(256)
+        p = bytes(data) if i % 2 else gzip.compress(bytes(data))
+        out = seal(tmp_path / "f.bundle", sk, p, **{k: header[k] for k in ("name", "version", "unpacked_bytes", "files")})
+        try:
+            unpack_verified(out, tmp_path / "x", [keys[1]], emit=lambda *a, **k: None)
+        except RolloutRejected:
+            refused += 1
+            assert not (tmp_path / "x").exists()
+        else:
+            assert ModelStore(tmp_path / "x").usable()
+        shutil.rmtree(tmp_path / "x", ignore_errors=True)
+    assert refused >= 80

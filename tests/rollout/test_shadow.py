@@ -71,11 +71,15 @@ def active():  # type: ignore[no-untyped-def]
 
 
 def test_same_weights_other_runtime_is_promoted(active) -> None:  # type: ignore[no-untyped-def]
+    events: list[tuple[str, dict]] = []
     shadow = ShadowTest(active, load_model(HEALTH, "fp32", "litert"), fraction=0.5,
-                        criteria=ShadowCriteria(min_agreement=0.95, max_p95_ms=50, min_frames=150, max_drift=0.05))
+                        criteria=ShadowCriteria(min_agreement=0.95, max_p95_ms=50, min_frames=150, max_drift=0.05),
+                        emit=lambda kind, **d: events.append((kind, d)), deployment="d-3")
     _run(shadow, 200)
-    assert shadow.decision() == "pending"  # 100 of 150 frames so far
+    assert shadow.decision() == "pending" and events == []  # 100 of 150 frames so far
     _run(shadow, 200)
+    assert [(k, d["decision"], d["frames"], d["deployment"]) for k, d in events] == [
+        ("rollout.shadow", "promote", 150, "d-3")]
     r = shadow.report()
     assert r["decision"] == "promote" and r["frames"] == 200 and r["offered"] == 400, r
     assert r["agreement"] >= 0.99 and r["errors"] == 0 and r["mean_abs_diff"] < 1e-3

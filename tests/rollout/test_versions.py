@@ -20,8 +20,7 @@ def test_lifecycle_and_events(bundles: dict[str, Path], keys: tuple[Path, Path],
     store = VersionStore(tmp_path / "s", emit=lambda kind, **d: events.append((kind, d)))
     with pytest.raises(RolloutError, match="no active model"):
         store.active()
-    store.stage_candidate(bundles["1.0.0"], trusted_keys=[keys[1]], deployment="d1")
-    store.promote()
+    assert store.install(bundles["1.0.0"], trusted_keys=[keys[1]], deployment="d1") == tmp_path / "s/versions/1.0.0"
     store.stage_candidate(bundles["1.1.0"], trusted_keys=[keys[1]], deployment="d2")
     assert store.versions()["candidate"] == "1.1.0" and store.active_version() == "1.0.0"
     store.promote()
@@ -35,11 +34,16 @@ def test_lifecycle_and_events(bundles: dict[str, Path], keys: tuple[Path, Path],
     assert sorted(p.name for p in (tmp_path / "s" / "versions").iterdir()) == ["1.0.0"]
     reopened = VersionStore(tmp_path / "s", emit=lambda *a, **k: None)
     assert reopened.versions() == store.versions()
+    reopened.stage_candidate(model_dir, version="1.3.0")  # another instance (process) changes the store
+    assert store.refresh().candidate_version() == "1.3.0"
+    store.promote()  # re-reads under the lock: promotes what the other instance staged
+    assert reopened.refresh().active_version() == "1.3.0"
+    store.rollback()
     kinds = [k for k, _ in events]
     assert kinds == ["rollout.staged", "rollout.promoted", "rollout.staged", "rollout.promoted", "rollout.staged",
-                     "rollout.discarded", "rollout.rolled_back"]
-    assert events[-1][1] == {"version": "1.0.0", "rolled_back": "1.1.0", "reason": "canary regression",
-                             "deployment": "d2"}
+                     "rollout.discarded", "rollout.rolled_back", "rollout.promoted", "rollout.rolled_back"]
+    assert events[6][1] == {"version": "1.0.0", "rolled_back": "1.1.0", "reason": "canary regression",
+                            "deployment": "d2"}
 
 
 def test_refusals(bundles: dict[str, Path], keys: tuple[Path, Path], model_dir: Path, tmp_path: Path) -> None:
@@ -81,3 +85,14 @@ def test_sigkill_during_installs_never_bricks(tmp_path: Path) -> None:
     assert result["problems"] == [] and result["bricked"] == 0
     assert result["interrupted"] >= 20  # the kills did land inside operations, not only between them
     assert result["versions_seen"] >= 5  # and the child got far enough to switch versions many times
+
+
+def test_manifest_version_field_round_trips_and_is_checked(model_dir: Path) -> None:
+    from sdk.errors import ModelError
+    from sdk.models.manifest import Manifest
+
+    data = json.loads((model_dir / "manifest.json").read_text())
+    assert Manifest.from_dict(data).version == "1.0.0" and Manifest.from_dict(data).to_dict()["version"] == "1.0.0"
+    assert "version" not in Manifest.from_dict({k: v for k, v in data.items() if k != "version"}).to_dict()
+    with pytest.raises(ModelError, match="version"):
+        Manifest.from_dict(data | {"version": "1.0-beta"})
