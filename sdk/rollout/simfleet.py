@@ -103,9 +103,7 @@ class SimDevice:
 
     def install(self, folder: Path) -> None:
         """The factory install: ``folder`` becomes the active version (no bundle, no keys needed)."""
-        store = VersionStore(self.root / "models")
-        store.stage_candidate(folder)
-        store.promote()
+        VersionStore(self.root / "models", emit=lambda *a, **k: None).install(folder)
 
     def start(self, wait: bool = True) -> SimDevice:
         bus = EventBus()

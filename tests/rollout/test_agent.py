@@ -27,9 +27,7 @@ class Device:
     def __init__(self, tmp: Path, url: str) -> None:
         self.tmp, self.url = tmp, url
         keygen(tmp / "k.key", tmp / "k.pub")
-        store = VersionStore(tmp / "models", emit=lambda *a, **k: None)
-        store.stage_candidate(sim_model(tmp / "src" / "1.0.0", "1.0.0"))
-        store.promote()
+        VersionStore(tmp / "models", emit=lambda *a, **k: None).install(sim_model(tmp / "src" / "1.0.0", "1.0.0"))
         self.bus = EventBus()
         self.events: list[Event] = []
         self.bus.subscribe(self.events.append)
