@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sdk.errors import EmberError, FetchError, RolloutRejected
+from sdk.errors import EmberError, FetchError, RolloutError, RolloutRejected
 from sdk.rollout.common import reject
 from sdk.rollout.fetch import ChunkAssembler, download
 from sdk.rollout.shadow import ShadowCriteria, ShadowTest
@@ -110,6 +110,7 @@ class DeviceAgent:
         self._shadow: _Shadow | None = None
         self._chunks: dict[str, tuple[ChunkAssembler, threading.Event]] = {}
         self._chunk_lock = threading.Lock()
+        self._frame = threading.Lock()
         self._tasks: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -149,19 +150,20 @@ class DeviceAgent:
 
     # -- per frame ---------------------------------------------------------------------------------
     def __call__(self, x: Any) -> Any:
-        model = self._model
-        if model is None:
-            raise EmberError("the rollout agent is not started: call agent.start() first")
-        t0 = time.perf_counter()
-        try:
-            out = model(x)
-        except Exception:
-            self.errors += 1
-            raise
-        shadow = self._shadow
-        if shadow is not None:
-            shadow.maybe_run(x, out, (time.perf_counter() - t0) * 1e3)
-        return out
+        with self._frame:  # a swap waits for the frame in flight, so no frame runs on a closed model
+            model = self._model
+            if model is None:
+                raise EmberError("the rollout agent is not started: call agent.start() first")
+            t0 = time.perf_counter()
+            try:
+                out = model(x)
+            except Exception:
+                self.errors += 1
+                raise
+            shadow = self._shadow
+            if shadow is not None:
+                shadow.maybe_run(x, out, (time.perf_counter() - t0) * 1e3)
+            return out
 
     # -- commands ----------------------------------------------------------------------------------
     def _queue(self, name: str) -> Callable[..., dict[str, Any]]:
@@ -264,7 +266,8 @@ class DeviceAgent:
             self._stop_shadow(discard=True, deployment=deployment, reason="; ".join(report["reasons"]))
 
     def _stop_shadow(self, discard: bool, deployment: str | None = None, reason: str = "") -> None:
-        sh, self._shadow = self._shadow, None
+        with self._frame:
+            sh, self._shadow = self._shadow, None
         if sh is not None:
             sh.done.set()
             sh.model.close()
@@ -273,16 +276,22 @@ class DeviceAgent:
         self._current = None
 
     def _promote(self, deployment: str | None, version: str, reason: str) -> None:
-        self.versions.promote(deployment=deployment)
-        self._swap()
+        self._switch(self.versions.path(version), lambda: self.versions.promote(deployment=deployment))
         self._current = None
 
-    def _swap(self) -> None:
-        """Serve the store's active version: load it, then switch the reference between two frames."""
-        new = self.load(self.versions.active())
-        old, self._model = self._model, new
+    def _switch(self, folder: Path, change: Callable[[], Any]) -> None:
+        """Load ``folder`` while the old model serves, then ``change`` the store and swap the model
+        between two frames (the store's event goes out once the new version serves)."""
+        new = self.load(folder)
+        try:
+            with self._frame:
+                change()
+                old, self._model = self._model, new
+        except BaseException:
+            new.close()
+            raise
         if old is not None:
-            old.close()  # a ModelManager waits for its in-flight frame
+            old.close()
 
     def _do_promote(self, deployment: str) -> None:
         cand = self.versions.candidate_version()
@@ -296,8 +305,12 @@ class DeviceAgent:
 
     def _do_rollback(self, deployment: str | None = None, to: str | None = None) -> None:
         self._stop_shadow(discard=True, deployment=deployment, reason="rollback")
-        self.versions.rollback(to, deployment=deployment, reason="rollback command")
-        self._swap()
+        prev = self.versions.previous_version()
+        if prev is None:
+            raise RolloutError(f"{self.versions.root}: no previous version to roll back to "
+                               f"(active: {self.versions.active_version()})")
+        self._switch(self.versions.path(prev),
+                     lambda: self.versions.rollback(to, deployment=deployment, reason="rollback command"))
 
     def _cleanup(self, deployment: str | None) -> None:
         if self._shadow is not None and self._shadow.deployment == deployment:

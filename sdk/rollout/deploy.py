@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import struct
 import threading
 import time
@@ -55,6 +56,11 @@ class DeploySpec:
     version: str = ""                    # default: read from the bundle's header
     chunk_bytes: int = 64 * 1024
     seed: int | None = None
+
+
+def new_id(prefix: str) -> str:
+    """A deployment id: ``<prefix>-<UTC time>-<4 random hex>`` (unique even within one second)."""
+    return f"{prefix}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
 
 def bundle_version(path: Path) -> str:
@@ -160,7 +166,7 @@ class FleetController:
             raise ConfigError(f"bundle {path} not found: make one with 'ember models pack DIR --key KEY'")
         data = path.read_bytes()
         version = spec.version or bundle_version(path)
-        dep = spec.deployment or f"{version}-{time.strftime('%Y%m%d%H%M%S')}"
+        dep = spec.deployment or new_id(version)
         known = self.devices()
         targets = sorted(spec.devices) or sorted(known)
         unknown = [d for d in targets if d not in known]
@@ -242,7 +248,7 @@ class FleetController:
         targets = sorted(devices) or sorted(known)
         if not targets:
             raise TelemetryError(f"no devices known in fleet {self.s.fleet!r} on {self.s.broker}")
-        dep = deployment or f"rollback-{time.strftime('%Y%m%d%H%M%S')}"
+        dep = deployment or new_id("rollback")
         self.step(dep, "rolling_back", f"manual rollback of {len(targets)} devices" + (f" to {to}" if to else ""),
                   targets=targets, version=to)
         cmd: dict[str, Any] = {"cmd": "rollback", "deployment": dep, **({"to": to} if to else {})}

@@ -83,7 +83,7 @@ def _wait(pred: Any, timeout: float = 10.0) -> bool:
 def test_good_candidate_is_promoted_fleet_wide(env: Env) -> None:
     b = env.bundle("1.1.0")  # the same weights: full agreement, same speed
     report = env.deploy(b, url=f"{env.url}/{b.name}", limits=Limits(max_p95_ratio=5.0))
-    assert report["phase"] == "done", report
+    assert report["phase"] == "done", (report.get("reason"), report.get("canary_details"))
     assert len(report["canaries"]) == 1 and len(report["rest"]) == 3
     assert env.fleet.versions() == dict.fromkeys(env.fleet.versions(), "1.1.0")
     dep = env.fc.state.deployments[report["deployment"]]
