@@ -36,6 +36,7 @@ from sdk.telemetry.commands import MQTT_CHUNKS
 from sdk.telemetry.core import Telemetry
 
 log = logging.getLogger(__name__)
+MAX_CHUNK_MESSAGE = 1 << 20  # one MQTT chunk message (chunk_messages makes ~64 KiB ones)
 
 
 class Model(Protocol):
@@ -331,8 +332,10 @@ class DeviceAgent:
 
     def _on_chunk(self, deployment: str, payload: bytes) -> None:
         """Called in the MQTT thread for each ``…/bundle/<deployment>`` message: store and return."""
-        asm, done = self._assembler(deployment)
         try:
+            if len(payload) > MAX_CHUNK_MESSAGE:
+                raise FetchError("too_big", f"a chunk message of {len(payload)} bytes (at most {MAX_CHUNK_MESSAGE})")
+            asm, done = self._assembler(deployment)
             msg = json.loads(payload)
             if not isinstance(msg, dict):
                 raise FetchError("chunk_invalid", f"deployment {deployment}: a chunk is not a JSON object")

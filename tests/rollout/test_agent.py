@@ -129,6 +129,8 @@ def test_bad_deliveries_leave_the_active_version_serving(dev: Device, case: str,
 def test_garbage_chunks_and_commands_are_refused(dev: Device) -> None:
     dev.agent._on_chunk("d9", b"\x00not json")
     assert "bad bundle chunk" in dev.wait("rollout.failed", "d9")["error"]
+    dev.agent._on_chunk("d8", b"{" + b" " * (2 << 20) + b"}")
+    assert "too_big" in dev.wait("rollout.failed", "d8")["error"]
     r = dev.tel.handle_command(b'{"cmd": "deploy", "deployment": "d9", "version": "1.1.0", "size": 5, '
                                b'"sha256": "00", "url": "mqtt-chunks"}')
     assert not r["ok"] and "sha256" in r["error"]
