@@ -130,12 +130,17 @@ def test_manual_rollback(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert bad["steps"]["sim002"] == "failed" and env.device("sim002").version == "1.1.0"
 
 
-def test_offline_device_gets_the_deployment_when_it_returns(env: Env) -> None:
+def test_offline_device_gets_the_deployment_when_it_returns(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     off = env.device("sim003")
     off.stop()
     assert _wait(lambda: env.fc.state.devices["sim003"].online is False)
     b = env.bundle("1.4.0")
-    report = env.deploy(b, limits=Limits(max_p95_ratio=5.0))
+    code = main(["fleet", "deploy", str(b), "--broker", env.broker_url, "--fleet", "sim", "--canary", "25%",
+                 "--baseline", "0.8", "--soak", "1.2", "--timeout", "20", "--shadow-frames", "20",
+                 "--shadow-fraction", "1", "--max-p95-ratio", "5"])
+    out = capsys.readouterr().out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "widening: sending to 3 more devices" in out and "1 offline or pending" in out
     assert report["phase"] == "done" and report["pending"] == ["sim003"]
     assert "sim003" not in report["canaries"]
     off.start()
