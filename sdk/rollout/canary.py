@@ -8,6 +8,7 @@
 A summary is per device: latency p95 (median of the reported p95s), new inference errors, worst
 drift state and app metrics (e.g. ``detection_rate``) averaged over the telemetry samples whose
 ``model_version`` is the one asked for, so the shadow period and other versions never mix in.
+Samples are timed by their arrival at the controller, not by the device clocks (which may be off).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import random
 import statistics
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +95,8 @@ class CanaryWatch:
         self.samples: dict[str, list[Sample]] = {}
         self._lock = threading.Lock()
 
-    def feed(self, topic: str, payload: bytes) -> None:
+    def feed(self, topic: str, payload: bytes, now: float | None = None) -> None:
+        """Keep a telemetry message, stamped with its arrival time (``now``): device clocks may be off."""
         parts = topic.split("/")
         if len(parts) != 4 or parts[3] != "telemetry":
             return
@@ -101,7 +104,7 @@ class CanaryWatch:
             b = json.loads(payload)
             drift = max((DRIFT_ORDER.get(s, 0) for s in (b.get("drift_state") or {}).values()), default=0)
             metrics = {k: float(v) for k, v in (b.get("metrics") or {}).items() if isinstance(v, (int, float))}
-            s = Sample(float(b.get("ts", 0)), b.get("model_version"), b.get("latency_p95_ms"),
+            s = Sample(time.time() if now is None else now, b.get("model_version"), b.get("latency_p95_ms"),
                        int(b.get("errors") or 0), drift, metrics)
         except (ValueError, TypeError, AttributeError):
             return

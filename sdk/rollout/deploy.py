@@ -204,7 +204,9 @@ class FleetController:
             report["rest_steps"] = self.wait(dep, [d for d in rest if known.get(d)], spec.step_timeout_s)
         steps = self.steps(dep)
         pending = [d for d in rest if d not in steps or steps[d] not in FINAL]
-        report.update(phase="done", promoted=sorted(d for d, s in steps.items() if s == "promoted"), pending=pending)
+        report.update(phase="done", promoted=sorted(d for d, s in steps.items() if s == "promoted"), pending=pending,
+                      not_promoted={d: s for d, s in steps.items() if s in FINAL - {"promoted"}},
+                      details=self.details(dep))
         self.step(dep, "done", f"{len(report['promoted'])} devices on {version}"
                   + (f"; {len(pending)} offline or pending (they get it when they connect)" if pending else ""),
                   version=version)

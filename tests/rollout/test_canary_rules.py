@@ -69,9 +69,9 @@ def test_canary_spec_errors() -> None:
 
 def _tele(watch: CanaryWatch, dev: str, ts: float, version: str, p95: float, errors: int = 0,
           rate: float = 0.5, drift: str = "ok") -> None:
-    body = {"ts": ts, "model_version": version, "latency_p95_ms": p95, "errors": errors,
+    body = {"ts": 1e9, "model_version": version, "latency_p95_ms": p95, "errors": errors,
             "metrics": {"detection_rate": rate}, "drift_state": {"brightness": drift}}
-    watch.feed(f"ember/f/{dev}/telemetry", json.dumps(body).encode())
+    watch.feed(f"ember/f/{dev}/telemetry", json.dumps(body).encode(), now=ts)  # arrival time counts
 
 
 def test_regressions_against_the_baseline() -> None:
