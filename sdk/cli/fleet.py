@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
     s.add_argument("--spool-dir", default="sim-spools", metavar="DIR", help="where the spools go")
     s.add_argument("--drift-every", type=int, default=3, metavar="K", help="every K-th device drifts (0: none)")
     s.add_argument("--local-broker", action="store_true", help="start a private mosquitto and use it")
+    s.add_argument("--rollout", metavar="DIR", help="run rollout-ready devices instead (a real VersionStore and "
+                   "ONNX Runtime model each); DIR gets a key pair and bundles of a good, a disagreeing and a slow "
+                   "release to try 'ember fleet deploy' with")
     s.set_defaults(func=_simulate)
     _register_rollout(fsub, common)
     p.set_defaults(func=lambda args, config: (p.print_help(), 0)[1])
@@ -97,8 +100,16 @@ def _simulate(args: argparse.Namespace, config: Any) -> int:
         url = broker.url if broker else _settings(args, config).broker
         if broker:
             print(f"local broker at {url}; watch with: ember fleet watch --broker {url} --fleet {args.fleet or 'sim'}")
-        out = simulate(url, devices=args.devices, fleet=args.fleet or "sim", duration_s=args.duration,
-                       fps=args.fps, spool_dir=args.spool_dir, drift_every=args.drift_every)
+        if args.rollout:
+            from sdk.rollout.simfleet import prepare_demo, run_demo
+
+            demo = prepare_demo(args.rollout)
+            print(f"try: ember fleet deploy {demo['1.1.0']} --broker {url} --fleet {args.fleet or 'sim'} "
+                  f"--canary 25% --soak 10   (then {demo['1.2.0'].name}: disagrees, {demo['1.3.0'].name}: slow)")
+            out = {"versions": run_demo(url, args.rollout, args.devices, args.fleet or "sim", args.duration)}
+        else:
+            out = simulate(url, devices=args.devices, fleet=args.fleet or "sim", duration_s=args.duration,
+                           fps=args.fps, spool_dir=args.spool_dir, drift_every=args.drift_every)
     finally:
         if broker:
             broker.stop()

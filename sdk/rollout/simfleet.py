@@ -104,8 +104,11 @@ class SimDevice:
         self._thread: threading.Thread | None = None
 
     def install(self, folder: Path) -> None:
-        """The factory install: ``folder`` becomes the active version (no bundle, no keys needed)."""
-        VersionStore(self.root / "models", emit=lambda *a, **k: None).install(folder)
+        """The factory install: ``folder`` becomes the active version (no bundle, no keys needed), unless
+        the device already has one (a fleet folder reused: devices keep their versions)."""
+        store = VersionStore(self.root / "models", emit=lambda *a, **k: None)
+        if store.active_version() is None:
+            store.install(folder)
 
     def start(self, wait: bool = True) -> SimDevice:
         bus = EventBus()
@@ -207,3 +210,46 @@ def serve_folder(folder: str | Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+DEMO_RELEASES = {"1.1.0": {}, "1.2.0": {"swap": True}, "1.3.0": {"slow": 600}}  # good, disagreeing, slow
+
+
+def prepare_demo(folder: str | Path) -> dict[str, Path]:
+    """A folder to try rollouts with: a signing key pair, the factory model (1.0.0) and signed bundles
+    of a good release (1.1.0), a disagreeing one (1.2.0) and a slow one (1.3.0). Kept if present."""
+    from sdk.rollout.bundle import keygen, pack
+
+    folder = Path(folder)
+    key, pub = folder / "keys" / "signing.key", folder / "keys" / "signing.pub"
+    if not key.exists():
+        keygen(key, pub)
+    out = {"key": key, "public_key": pub, "factory": folder / "models" / "1.0.0"}
+    if not (out["factory"] / "manifest.json").exists():
+        sim_model(out["factory"], "1.0.0")
+    for version, kind in DEMO_RELEASES.items():
+        bundle = folder / f"sim-{version}.bundle"
+        if not bundle.exists():
+            pack(sim_model(folder / "models" / version, version, **kind), key, bundle)
+        out[version] = bundle
+    return out
+
+
+def run_demo(broker: str, folder: str | Path, devices: int = 6, fleet: str = "sim", duration_s: float = 600.0,
+             progress: bool = True) -> dict[str, Any]:
+    """Run a ``SimFleet`` on ``prepare_demo(folder)`` until ``duration_s`` or Ctrl-C; returns the versions."""
+    from tqdm import tqdm
+
+    demo = prepare_demo(folder)
+    with SimFleet(broker, devices, Path(folder) / "fleet", demo["factory"], [demo["public_key"]], fleet=fleet) as fl:
+        bar = tqdm(total=int(duration_s), desc=f"{devices} rollout-ready devices", unit="s", disable=not progress)
+        try:
+            for _ in range(int(duration_s)):
+                time.sleep(1.0)
+                bar.update(1)
+                bar.set_postfix_str(" ".join(sorted({str(v) for v in fl.versions().values()})))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bar.close()
+        return fl.versions()

@@ -144,3 +144,14 @@ def test_agent_needs_an_installed_version(tmp_path: Path) -> None:
     with pytest.raises(RolloutError, match="no active model"):
         DeviceAgent(tel, tmp_path / "empty", []).start()
     tel.close()
+
+
+def test_demo_folder_has_signed_releases(tmp_path: Path) -> None:
+    from sdk.rollout.bundle import verify
+    from sdk.rollout.simfleet import prepare_demo
+
+    demo = prepare_demo(tmp_path / "demo")
+    for version in ("1.1.0", "1.2.0", "1.3.0"):
+        assert verify(demo[version], [demo["public_key"]], active_version="1.0.0").version == version
+    stamp = demo["1.1.0"].stat().st_mtime_ns
+    assert prepare_demo(tmp_path / "demo")["1.1.0"].stat().st_mtime_ns == stamp  # kept, not rebuilt
