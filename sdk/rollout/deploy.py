@@ -131,16 +131,24 @@ class FleetController:
 
     # -- commands ----------------------------------------------------------------------------------
     def send(self, device: str, cmd: dict[str, Any]) -> None:
-        info = self._sub.client.publish(f"ember/{self.s.fleet}/{device}/cmd", json.dumps(cmd), qos=1)
-        info.wait_for_publish(10)
+        """Publish one command (QoS 1) and wait for the broker to take it; TelemetryError otherwise."""
+        self._publish([(f"ember/{self.s.fleet}/{device}/cmd", json.dumps(cmd))])
 
     def send_chunks(self, devices: Sequence[str], deployment: str, data: bytes, chunk_bytes: int) -> None:
+        messages = [json.dumps(m) for m in chunk_messages(data, chunk_bytes, deployment=deployment)]
         for dev in devices:
-            topic = f"ember/{self.s.fleet}/{dev}/bundle/{deployment}"
-            infos = [self._sub.client.publish(topic, json.dumps(m), qos=1)
-                     for m in chunk_messages(data, chunk_bytes, deployment=deployment)]
-            for i in infos:
-                i.wait_for_publish(30)
+            self._publish([(f"ember/{self.s.fleet}/{dev}/bundle/{deployment}", m) for m in messages])
+
+    def _publish(self, messages: Sequence[tuple[str, str]], timeout: float = 30.0) -> None:
+        infos = [self._sub.client.publish(topic, payload, qos=1) for topic, payload in messages]
+        try:
+            for info in infos:
+                info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as e:
+            raise TelemetryError(f"cannot send to {messages[0][0]}: {e} (is the broker {self.s.broker} up?)") from None
+        if not all(i.is_published() for i in infos):
+            raise TelemetryError(f"broker {self.s.broker} did not acknowledge the messages to {messages[0][0]} "
+                                 f"within {timeout:g} s")
 
     def step(self, deployment: str, phase: str, message: str, **data: Any) -> None:
         """Publish one controller step (and print it)."""

@@ -4,6 +4,8 @@ deployments (no broker needed here; the simulated fleet is in test_canary_fleet.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,3 +143,29 @@ def test_deploy_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for words in ("canary group", "shadow-tests", "--soak", "--max-p95-ratio", "rolls the canaries back", "--url"):
         assert words in out
+
+
+def test_controller_errors_are_typed(tmp_path: Path, need: Any) -> None:
+    from sdk.errors import TelemetryError
+    from sdk.fleet.broker import LocalBroker
+    from sdk.rollout.deploy import DeploySpec, FleetController
+    from sdk.telemetry.settings import TelemetrySettings
+
+    need("mosquitto")
+    broker = LocalBroker(workdir=tmp_path / "mosq").start()
+    try:
+        with FleetController(TelemetrySettings(broker=broker.url, fleet="f", device_id="c").finish(),
+                             discover_s=0) as fc:
+            junk = tmp_path / "junk.bundle"
+            junk.write_bytes(b"not a bundle")
+            with pytest.raises(ConfigError, match="cannot read the bundle's version"):
+                fc.deploy(DeploySpec(junk))
+            with pytest.raises(ConfigError, match="not found"):
+                fc.deploy(DeploySpec(tmp_path / "missing.bundle"))
+            with pytest.raises(ConfigError, match="no devices"):
+                fc.deploy(DeploySpec(junk, version="1.0.0", baseline_s=0))
+            broker.kill()
+            with pytest.raises(TelemetryError, match="cannot send|did not acknowledge"):
+                fc.send("d1", {"cmd": "status"})
+    finally:
+        broker.stop()
