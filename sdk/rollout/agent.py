@@ -22,14 +22,14 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sdk.errors import EmberError, FetchError, RolloutError, RolloutRejected
+from sdk.errors import ConfigError, EmberError, FetchError, RolloutError, RolloutRejected
 from sdk.rollout.common import reject
 from sdk.rollout.fetch import ChunkAssembler, download
+from sdk.rollout.settings import RolloutSettings
 from sdk.rollout.shadow import ShadowCriteria, ShadowTest
 from sdk.rollout.versions import VersionStore
 from sdk.telemetry.commands import MQTT_CHUNKS
@@ -49,20 +49,6 @@ def load_manager(folder: Path) -> Model:
     from sdk.models.manager import ModelManager
 
     return ModelManager(folder, measure="never")
-
-
-@dataclass
-class AgentSettings:
-    """Device-side limits; a deployment's shadow criteria may tighten, never widen, the CPU share."""
-
-    max_bundle_bytes: int = 256 << 20
-    shadow_fraction: float = 0.5      # share of frames the candidate also runs on
-    cpu_budget: float = 0.25          # candidate compute time / wall time, at most
-    shadow_frames: int = 200          # frames compared before deciding
-    shadow_timeout_s: float = 300.0   # no decision by then: discard
-    download_timeout_s: float = 120.0
-    download_retries: int = 3
-    report_every: int = 50            # publish a rollout.shadow report every N compared frames
 
 
 class _Shadow:
@@ -95,16 +81,17 @@ class DeviceAgent:
     """Model rollout on one device; call it like the model (``agent(x) -> outputs``)."""
 
     def __init__(self, telemetry: Telemetry, root: str | Path, trusted_keys: Sequence[Any],
-                 load: Callable[[Path], Model] = load_manager, settings: AgentSettings | None = None,
+                 load: Callable[[Path], Model] = load_manager, settings: RolloutSettings | None = None,
                  workdir: str | Path | None = None) -> None:
+        settings = settings or RolloutSettings()
         self.tel = telemetry
         self.bus = telemetry.bus
         self.keys = list(trusted_keys)
         self._current: str | None = None  # the deployment being worked on
         self.versions = VersionStore(root, emit=self._emit)
         self.load = load
-        self.s = settings or AgentSettings()
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ember-agent-"))
+        self.s = settings
+        self.workdir = Path(workdir or settings.workdir or tempfile.mkdtemp(prefix="ember-agent-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.errors = 0
         self._model: Model | None = None
@@ -114,6 +101,19 @@ class DeviceAgent:
         self._frame = threading.Lock()
         self._tasks: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, telemetry: Telemetry, config: Mapping[str, Any] | None = None,
+                    load: Callable[[Path], Model] = load_manager, **overrides: Any) -> DeviceAgent:
+        """An agent set from the ``[rollout]`` section (``store``, ``trusted_keys``, limits)."""
+        s = RolloutSettings.from_config(config, **overrides)
+        if not s.store:
+            raise ConfigError("rollout.store: set the folder of this device's model versions, "
+                              "e.g. /var/lib/ember/models/det")
+        if not s.trusted_keys:
+            raise ConfigError("rollout.trusted_keys: list the public key files (.pub from 'ember models keygen') "
+                              "this device accepts bundles from")
+        return cls(telemetry, s.store, s.trusted_keys, load=load, settings=s)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> DeviceAgent:

@@ -25,7 +25,8 @@ import numpy as np
 
 from sdk.events import EventBus
 from sdk.models.manifest import Manifest
-from sdk.rollout.agent import AgentSettings, DeviceAgent
+from sdk.rollout.agent import DeviceAgent
+from sdk.rollout.settings import RolloutSettings
 from sdk.rollout.versions import VersionStore
 from sdk.telemetry.core import Telemetry
 from sdk.telemetry.settings import TelemetrySettings
@@ -90,12 +91,12 @@ class SimDevice:
     for a core, does not look like a slower model; a real device reports wall-clock latency."""
 
     def __init__(self, name: str, broker: str, fleet: str, root: Path, keys: Sequence[Any], fps: float = 40.0,
-                 report_s: float = 0.25, seed: int = 0, agent_settings: AgentSettings | None = None) -> None:
+                 report_s: float = 0.25, seed: int = 0, agent_settings: RolloutSettings | None = None) -> None:
         self.name, self.root, self.keys = name, root, list(keys)
         self.fps, self.report_s = fps, report_s
         self.settings = TelemetrySettings(broker=broker, fleet=fleet, device_id=name, spool=str(root / "spool.db"),
                                           reconnect_min_s=0.1, reconnect_max_s=0.5).finish()
-        self.agent_settings = agent_settings or AgentSettings(shadow_frames=30, report_every=10)
+        self.agent_settings = agent_settings or RolloutSettings(shadow_frames=30, report_every=10)
         self.rng = np.random.default_rng(seed)
         self.frames = 0
         self.tel: Telemetry | None = None

@@ -15,8 +15,9 @@ import pytest
 
 from sdk.errors import RolloutError
 from sdk.events import Event, EventBus
-from sdk.rollout.agent import AgentSettings, DeviceAgent
+from sdk.rollout.agent import DeviceAgent
 from sdk.rollout.bundle import keygen, pack
+from sdk.rollout.settings import RolloutSettings
 from sdk.rollout.simfleet import N_IN, serve_folder, sim_model
 from sdk.rollout.versions import VersionStore
 from sdk.telemetry.core import Telemetry
@@ -34,7 +35,7 @@ class Device:
         s = TelemetrySettings(spool=str(tmp / "spool.db"), device_id="d1", fleet="f").finish()
         self.tel = Telemetry(s, kind="image", bus=self.bus, device_state=dict)
         self.agent = DeviceAgent(self.tel, tmp / "models", [tmp / "k.pub"], workdir=tmp / "work",
-                                 settings=AgentSettings(max_bundle_bytes=1 << 20, download_timeout_s=5)).start()
+                                 settings=RolloutSettings(max_bundle_bytes=1 << 20, download_timeout_s=5)).start()
         self.x = np.random.default_rng(0).normal(0, 1, (1, N_IN)).astype(np.float32)
 
     def bundle(self, version: str, **model: Any) -> Path:
@@ -155,3 +156,30 @@ def test_demo_folder_has_signed_releases(tmp_path: Path) -> None:
         assert verify(demo[version], [demo["public_key"]], active_version="1.0.0").version == version
     stamp = demo["1.1.0"].stat().st_mtime_ns
     assert prepare_demo(tmp_path / "demo")["1.1.0"].stat().st_mtime_ns == stamp  # kept, not rebuilt
+
+
+def test_agent_from_the_rollout_config_section(tmp_path: Path) -> None:
+    from sdk.config import load_config
+    from sdk.errors import ConfigError
+    from sdk.rollout.settings import RolloutSettings
+
+    VersionStore(tmp_path / "models", emit=lambda *a, **k: None).install(sim_model(tmp_path / "v1", "1.0.0"))
+    keygen(tmp_path / "k.key", tmp_path / "k.pub")
+    toml = tmp_path / "ember.toml"
+    toml.write_text(f'[rollout]\nstore = "{tmp_path / "models"}"\ntrusted_keys = ["{tmp_path / "k.pub"}"]\n'
+                    'cpu_budget = 0.1\n')
+    cfg = load_config(toml)
+    s = TelemetrySettings(spool=str(tmp_path / "s.db"), device_id="d", fleet="f").finish()
+    tel = Telemetry(s, kind="image", bus=EventBus(), device_state=dict)
+    agent = DeviceAgent.from_config(tel, cfg).start()
+    assert agent.s.cpu_budget == 0.1 and agent.version == "1.0.0" and agent.keys == [str(tmp_path / "k.pub")]
+    agent.close()
+    tel.close()
+    with pytest.raises(ConfigError, match="rollout.store"):
+        DeviceAgent.from_config(tel, {"rollout": {}})
+    with pytest.raises(ConfigError, match="trusted_keys"):
+        DeviceAgent.from_config(tel, {"rollout": {"store": "x"}})
+    with pytest.raises(ConfigError, match="unknown key rollout.keys"):
+        RolloutSettings.from_config({"rollout": {"keys": "sent over mqtt"}})
+    with pytest.raises(ConfigError, match="cpu_budget"):
+        RolloutSettings(cpu_budget=2.0)
