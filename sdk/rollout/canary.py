@@ -131,12 +131,17 @@ class CanaryWatch:
         return out
 
 
-def check(soak: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]], limits: Limits) -> list[str]:
+def check(soak: dict[str, dict[str, Any]], baseline: dict[str, dict[str, Any]], limits: Limits,
+          final: bool = False) -> list[str]:
     """Regressions (one line each, naming device, measure, value and limit); [] when all is well.
-    A device with fewer than ``limits.min_samples`` soak samples is not judged (yet)."""
+    A device with fewer than ``limits.min_samples`` soak samples is not judged yet, and is a
+    regression at the ``final`` check (silent after promotion: crashed, hung or offline)."""
     problems = []
     for dev, cur in soak.items():
         if cur["n"] < limits.min_samples:
+            if final:
+                problems.append(f"{dev}: {cur['n']} telemetry samples on the new version during the soak "
+                                f"(at least {limits.min_samples} needed): silent, crashed or offline?")
             continue
         base = baseline.get(dev, {})
         if cur["errors"] > limits.max_errors:

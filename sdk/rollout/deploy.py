@@ -229,9 +229,11 @@ class FleetController:
     def _soak(self, canaries: Sequence[str], since: float, version: str, baseline: dict[str, Any],
               spec: DeploySpec) -> list[str]:
         end = time.monotonic() + spec.soak_s
-        while time.monotonic() < end:
-            time.sleep(min(spec.soak_s, max(self.poll_s, 0.25)))
-            problems = check(self.watch.summary(canaries, since=since, version=version), baseline, spec.limits)
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, max(self.poll_s, 0.25)))
+            last = time.monotonic() >= end  # at the end a canary without telemetry is a regression too
+            problems = check(self.watch.summary(canaries, since=since, version=version), baseline, spec.limits,
+                             final=last)
             if problems:
                 return problems
         return []

@@ -96,6 +96,8 @@ def test_regressions_against_the_baseline() -> None:
     assert "detection_rate 0.2 is 0.40x" in text
     assert check(soak, base, Limits(max_errors=5, max_p95_ratio=3, max_drift="off")) == []
     assert check(soak, base, Limits(max_p95_ratio=3, max_errors=5, max_drift="off", min_samples=6)) == []
+    silent = check(soak, base, Limits(max_p95_ratio=3, max_errors=5, max_drift="off", min_samples=6), final=True)
+    assert len(silent) == 2 and "a: 5 telemetry samples on the new version" in silent[0]
 
 
 def test_limits_are_checked() -> None:
