@@ -314,7 +314,9 @@ class DeviceAgent:
                      lambda: self.versions.rollback(to, deployment=deployment, reason="rollback command"))
 
     def _cleanup(self, deployment: str | None) -> None:
-        if self._shadow is not None and self._shadow.deployment == deployment:
+        """After a failed step: drop this deployment's shadow test, staged candidate and chunks."""
+        ours = self._shadow.deployment == deployment if self._shadow is not None else deployment == self._current
+        if deployment is not None and ours:
             self._stop_shadow(discard=True, deployment=deployment, reason="failed")
         with self._chunk_lock:
             self._chunks.pop(deployment or "", None)

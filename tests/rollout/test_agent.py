@@ -183,3 +183,22 @@ def test_agent_from_the_rollout_config_section(tmp_path: Path) -> None:
         RolloutSettings.from_config({"rollout": {"keys": "sent over mqtt"}})
     with pytest.raises(ConfigError, match="cpu_budget"):
         RolloutSettings(cpu_budget=2.0)
+
+
+@pytest.mark.parametrize("frames", [0, 10])
+def test_candidate_that_does_not_load_is_discarded(dev: Device, frames: int) -> None:
+    from sdk.models.manifest import Manifest
+
+    folder = sim_model(dev.tmp / "src" / "broken", "1.1.0")
+    (folder / "model.fp32.onnx").write_bytes(b"\x08\x07 not an onnx graph" * 10)
+    m = Manifest.load(folder)
+    m.variants = []
+    m.add_variant("fp32", "model.fp32.onnx", "onnxruntime", folder=folder)  # signed, checksums right
+    m.save(folder)
+    b = pack(folder, dev.tmp / "k.key", dev.tmp / "www" / "broken.bundle")
+    dev.deploy(b, f"broken{frames}", shadow={"frames": frames})
+    failed = dev.wait("rollout.failed", f"broken{frames}", frames=True)
+    assert "model" in failed["error"].lower()
+    assert dev.wait("rollout.discarded", f"broken{frames}")["version"] == "1.1.0"
+    assert dev.agent.version == "1.0.0" and dev.agent.versions.candidate_version() is None
+    assert dev.agent(dev.x)[0].shape == (1, 4)
