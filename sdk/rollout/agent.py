@@ -3,6 +3,7 @@ shadow-tests and promotes model versions, and serves the active one without rest
 
     tel = Telemetry.from_config(config)
     agent = DeviceAgent(tel, "/var/lib/ember/models/det", trusted_keys=["/etc/ember/keys/fleet.pub"])
+    # or DeviceAgent.from_config(tel, config): the [rollout] section (sdk/rollout/settings.py)
     agent.start()                      # before tel.start(): registers deploy/promote/rollback/discard
     tel.start()
     outputs = agent(frame)             # the active version; a candidate under test runs beside it
@@ -11,7 +12,8 @@ Commands (``sdk.telemetry.commands``) are handled in one worker thread, never in
 Every step is an event on the telemetry bus (so on ``ember/<fleet>/<device>/events``) carrying the
 deployment id: ``rollout.received``, ``.downloaded``, ``.shadow`` (agreement, candidate p50/p95,
 errors, output drift), ``.failed`` from here; ``.rejected`` (with the reason), ``.staged``,
-``.promoted``, ``.discarded``, ``.rolled_back`` from the ``VersionStore``. Public keys are configured here, on the device, never over MQTT.
+``.promoted``, ``.discarded``, ``.rolled_back`` from the ``VersionStore``. Public keys are configured
+here, on the device (``[rollout] trusted_keys``), never over MQTT.
 """
 
 from __future__ import annotations
