@@ -193,7 +193,7 @@ def _deploy(args: argparse.Namespace, config: Any) -> int:
     spec = DeploySpec(args.bundle, devices=args.devices, canary=args.canary, url=args.url, soak_s=args.soak,
                       baseline_s=args.baseline, step_timeout_s=args.timeout, shadow=shadow, limits=limits,
                       deployment=args.deployment, version=args.version)
-    with FleetController(_settings(args, config), progress=print) as fc:
+    with FleetController(_settings(args, config), progress=print, bars=True) as fc:
         report = fc.deploy(spec)
     print(json.dumps(report, default=str))
     return 0 if report["phase"] == "done" else 3
@@ -202,7 +202,7 @@ def _deploy(args: argparse.Namespace, config: Any) -> int:
 def _rollback(args: argparse.Namespace, config: Any) -> int:
     from sdk.rollout.deploy import FleetController
 
-    with FleetController(_settings(args, config), progress=print) as fc:
+    with FleetController(_settings(args, config), progress=print, bars=True) as fc:
         report = fc.rollback(args.devices, to=args.to, timeout=args.timeout)
     print(json.dumps(report, default=str))
     return 0 if all(s == "rolled_back" for s in report["steps"].values()) else 3

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from sdk.errors import ConfigError, TelemetryError
 from sdk.fleet.state import DEPLOY_DEVICE, FleetState
 from sdk.fleet.watch import FleetSubscriber
@@ -84,12 +86,13 @@ class FleetController:
     """An MQTT client that sends rollout commands and follows the fleet (``state``, ``watch``)."""
 
     def __init__(self, settings: TelemetrySettings, progress: Progress | None = None, poll_s: float = 0.1,
-                 discover_s: float = 1.0) -> None:
+                 discover_s: float = 1.0, bars: bool = False) -> None:
         self.s = settings
         self.discover_s = discover_s  # time to collect the devices' retained status messages
         self.state = FleetState(settings.fleet)
         self.watch = CanaryWatch()
         self.progress = progress or (lambda line: None)
+        self.bars = bars  # tqdm bars while waiting for devices and during the soak (the CLI)
         self.poll_s = poll_s
         self.listeners: list[Callable[[str, bytes], None]] = []  # also given every fleet message
         self._lock = threading.Lock()
@@ -160,11 +163,13 @@ class FleetController:
     def wait(self, deployment: str, devices: Sequence[str], timeout: float, final: set[str] = FINAL) -> dict[str, str]:
         """Wait until each device reports a final rollout step (or ``timeout``); returns device → step."""
         deadline = time.monotonic() + timeout
-        while True:
-            steps = self.steps(deployment)
-            if all(steps.get(d) in final for d in devices) or time.monotonic() >= deadline:
-                return {d: steps.get(d, "no answer") for d in devices}
-            time.sleep(self.poll_s)
+        with tqdm(total=len(devices), desc="devices answered", unit="dev", disable=not self.bars, leave=False) as bar:
+            while True:
+                steps = self.steps(deployment)
+                bar.update(sum(steps.get(d) in final for d in devices) - bar.n)
+                if all(steps.get(d) in final for d in devices) or time.monotonic() >= deadline:
+                    return {d: steps.get(d, "no answer") for d in devices}
+                time.sleep(self.poll_s)
 
     # -- deploy --------------------------------------------------------------------------------------
     def deploy(self, spec: DeploySpec) -> dict[str, Any]:
@@ -229,13 +234,15 @@ class FleetController:
     def _soak(self, canaries: Sequence[str], since: float, version: str, baseline: dict[str, Any],
               spec: DeploySpec) -> list[str]:
         end = time.monotonic() + spec.soak_s
-        while (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, max(self.poll_s, 0.25)))
-            last = time.monotonic() >= end  # at the end a canary without telemetry is a regression too
-            problems = check(self.watch.summary(canaries, since=since, version=version), baseline, spec.limits,
-                             final=last)
-            if problems:
-                return problems
+        with tqdm(total=round(spec.soak_s), desc="soak", unit="s", disable=not self.bars, leave=False) as bar:
+            while (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, max(self.poll_s, 0.25)))
+                bar.update(round(spec.soak_s - max(0.0, end - time.monotonic())) - bar.n)
+                last = time.monotonic() >= end  # at the end a canary without telemetry is a regression too
+                problems = check(self.watch.summary(canaries, since=since, version=version), baseline,
+                                 spec.limits, final=last)
+                if problems:
+                    return problems
         return []
 
     def _roll_back(self, dep: str, version: str, canaries: Sequence[str], report: dict[str, Any], why: str,
