@@ -24,7 +24,7 @@ from sdk.rollout.simfleet import SimFleet, serve_folder, sim_model
 from sdk.telemetry.settings import TelemetrySettings
 
 SHADOW = {"frames": 20, "fraction": 1.0, "min_agreement": 0.95}
-FAST = {"baseline_s": 0.8, "soak_s": 1.2, "step_timeout_s": 20.0}
+FAST = {"baseline_s": 0.5, "soak_s": 0.8, "step_timeout_s": 20.0}
 
 
 class Env:
@@ -136,7 +136,7 @@ def test_offline_device_gets_the_deployment_when_it_returns(env: Env, capsys: py
     assert _wait(lambda: env.fc.state.devices["sim003"].online is False)
     b = env.bundle("1.4.0")
     code = main(["fleet", "deploy", str(b), "--broker", env.broker_url, "--fleet", "sim", "--canary", "25%",
-                 "--baseline", "0.8", "--soak", "1.2", "--timeout", "20", "--shadow-frames", "20",
+                 "--baseline", "0.5", "--soak", "0.8", "--timeout", "20", "--shadow-frames", "20",
                  "--shadow-fraction", "1", "--max-p95-ratio", "5"])
     out = capsys.readouterr().out
     report = json.loads(out.strip().splitlines()[-1])
