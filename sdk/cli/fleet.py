@@ -148,6 +148,8 @@ def _register_rollout(fsub: Any, common: Any) -> None:
     g.add_argument("--min-agreement", type=float, default=0.95, metavar="F", help="top-1 agreement (default 0.95)")
     g.add_argument("--max-shadow-p95-ms", type=float, metavar="MS", help="candidate latency p95 ceiling")
     g.add_argument("--shadow-fraction", type=float, metavar="F", help="share of frames run on the candidate too")
+    g.add_argument("--max-output-drift", type=float, metavar="PSI",
+                   help="PSI between the two models' top-1 class histograms, at most")
     lim = d.add_argument_group("limits during the soak (regression → automatic rollback)")
     lim.add_argument("--max-errors", type=int, default=0, help="new inference errors per canary (default 0)")
     lim.add_argument("--max-p95-ratio", type=float, default=1.5, help="latency p95 / baseline p95 (default 1.5)")
@@ -156,6 +158,8 @@ def _register_rollout(fsub: Any, common: Any) -> None:
                      help="drift state that counts as a regression (default alert)")
     lim.add_argument("--min-metric", action="append", default=[], metavar="NAME=RATIO",
                      help="app metric floor vs baseline, e.g. detection_rate=0.8 (repeatable)")
+    lim.add_argument("--max-metric", action="append", default=[], metavar="NAME=RATIO",
+                     help="app metric ceiling vs baseline, e.g. false_alarm_rate=1.5 (repeatable)")
     d.set_defaults(func=_deploy)
     r = fsub.add_parser("rollback", help="roll devices back to their previous model version",
                         description="Send 'rollback' to the devices (default: the whole fleet): each switches to the "
@@ -168,28 +172,35 @@ def _register_rollout(fsub: Any, common: Any) -> None:
     r.set_defaults(func=_rollback)
 
 
-def _metric_limits(items: list[str]) -> dict[str, float]:
+def _metric_limits(items: list[str], flag: str) -> dict[str, float]:
     out = {}
     for item in items:
         name, _, value = item.partition("=")
         try:
             out[name] = float(value)
         except ValueError:
-            raise ConfigError(f"--min-metric {item!r}: use NAME=RATIO, e.g. detection_rate=0.8") from None
+            raise ConfigError(f"{flag} {item!r}: use NAME=RATIO, e.g. detection_rate=0.8") from None
+        if not name or out[name] <= 0:
+            raise ConfigError(f"{flag} {item!r}: NAME must be given and RATIO must be > 0")
     return out
 
 
 def _deploy(args: argparse.Namespace, config: Any) -> int:
-    from sdk.rollout.canary import Limits
+    from sdk.rollout.canary import Limits, parse_canary
     from sdk.rollout.deploy import DeploySpec, FleetController
+
+    parse_canary(args.canary)  # a bad flag fails before anything connects
 
     shadow = {"frames": args.shadow_frames, "min_agreement": args.min_agreement}
     if args.max_shadow_p95_ms is not None:
         shadow["max_p95_ms"] = args.max_shadow_p95_ms
     if args.shadow_fraction is not None:
         shadow["fraction"] = args.shadow_fraction
+    if args.max_output_drift is not None:
+        shadow["max_drift"] = args.max_output_drift
     limits = Limits(max_errors=args.max_errors, max_p95_ratio=args.max_p95_ratio, max_p95_ms=args.max_p95_ms,
-                    max_drift=args.max_drift, min_metric_ratio=_metric_limits(args.min_metric))
+                    max_drift=args.max_drift, min_metric_ratio=_metric_limits(args.min_metric, "--min-metric"),
+                    max_metric_ratio=_metric_limits(args.max_metric, "--max-metric"))
     spec = DeploySpec(args.bundle, devices=args.devices, canary=args.canary, url=args.url, soak_s=args.soak,
                       baseline_s=args.baseline, step_timeout_s=args.timeout, shadow=shadow, limits=limits,
                       deployment=args.deployment, version=args.version)

@@ -171,3 +171,13 @@ def test_controller_errors_are_typed(tmp_path: Path, need: Any) -> None:
                 fc.send("d1", {"cmd": "status"})
     finally:
         broker.stop()
+
+
+def test_deploy_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdk.cli import main
+
+    for flag, value, words in (("--min-metric", "detection_rate", "use NAME=RATIO"),
+                               ("--max-metric", "=2", "NAME must be given"), ("--canary", "0%", "give a share")):
+        args = ["fleet", "deploy", str(tmp_path / "x.bundle"), "--broker", "mqtt://127.0.0.1:1", flag, value]
+        assert main(args) == 2
+        assert words in capsys.readouterr().err
