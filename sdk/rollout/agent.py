@@ -120,6 +120,9 @@ class DeviceAgent:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> DeviceAgent:
         """Load the active version and take the rollout commands (call before ``telemetry.start()``)."""
+        if self.tel.link is not None:
+            raise EmberError("start the rollout agent before telemetry.start(): the link subscribes to the "
+                             "bundle chunk topic when it connects")
         if self.versions.candidate_version() is not None:  # left from a restart mid-test: test again on redeploy
             self.versions.discard_candidate(reason="agent restarted during the shadow test")
         self._model = self.load(self.versions.active())

@@ -202,3 +202,16 @@ def test_candidate_that_does_not_load_is_discarded(dev: Device, frames: int) -> 
     assert dev.wait("rollout.discarded", f"broken{frames}")["version"] == "1.1.0"
     assert dev.agent.version == "1.0.0" and dev.agent.versions.candidate_version() is None
     assert dev.agent(dev.x)[0].shape == (1, 4)
+
+
+def test_agent_starts_before_the_telemetry_link(tmp_path: Path) -> None:
+    from sdk.errors import EmberError
+
+    VersionStore(tmp_path / "models", emit=lambda *a, **k: None).install(sim_model(tmp_path / "v1", "1.0.0"))
+    s = TelemetrySettings(broker="mqtt://127.0.0.1:1", spool=str(tmp_path / "s.db"), device_id="d", fleet="f")
+    tel = Telemetry(s.finish(), kind="image", bus=EventBus(), device_state=dict).start()
+    try:
+        with pytest.raises(EmberError, match="before telemetry.start"):
+            DeviceAgent(tel, tmp_path / "models", []).start()
+    finally:
+        tel.close(flush_timeout=0)
