@@ -46,11 +46,7 @@ class Model(Protocol):
     def close(self) -> None: ...
 
 
-def load_manager(folder: Path) -> Model:
-    """The default loader: a ``ModelManager`` on the version's folder (timing trusted from its manifest)."""
-    from sdk.models.manager import ModelManager
-
-    return ModelManager(folder, measure="never")
+Loader = Callable[[Path], Model]
 
 
 class _Shadow:
@@ -83,7 +79,7 @@ class DeviceAgent:
     """Model rollout on one device; call it like the model (``agent(x) -> outputs``)."""
 
     def __init__(self, telemetry: Telemetry, root: str | Path, trusted_keys: Sequence[Any],
-                 load: Callable[[Path], Model] = load_manager, settings: RolloutSettings | None = None,
+                 load: Loader | None = None, settings: RolloutSettings | None = None,
                  workdir: str | Path | None = None) -> None:
         settings = settings or RolloutSettings()
         self.tel = telemetry
@@ -91,7 +87,7 @@ class DeviceAgent:
         self.keys = list(trusted_keys)
         self._current: str | None = None  # the deployment being worked on
         self.versions = VersionStore(root, emit=self._emit)
-        self.load = load
+        self.load = load or self._load_manager
         self.s = settings
         self.workdir = Path(workdir or settings.workdir or tempfile.mkdtemp(prefix="ember-agent-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +102,7 @@ class DeviceAgent:
 
     @classmethod
     def from_config(cls, telemetry: Telemetry, config: Mapping[str, Any] | None = None,
-                    load: Callable[[Path], Model] = load_manager, **overrides: Any) -> DeviceAgent:
+                    load: Loader | None = None, **overrides: Any) -> DeviceAgent:
         """An agent set from the ``[rollout]`` section (``store``, ``trusted_keys``, limits)."""
         s = RolloutSettings.from_config(config, **overrides)
         if not s.store:
@@ -116,6 +112,13 @@ class DeviceAgent:
             raise ConfigError("rollout.trusted_keys: list the public key files (.pub from 'ember models keygen') "
                               "this device accepts bundles from")
         return cls(telemetry, s.store, s.trusted_keys, load=load, settings=s)
+
+    def _load_manager(self, folder: Path) -> Model:
+        """The default loader: a ``ModelManager`` on the version's folder (timing trusted from its
+        manifest), publishing its tier events on the telemetry bus."""
+        from sdk.models.manager import ModelManager
+
+        return ModelManager(folder, measure="never", bus=self.bus)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> DeviceAgent:
