@@ -12,16 +12,18 @@ from sdk.telemetry.settings import TelemetrySettings
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("fleet", help="monitor devices that publish telemetry (watch, record, report, simulate)",
-                       description="Fleet monitoring over MQTT: devices publish to ember/<fleet>/<device>/...")
+    p = sub.add_parser("fleet", help="monitor devices and roll models out (watch, record, report, simulate, "
+                       "deploy, rollback)", description="Fleet monitoring and model rollout over MQTT: devices "
+                       "publish to ember/<fleet>/<device>/... and take commands on .../cmd")
     fsub = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND", title="subcommands")
 
-    def common(q: argparse.ArgumentParser) -> None:
+    def common(q: argparse.ArgumentParser, shared: bool = True) -> None:
         q.add_argument("--broker", metavar="URI", help="mqtt://host:1883 or mqtts://user:pass@host:8883 "
                        "(default: telemetry.broker)")
         q.add_argument("--fleet", help="fleet name (default: telemetry.fleet)")
-        q.add_argument("--shared", metavar="GROUP", default="",
-                       help="subscribe as $share/GROUP/... to split the load between several monitors")
+        if shared:
+            q.add_argument("--shared", metavar="GROUP", default="",
+                           help="subscribe as $share/GROUP/... to split the load between several monitors")
 
     w = fsub.add_parser("watch", help="live table of every device",
                         description="Live terminal view: online/offline, tier, fps, p95, battery, temperature, "
@@ -130,7 +132,7 @@ def _register_rollout(fsub: Any, common: Any) -> None:
         "     metrics against the limits; any regression rolls the canaries back automatically\n"
         "  4. widen to every other device; offline devices get it when they reconnect.\n"
         "Every step is an event with the deployment id (ember/<fleet>/_deploy/events).")
-    common(d)
+    common(d, shared=False)
     d.add_argument("bundle", metavar="BUNDLE", help="the signed bundle file")
     d.add_argument("--devices", nargs="+", default=[], metavar="ID", help="only these devices (default: all)")
     d.add_argument("--canary", default="10%", help="canary group: a share (10%%) or a count (2) (default %(default)s)")
@@ -165,7 +167,7 @@ def _register_rollout(fsub: Any, common: Any) -> None:
                         description="Send 'rollback' to the devices (default: the whole fleet): each switches to the "
                         "previous version it keeps, without restarting the app. --to names it (a check: devices "
                         "keep one previous version).")
-    common(r)
+    common(r, shared=False)
     r.add_argument("--devices", nargs="+", default=[], metavar="ID", help="only these devices")
     r.add_argument("--to", metavar="VERSION", help="the version to go back to (must be the previous one)")
     r.add_argument("--timeout", type=float, default=60.0, metavar="S", help="wait for answers (default 60)")
