@@ -9,7 +9,8 @@ rollback in a simulated fleet on a real local mosquitto.
    model) gets one good release (same outputs; promoted fleet-wide) and two bad ones, each through
    ``FleetController.deploy`` with a canary group: one that disagrees (stopped by the canary's shadow
    test) and one that is far slower with the same outputs (promoted on the canary, caught in the soak
-   by its latency p95, rolled back). Repeated ``--rounds`` times with fresh fleets.
+   by its latency p95, rolled back). One device is offline during the good release and must install it
+   when it reconnects (its MQTT session kept the command). Repeated ``--rounds`` times with fresh fleets.
 
     .venv/bin/python bench/rollout.py [--kills 100] [--devices 6] [--rounds 2]
 """
@@ -57,9 +58,18 @@ def fleet_round(tmp: Path, devices: int, seed: int, soak_s: float) -> list[dict[
             serve_folder(tmp / "www") as url, \
             FleetController(TelemetrySettings(broker=broker.url, fleet="sim", device_id="bench").finish(),
                             discover_s=0.5) as fc:
+        offline = fleet.devices[-1]
+        offline.stop()  # offline during the good release: it must get it when it comes back
         for kind, version, model in RELEASES:
             b = pack(sim_model(tmp / "src" / version, version, seed=seed, **model), tmp / "k.key",
                      tmp / "www" / f"sim-{version}.bundle")
+            if kind != "good" and offline.tel is None:
+                t_back = time.monotonic()
+                offline.start()
+                while offline.version != out[0]["version"] and time.monotonic() - t_back < 60:
+                    time.sleep(0.05)
+                out[0].update(offline_device=offline.name, offline_caught_up=offline.version == out[0]["version"],
+                              offline_catch_up_s=round(time.monotonic() - t_back, 2))
             before = fleet.versions()
             t0 = time.monotonic()
             report = fc.deploy(DeploySpec(b, canary="25%", url=f"{url}/{b.name}" if kind == "good" else None,
@@ -70,9 +80,10 @@ def fleet_round(tmp: Path, devices: int, seed: int, soak_s: float) -> list[dict[
             out.append({"kind": kind, "version": version, "phase": report["phase"],
                         "seconds": round(time.monotonic() - t0, 2), "canaries": report["canaries"],
                         "reason": report.get("reason"), "canary_details": report.get("canary_details"),
-                        "versions_before": sorted(set(before.values())),
-                        "versions_after": sorted(set(after.values())),
-                        "all_on_new": all(v == version for v in after.values()),
+                        "versions_before": sorted({str(v) for v in before.values()}),
+                        "versions_after": sorted({str(v) for v in after.values()}),
+                        "all_on_new": all(v == version for v in after.values() if v is not None),
+                        "pending": report.get("pending", []),
                         "unchanged": after == before})
     return out
 
@@ -104,6 +115,8 @@ def main() -> None:
         "good_bundle_accepted": bad["good_accepted"],
         "good_candidate_promoted": all(d["phase"] == "done" and d["all_on_new"] for d in good),
         "bad_candidate_rolled_back": all(d["phase"] == "rolled_back" and d["unchanged"] for d in badc),
+        "offline_device_caught_up": all(d.get("offline_caught_up") for d in good),
+        "offline_catch_up_s": [d.get("offline_catch_up_s") for d in good],
         "fleet": {"devices": a.devices, "rounds": a.rounds, "canary": "25%", "soak_s": a.soak,
                   "deployments": deployments},
     }
