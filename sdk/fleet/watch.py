@@ -23,15 +23,20 @@ def render(state: FleetState) -> Any:
     """A rich Table of ``state`` (imported lazily: rich is only needed for the terminal view)."""
     from rich.table import Table
 
-    table = Table(title=f"ember fleet {state.fleet or '(all)'} — {len(state.devices)} devices",
-                  caption=time.strftime("%H:%M:%S"))
-    for col in ("device", "status", "tier", "fps", "p95 ms", "battery", "temp °C", "drift", "gaps", "dups",
+    caption = time.strftime("%H:%M:%S")
+    if state.deployments:
+        dep = max(state.deployments.values(), key=lambda d: d.updated)
+        done = sum(step == "promoted" for step in dep.devices.values())
+        caption += f" — deployment {dep.id} ({dep.version}): {dep.phase}, {done} promoted"
+    table = Table(title=f"ember fleet {state.fleet or '(all)'} — {len(state.devices)} devices", caption=caption)
+    for col in ("device", "status", "model", "tier", "fps", "p95 ms", "battery", "temp °C", "drift", "gaps", "dups",
                 "last event"):
         table.add_column(col)
     for d in state.rows():
         status = "[green]online" if d.online else "[red]offline" if d.online is False else "?"
         drift = " ".join(f"[{STATE_STYLE.get(s, 'white')}]{n}:{s}[/]" for n, s in sorted(d.drift.items())) or "-"
-        table.add_row(d.device, status, d.tier or "-", _fmt(d.fps), _fmt(d.p95_ms), _fmt(d.battery),
+        model = (d.version or "-") + (f" (+{d.candidate})" if d.candidate else "")
+        table.add_row(d.device, status, model, d.tier or "-", _fmt(d.fps), _fmt(d.p95_ms), _fmt(d.battery),
                       _fmt(d.temperature), drift, f"[red]{d.gaps}" if d.gaps else "0", str(d.duplicates),
                       d.last_event or "-")
     return table
