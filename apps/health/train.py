@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", choices=("cnn", "rr"), default="rr", help="cnn: one CNN; rr: + a late RR-feature MLP")
     ap.add_argument("--dropout", type=float, default=0.5, help="--arch rr: dropout on the CNN features")
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--morph", type=float, default=0.0,
+    ap.add_argument("--morph", type=float, default=0.5,
                     help="share of beats whose window and template get the same random QRS widening")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
