@@ -1,7 +1,7 @@
 """Health app benchmark: QRS detection on every record, beat classes in patient-wise cross-validation
 per tier, real-time factor per tier, and the C pipeline on the host and on a Cortex-M4 under qemu.
 
-    PYTHONPATH=. python bench/health.py [--data ../shared/data/mitbih] [--work /work/train/health/cv_rrd]
+    PYTHONPATH=. python bench/health.py [--data ../shared/data/mitbih] [--work /work/train/health3]
 
 ``--work`` is a ``python -m apps.health.train --cv`` folder: its fold models (``cv<k>.onnx``, each
 trained without the patients of fold k), ``cv.json`` (the folds) and ``beats.npz`` (beat cache).
@@ -162,8 +162,8 @@ def mcu(records: list[Any], excerpt_s: int = 20) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mitbih")
-    ap.add_argument("--work", type=Path, default=Path("/work/train/health/cv_rrd"))
-    ap.add_argument("--spread", type=Path, nargs="*", default=[Path("/work/train/health/cv_rrd_s1")],
+    ap.add_argument("--work", type=Path, default=Path("/work/train/health3"))
+    ap.add_argument("--spread", type=Path, nargs="*", default=[Path("/work/train/health3_s1")],
                     help="more --cv runs of the same recipe with other seeds (other folds): fp32 spread")
     ap.add_argument("--skip-mcu", action="store_true")
     args = ap.parse_args()
@@ -181,8 +181,8 @@ def main() -> None:
     result["mcu"] = None if args.skip_mcu else mcu(records)
     result["notes"] = ("QRS: 150 ms window, VF episodes excluded, detector thresholds tuned on these DS1 records. "
                        "Classes: patient-wise 5-fold CV on DS1 (each fold model never saw its test patients); "
-                       "the recipe (--arch rr --dropout 0.5) was chosen per fold on inner-validation patients (the next "
-                       "fold, never the fold's test patients), DS2 is the independent test. "
+                       "the recipe (--arch rr --dropout 0.5, the usual-beat template, --morph 0.5) was chosen per fold on "
+                       "inner-validation patients (the next fold, never the fold's test patients), DS2 is the independent test. "
                        "realtime_factor: the slowest tier, seconds of ECG per CPU second, whole pipeline.")
     write_result("health", result)
 

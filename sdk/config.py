@@ -31,10 +31,10 @@ environment variables, defaults and checks follow from it::
     cfg = load_config()
     cfg.settings("speech").hop_ms             # a SpeechSettings instance
 
-Built-in sections live here (``log``, ``pipeline``, ``device``, ``models``, ``optimize``) and in
-``sdk/telemetry/settings.py`` (``telemetry``). An app declares its section in a module that its
-package ``apps/<name>/__init__.py`` imports; installed apps are imported when the schema is first
-needed, so their sections are known to every ``ember`` command.
+Built-in sections live here (``log``, ``pipeline``, ``device``, ``models``, ``optimize``), in
+``sdk/telemetry/settings.py`` (``telemetry``) and ``sdk/rollout/settings.py`` (``rollout``). An app
+declares its section in a module that its package ``apps/<name>/__init__.py`` imports; installed apps
+are imported when the schema is first needed, so their sections are known to every ``ember`` command.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ else:  # pragma: no cover
 ENV_PREFIX = "EMBER_"
 T = TypeVar("T")
 SECTIONS: dict[str, type] = {}
-_ELSEWHERE = ("sdk.telemetry.settings",)  # modules that declare built-in sections
+_ELSEWHERE = ("sdk.telemetry.settings", "sdk.rollout.settings")  # modules that declare built-in sections
 _loaded = False
 
 

@@ -3,7 +3,7 @@
 For each detected beat ``r`` the classifier sees ``[3, LEN]``: channel 0 is the baseline-free
 signal from ``r - PRE`` to ``r - PRE + 2*LEN`` averaged in pairs (180 Hz), in mV; channel 1 is the
 patient's running average beat before this one (``TEMPLATE_SHIFT``: an exponential average of
-the windows, Q4, 1/16 per beat), so that a wide but usual beat (bundle branch block) can be told
+the windows of beats that are not premature, Q4, 1/16 per beat: the patient's usual beat), so that a wide but usual beat (bundle branch block) can be told
 from an unusual one; channel 2 holds the ``len(RR_NAMES)`` RR features, each repeated
 ``LEN / len(RR_NAMES)`` times. RR values are in
 samples at 360 Hz; the local mean covers the last ``LOCAL`` intervals; the long-term mean is an
@@ -28,6 +28,7 @@ STEP = 512
 LATE = 1024                     # a beat confirmed more than this after its window start is dropped
 CHANNELS = 3
 TEMPLATE_SHIFT = 4
+TEMPLATE_MIN_RATIO = 230        # Q8: only beats with prev RR >= 0.9 x local mean update the template
 
 
 @dataclass
@@ -128,11 +129,13 @@ class BeatStream:
         prev = d.r - self._prev_r if self._prev_r is not None else nxt
         self._prev_r = d.r
         w = window.astype(np.int64)
+        rr = self.rr.features(prev, nxt)
         if self._template_q4 is None:
             self._template_q4 = w << 4
         template = self._template_q4 >> 4
-        self._template_q4 = self._template_q4 + (((w << 4) - self._template_q4) >> TEMPLATE_SHIFT)
-        return BeatInput(d.r, window, template, self.rr.features(prev, nxt))
+        if rr[4] >= TEMPLATE_MIN_RATIO:   # premature beats (most PVCs, APBs) stay out of the usual beat
+            self._template_q4 = self._template_q4 + (((w << 4) - self._template_q4) >> TEMPLATE_SHIFT)
+        return BeatInput(d.r, window, template, rr)
 
 
 def beat_inputs(x_units: np.ndarray, chunk: int = 36000) -> list[BeatInput]:

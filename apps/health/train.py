@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from apps.health.dataset import MODEL_CLASSES, build
-from apps.health.features import CHANNELS, LEN, model_input
+from apps.health.features import CHANNELS, LEN, PRE, model_input
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
@@ -60,6 +60,36 @@ def sampling_weights(y: np.ndarray, power: float) -> np.ndarray:
     return w[y] / w[y].sum()
 
 
+def morph_augment(xb: Any, rng: np.random.Generator, p: float) -> Any:
+    """The same random QRS widening (time stretch around the R peak + Gaussian blur) on a beat AND its
+    patient template, for a share ``p`` of the batch: a wide beat is then only unusual (V) when the
+    patient's usual beat is narrow, as with bundle branch block patients never seen in training."""
+    import torch
+
+    n, _, length = xb.shape
+    pick = rng.random(n) < p
+    if not pick.any():
+        return xb
+    k = int(pick.sum())
+    centre = PRE // 2
+    t = torch.arange(length, dtype=torch.float32)
+    stretch = torch.from_numpy(rng.uniform(1.0, 1.6, k).astype(np.float32))[:, None]
+    pos = (centre + (t[None] - centre) / stretch).clamp(0, length - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=length - 1)
+    frac = pos - lo
+    sub = xb[torch.from_numpy(pick)][:, :2]
+    g = lambda idx: torch.gather(sub, 2, idx[:, None, :].expand(-1, 2, -1))
+    sub = g(lo) * (1 - frac[:, None]) + g(hi) * frac[:, None]
+    sigma = float(rng.uniform(0.5, 3.0))
+    r = torch.arange(-8, 9, dtype=torch.float32)
+    kern = torch.exp(-0.5 * (r / sigma) ** 2)
+    kern = (kern / kern.sum()).repeat(2, 1, 1)
+    sub = torch.nn.functional.conv1d(torch.nn.functional.pad(sub, (8, 8), mode="replicate"), kern, groups=2)
+    xb[torch.from_numpy(pick), :2] = sub
+    return xb
+
+
 def train_one(x: np.ndarray, y: np.ndarray, ckpt: Path, args: argparse.Namespace, desc: str) -> Any:
     """Train a net on float inputs ``x`` [n, 2, LEN]; resumes from ``ckpt`` when it exists."""
     import torch
@@ -82,6 +112,7 @@ def train_one(x: np.ndarray, y: np.ndarray, ckpt: Path, args: argparse.Namespace
         rng.choice(len(y), args.per_epoch, p=p)
         rng.uniform(0.6, 1.4, args.per_epoch)
     loss_fn = torch.nn.CrossEntropyLoss()
+    aug_rng = np.random.default_rng(args.seed + 1000 + start)
     for epoch in tqdm(range(start, args.epochs), desc=desc, initial=start, total=args.epochs):
         idx = rng.choice(len(y), args.per_epoch, p=p)
         gain = rng.uniform(0.6, 1.4, args.per_epoch).astype(np.float32)
@@ -89,6 +120,8 @@ def train_one(x: np.ndarray, y: np.ndarray, ckpt: Path, args: argparse.Namespace
         for s in range(0, len(idx), 256):
             xb = torch.from_numpy(x[idx[s:s + 256]].copy())
             xb[:, :2] *= torch.from_numpy(gain[s:s + 256])[:, None, None]
+            if getattr(args, "morph", 0.0) > 0:
+                xb = morph_augment(xb, aug_rng, args.morph)
             loss = loss_fn(net(xb), torch.from_numpy(y[idx[s:s + 256]]))
             opt.zero_grad()
             loss.backward()
@@ -176,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", choices=("cnn", "rr"), default="rr", help="cnn: one CNN; rr: + a late RR-feature MLP")
     ap.add_argument("--dropout", type=float, default=0.5, help="--arch rr: dropout on the CNN features")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--morph", type=float, default=0.5,
+                    help="share of beats whose window and template get the same random QRS widening")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cv", action="store_true", help="patient-wise cross-validation")

@@ -14,6 +14,7 @@
 #define PRE 90
 #define SPAN (2 * EMBER_ECG_LEN)
 #define LATE 1024
+#define TEMPLATE_MIN_RATIO 230   /* Q8: prev RR >= 0.9 x local mean updates the template */
 #define LOCAL 10
 #define RMASK (EMBER_ECG_RING - 1)
 #define BMASK (EMBER_ECG_BL_RING - 1)
@@ -156,15 +157,16 @@ static void emit(ember_ecg_state *s, const ember_ecg_wait *w, int32_t nxt, ember
     s->have_prev = 1;
     out->r = r;
     memcpy(out->window, w->window, sizeof(out->window));
+    features(s, prev, nxt, out->rr);
     if (!s->have_templ) {
         for (int k = 0; k < EMBER_ECG_LEN; k++) s->templ_q4[k] = (int32_t)w->window[k] << 4;
         s->have_templ = 1;
     }
+    int update = out->rr[4] >= TEMPLATE_MIN_RATIO;   /* premature beats stay out of the usual beat */
     for (int k = 0; k < EMBER_ECG_LEN; k++) {
         out->templ[k] = (int16_t)(s->templ_q4[k] >> 4);
-        s->templ_q4[k] += (((int32_t)w->window[k] << 4) - s->templ_q4[k]) >> 4;
+        if (update) s->templ_q4[k] += (((int32_t)w->window[k] << 4) - s->templ_q4[k]) >> 4;
     }
-    features(s, prev, nxt, out->rr);
 }
 
 static void take_windows(ember_ecg_state *s) {

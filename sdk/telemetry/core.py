@@ -66,6 +66,7 @@ class Telemetry:
         self.frames = 0
         self.handlers: dict[str, Handler] = {}
         self.link: MqttLink | None = None
+        self.on_bundle: Callable[[str, bytes], None] | None = None  # set before start() (sdk.rollout.agent)
         self._unsubscribe: Callable[[], None] | None = None
         self._local = threading.local()
         self._reported_counters = dict(self.spool.counters)
@@ -88,7 +89,8 @@ class Telemetry:
         if self._unsubscribe is None:
             self._unsubscribe = self.bus.subscribe(self._on_event)
         if self.settings.broker and self.link is None:
-            self.link = MqttLink(self.settings, self.spool, self._link_error, self.handle_command)
+            self.link = MqttLink(self.settings, self.spool, self._link_error, self.handle_command,
+                                 on_bundle=self.on_bundle)
             self.link.start()
         return self
 

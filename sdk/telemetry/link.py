@@ -44,8 +44,10 @@ class MqttLink:
 
     def __init__(self, settings: TelemetrySettings, spool: Spool, on_error: ErrorHook,
                  on_command: Callable[[bytes], None] | None = None,
-                 on_ack: Callable[[list[int]], None] | None = None) -> None:
+                 on_ack: Callable[[list[int]], None] | None = None,
+                 on_bundle: Callable[[str, bytes], None] | None = None) -> None:
         self.s = settings
+        self.on_bundle = on_bundle
         self.spool = spool
         self.on_error = on_error
         self.on_command = on_command
@@ -147,7 +149,10 @@ class MqttLink:
         self.counts["connects"] += 1
         self._backoff = self.s.reconnect_min_s
         client.publish(f"{self.s.base_topic}/status", status_payload(self.s, "online"), qos=1, retain=True)
-        client.subscribe(f"{self.s.base_topic}/cmd", qos=1)
+        topics = [(f"{self.s.base_topic}/cmd", 1)]
+        if self.on_bundle is not None:
+            topics.append((f"{self.s.base_topic}/bundle/+", 1))  # model bundles sent as MQTT chunks
+        client.subscribe(topics)
         self.connected.set()
         self.last_error = None
         self._wake.set()
@@ -164,13 +169,18 @@ class MqttLink:
         self._acked.append(entry[0])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, rcs: list[ReasonCode], _p: Any) -> None:
-        if any(rc.is_failure for rc in rcs):
+        if rcs and rcs[0].is_failure:
             self._error("subscribe_denied", f"broker refused the subscription to {self.s.base_topic}/cmd: "
                         f"{rcs[0]} (check the broker's ACL); remote commands are off")
+        elif len(rcs) > 1 and rcs[1].is_failure:
+            self._error("subscribe_denied", f"broker refused the subscription to {self.s.base_topic}/bundle/+: "
+                        f"{rcs[1]} (check the broker's ACL); bundles can only come by URL")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if self.on_command is not None and msg.topic == f"{self.s.base_topic}/cmd":
             self.on_command(msg.payload)
+        elif self.on_bundle is not None and msg.topic.startswith(f"{self.s.base_topic}/bundle/"):
+            self.on_bundle(msg.topic.rsplit("/", 1)[1], msg.payload)
 
     def _drain(self, client: mqtt.Client) -> None:
         room = self.s.max_inflight - len(self._inflight)
@@ -246,10 +256,10 @@ def session_args(s: TelemetrySettings) -> dict[str, Any]:
     return {"clean_start": False, "properties": props}
 
 
-def new_client(s: TelemetrySettings, client_id: str) -> mqtt.Client:
-    """A paho MQTT v5 client with the credentials and TLS files of ``s``; a TLS file problem is a
-    ``TelemetryError`` naming the settings to check."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+def new_client(s: TelemetrySettings, client_id: str, cls: type[mqtt.Client] = mqtt.Client) -> mqtt.Client:
+    """A paho MQTT v5 client (of class ``cls``) with the credentials and TLS files of ``s``; a TLS file
+    problem is a ``TelemetryError`` naming the settings to check."""
+    c = cls(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if s.username:
         c.username_pw_set(s.username, s.password or None)
     if s.use_tls:

@@ -1,9 +1,11 @@
-"""Fixtures for the dashboard tests: a real mosquitto, simulated devices that publish real telemetry,
-a recorder, the dashboard on a free loopback port, and a real headless Chromium driven by selenium."""
+"""Fixtures for the fleet tests: a real mosquitto per test, a fresh PostgreSQL database per test on the
+session's server (recorder), simulated devices that publish real telemetry, and a real headless
+Chromium driven by selenium (dashboard)."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -17,12 +19,24 @@ from sdk.telemetry.settings import TelemetrySettings
 from sdk.telemetry.simulate_profile import tiny_profile
 
 REPO = Path(__file__).resolve().parents[2]
-TOKEN = "test-token-0123456789abcdef"
 
 
-@pytest.fixture(scope="module")
-def broker(need) -> Iterator[LocalBroker]:  # type: ignore[no-untyped-def]
-    need("mosquitto")
+@pytest.fixture
+def pg_db(postgres_url: str, request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database of its own for this test."""
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name).lower()[:50]
+    with psycopg.connect(postgres_url, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {name}")
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def broker() -> Iterator[LocalBroker]:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto is not installed (run .ci/system-deps.sh test)")
     with LocalBroker() as b:
         yield b
 

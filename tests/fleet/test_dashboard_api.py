@@ -66,6 +66,27 @@ def test_actions_need_admin_and_the_token(broker, devices, wait_until) -> None: 
         assert r.status_code == 404 and "--db" in r.json()["error"]
 
 
+def test_history_from_a_postgresql_recording(broker, devices, pg_db, wait_until) -> None:  # type: ignore[no-untyped-def]
+    """The history plots read the recorder's PostgreSQL store through the same history API."""
+    from sdk.fleet.record import Recorder
+    from sdk.telemetry.settings import TelemetrySettings
+
+    rec = Recorder(TelemetrySettings(broker=broker.url, fleet="pg").finish(), pg_db, flush_ms=50).start()
+    try:
+        dev = devices("pg").add("cam1")
+        for _ in range(3):  # telemetry (and the first tier.switch) through the device's own path
+            dev.report(fps=10.0)
+        assert dev.tel.flush(5.0)
+        wait_until(lambda: rec.history.stored >= 4, 10, "the recorder to store the messages")
+        with DashboardServer(LiveFleet.connect(broker.url, "pg"), db=pg_db, port=0) as s:
+            h = httpx.get(s.url + "api/history/cam1").json()
+            assert h["messages"] >= 4 and len(h["latency"]) == 3 and h["tier"][0][1] in ("fp32", "fp16", "int8")
+            assert httpx.get(s.url + "api/history/other").json()["messages"] == 0
+            assert httpx.get(s.url + "api/history/cam1?since=" + str(h["t0"] + 3600)).json()["messages"] == 0
+    finally:
+        rec.stop()
+
+
 def test_page_is_self_contained_and_locked_down(broker) -> None:  # type: ignore[no-untyped-def]
     """No CDN (the page works offline) and a Content-Security-Policy that allows only its own files."""
     for f in STATIC.iterdir():

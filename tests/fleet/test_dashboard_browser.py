@@ -9,8 +9,8 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 
 from sdk.fleet.dashboard import DashboardServer, LiveFleet
-from sdk.fleet.record import HistoryDB
-from sdk.fleet.watch import FleetSubscriber
+from sdk.fleet.record import Recorder
+from sdk.rollout.deploy import FleetController
 from sdk.telemetry.settings import TelemetrySettings
 
 TOKEN = "test-token-0123456789abcdef"
@@ -22,15 +22,17 @@ def _text(driver, css: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    db = HistoryDB(tmp_path / "fleet.db")
-    recorder = FleetSubscriber(TelemetrySettings(broker=broker.url, fleet="web").finish(), db.add).start()
-    server = DashboardServer(LiveFleet.connect(broker.url, "web"), db=str(db.path), port=0, admin=True,
-                             token=TOKEN, interval_s=0.2).start()
+    recorder = Recorder(TelemetrySettings(broker=broker.url, fleet="web").finish(), tmp_path / "fleet.db",
+                        flush_ms=50).start()
+    server = DashboardServer(LiveFleet.connect(broker.url, "web"), db=str(tmp_path / "fleet.db"), port=0,
+                             admin=True, token=TOKEN, interval_s=0.2).start()
     try:
         fleet = devices("web")
         calm, drifting = fleet.add("cam-calm", seed=1), fleet.add("cam-drift", drifting=True, seed=2)
         pinned: list[str] = []
         drifting.tel.register_handler("pin_tier", lambda tier, backend=None: pinned.append(tier) or "pinned")
+        rolled: list[dict[str, object]] = []
+        drifting.tel.register_handler("rollback", lambda **kw: rolled.append(kw) or "rolled back")
         chrome.get(server.url)
         for d in (calm, drifting):  # a first report: the devices appear
             fleet.run(d, 1, 0.0)
@@ -46,19 +48,30 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
         assert "drift-alert" in chrome.find_element(By.CSS_SELECTOR, 'tr[data-device="cam-drift"] .col-drift') \
             .get_attribute("class")
         assert "alert" not in _text(chrome, 'tr[data-device="cam-calm"] .col-drift')
-        # a rollback and the tier change it causes, through the device's own event path
-        drifting.bus.publish("deploy.rollback", deployment="dep-7", to_version="1.2.0", reason="p95 over budget",
-                             level="warning")
-        drifting.bus.publish("tier.switch", reason="rollback", tier="fp32", **{"from": drifting.tier, "to": "fp32"})
+        # a deployment rolled back: the fleet controller's steps on ember/web/_deploy/events, the device's
+        # rollout events and the tier change through the device's own event path
+        with FleetController(TelemetrySettings(broker=broker.url, fleet="web").finish()) as fc:
+            fc.step("d-7", "canary", "canary group: cam-drift", version="1.3.0", canaries=["cam-drift"],
+                    targets=["cam-calm", "cam-drift"])
+            drifting.bus.publish("rollout.promoted", deployment="d-7", version="1.3.0", active="1.3.0")
+            wait_until(lambda: _text(chrome, 'tr[data-device="cam-drift"] .col-version') == "1.3.0", 10, "v1.3.0")
+            assert "1/2 promoted" in _text(chrome, '#deployments tr[data-deployment="d-7"]')
+            fc.step("d-7", "rolled_back", "canary latency p95 over budget", version="1.3.0")
+            drifting.bus.publish("rollout.rolled_back", deployment="d-7", version="1.2.0", active="1.2.0")
+            drifting.bus.publish("tier.switch", reason="rollback", tier="fp32", **{"from": drifting.tier, "to": "fp32"})
+        wait_until(lambda: chrome.find_elements(By.CSS_SELECTOR, '#deployments tr[data-phase="rolled_back"]'), 10,
+                   "the deployment rolled back")
+        wait_until(lambda: _text(chrome, 'tr[data-device="cam-drift"] .col-version') == "1.2.0", 10, "v1.2.0")
+        assert "cam-drift:rolled_back" in _text(chrome, '#deployments tr[data-deployment="d-7"]')
         wait_until(lambda: chrome.find_elements(By.CSS_SELECTOR, '#events li.rollback[data-device="cam-drift"]'),
-                   10, "the rollback in the event log")
-        assert "dep-7" in _text(chrome, '#events li[data-kind="deploy.rollback"]')
+                   10, "the device's rollback in the event log")
+        assert "over budget" in _text(chrome, '#events li[data-kind="deploy.rolled_back"]')
         wait_until(lambda: _text(chrome, 'tr[data-device="cam-drift"] .col-tier') == "fp32", 10, "tier fp32")
         assert chrome.find_elements(By.CSS_SELECTOR, '#events li[data-kind="tier.switch"][data-device="cam-drift"]')
         # history plots from the recording
         for d in (calm, drifting):
             assert d.tel.flush(5.0)
-        wait_until(lambda: db.stored >= 8, 10, "the recorder to store the messages")
+        wait_until(lambda: recorder.history.stored >= 8, 10, "the recorder to store the messages")
         chrome.find_element(By.CSS_SELECTOR, 'tr[data-device="cam-drift"] .col-device').click()
         points = {k: wait_until(lambda k=k: int(chrome.find_element(By.ID, f"plot-{k}").get_attribute("data-points")
                                               or 0), 10, f"the {k} plot") for k in ("drift", "latency", "tier")}
@@ -74,6 +87,9 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
         wait_until(lambda: pinned == ["fp32"], 10, "the device to run pin_tier")
         wait_until(lambda: chrome.find_elements(By.CSS_SELECTOR, '#events li[data-kind="cmd.result"]'), 10,
                    "cmd.result in the event log")
+        chrome.find_element(By.CSS_SELECTOR, 'tr[data-device="cam-drift"] button.rollback').click()
+        chrome.switch_to.alert.accept()  # "Roll cam-drift back to its previous model version?"
+        wait_until(lambda: rolled == [{}], 10, "the device to run rollback")
         calm.tel.close()  # a clean disconnect publishes the retained "offline" status
         wait_until(lambda: _text(chrome, 'tr[data-device="cam-calm"] .col-status').startswith("offline"), 10,
                    "cam-calm offline")
@@ -82,4 +98,3 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
     finally:
         server.stop()
         recorder.stop()
-        db.close()

@@ -3,7 +3,7 @@
     GET  /                     the page (static/index.html; no CDN, works offline)
     GET  /api/state            the fleet snapshot (devices, drift alerts, events, deployments)
     GET  /api/stream           the same snapshot as server-sent events, sent on every change
-    GET  /api/history/{device} plot data from the recording (--db): PSI per feature, latency, tier
+    GET  /api/history/{device} plot data from the recording (--db; ?since=EPOCH_S): PSI, latency, tier
     POST /api/command          {"device": "cam1", "cmd": "pin_tier", "tier": "int8"}: admin + token only
 """
 
@@ -113,10 +113,14 @@ class Dashboard:
         if not self.db:
             return _error("no recording: start 'ember fleet serve' with --db FILE (made by 'ember fleet record')", 404)
         try:
-            rows = await run_in_threadpool(load_history, self.db)
+            since = float(request.query_params.get("since", 0)) or None
+        except ValueError:
+            return _error("since must be a time in epoch seconds", 400)
+        try:
+            mine = await run_in_threadpool(lambda: load_history(self.db, device=device, since=since,
+                                                                fleet=self.live.settings.fleet))
         except EmberError as e:
             return _error(str(e), 503)
-        mine = [r for r in rows if r["device"] == device]
         t0 = min((r["ts"] for r in mine if r["ts"]), default=0.0)
         return _json({"device": device, "messages": len(mine), "t0": t0, **history_series(mine, t0)})
 
