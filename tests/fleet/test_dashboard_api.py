@@ -4,8 +4,6 @@ HTTPS with --cert/--key, and clear errors for bad options."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -105,28 +103,8 @@ def test_page_is_self_contained_and_locked_down(broker) -> None:  # type: ignore
         assert json.loads(first[6:])["fleet"] == "page"
 
 
-def _self_signed(d: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .sign(key, hashes.SHA256()))
-    (d / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()))
-    return d / "c.pem", d / "k.pem"
-
-
-def test_https_with_cert_and_key(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cert, key = _self_signed(tmp_path)
+def test_https_with_cert_and_key(broker, self_signed_cert) -> None:  # type: ignore[no-untyped-def]
+    cert, key = self_signed_cert
     with DashboardServer(LiveFleet.connect(broker.url, "tls"), port=0, cert=str(cert), key=str(key)) as s:
         assert s.url.startswith("https://")
         r = httpx.get(s.url + "api/state", verify=ssl.create_default_context(cafile=str(cert)))
