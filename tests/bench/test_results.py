@@ -152,6 +152,23 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("chaos_mqtt", "sent", "{:,}"), ("chaos_mqtt", "broker_restarts", "{}"),
         ("chaos_mqtt", "received_unique", "{:,}"), ("chaos_mqtt", "duplicates", "{:,}"), ("chaos_mqtt", "lost", "{}"),
     ],
+    "model rollout": [
+        ("rollout", "install_kills", "{}"), ("rollout", "bricked", "{}"), ("rollout", "bad_bundles", "{}"),
+        ("rollout", "bad_bundles_refused", "{}"), ("rollout", "fleet.devices", "{}"),
+        ("rollout", "fleet.canary", lambda v: v.rstrip("%")), ("rollout", "fleet.rounds", "{}"),
+        ("rollout", "offline_catch_up_s.0", "{:.2f}"), ("rollout", "load.before.0", "{:.1f}"),
+    ],
+    "fleet recorder": [
+        ("fleet_scale", "msgs_per_s", "{:,}"), ("fleet_scale", "one_recorder.sustained.offered_per_s", "{:,.0f}"),
+        ("fleet_scale", "lag_p95_s", "{:.3f}"), ("fleet_scale", "lost", "{}"), ("fleet_scale", "duplicated_rows", "{}"),
+        ("fleet_scale", "one_recorder.runs.4.msgs_per_s", "{:,}"),
+        ("fleet_scale", "one_recorder.runs.4.offered_per_s", "{:,.0f}"),
+        ("fleet_scale", "one_recorder.runs.4.lag_p95_s", "{:.2f}"),
+        ("fleet_scale", "two_recorders.runs.4.msgs_per_s", "{:,}"),
+        ("fleet_scale", "two_recorders.runs.4.lag_p95_s", "{:.3f}"),
+        ("fleet_scale", "load.before.0", "{:.1f}"), ("fleet_scale", "setup.db", lambda v: v.split()[1]),
+        ("fleet_scale", "setup.seconds", "{:.0f}"), ("fleet_scale", "two_recorders.runs.4.offered_per_s", "{:,.0f}"),
+    ],
     "KWS front end": [
         ("kws_frontend", "bit_exact.host.0.clips", "{}"),
         ("kws_frontend", "bit_exact.qemu_cortex_m4.output", lambda s: s.rsplit("/", 1)[1]),
