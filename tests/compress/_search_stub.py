@@ -25,3 +25,21 @@ def tiny_net(width: int = 8, depth: int = 1, kernel: int = 3) -> Any:
 def tiny_data(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.random((n, *INPUT_SHAPE[1:]), dtype=np.float32), rng.integers(0, N_CLASSES, n)
+
+
+class ParamsProxy:
+    """A stand-in for short training (tests never train): accuracy grows with the parameter count and
+    the effort; counts its calls. ``sleep_s`` makes a trial take time like real training would."""
+
+    def __init__(self, sleep_s: float = 0.0) -> None:
+        self.calls: list[float] = []
+        self.sleep_s = sleep_s
+
+    def __call__(self, model: Any, effort: float) -> dict[str, float]:
+        import time
+
+        self.calls.append(effort)
+        time.sleep(self.sleep_s)
+        params = sum(p.numel() for p in model.parameters())
+        return {"accuracy": float(min(99.0, 40 + 8 * np.log2(params) * (0.8 + 0.2 * effort))),
+                "test_accuracy": float(30 + 0.01 * params)}
