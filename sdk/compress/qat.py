@@ -235,3 +235,18 @@ def export_qdq(model: Any, path: Any, sample: np.ndarray) -> Any:
         _set_export(model, False)
     finalize_qdq(Path(path))
     return Path(path)
+
+
+def float_model(model: Any) -> Any:
+    """The QAT model's float twin (BN folded, the trained weights, no quantizers): the fp32 tier."""
+    from torch import nn
+
+    out = copy.deepcopy(model)
+    for name, m in list(out.named_modules()):
+        if isinstance(m, ActQuant):
+            out.add_submodule(name, nn.Identity())
+        elif isinstance(m, QLayer):
+            out.add_submodule(name, m.layer)
+        elif isinstance(m, QPool):
+            out.add_submodule(name, m.pool)
+    return out.eval()

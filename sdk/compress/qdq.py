@@ -21,6 +21,8 @@ def _const(graph: Any, name: str) -> np.ndarray | None:
     for n in graph.node:
         if n.op_type == "Constant" and n.output[0] == name:
             return numpy_helper.to_array(n.attribute[0].t)
+        if n.op_type == "Identity" and n.output[0] == name:  # torch shares equal initializers this way
+            return _const(graph, n.input[0])
     return None
 
 
@@ -45,7 +47,7 @@ def finalize_qdq(path: Path) -> None:
         if w is None:
             raise ModelError(f"QAT export: {node.name} has no constant weight")
         wq, s = weight_qdq(w)
-        name = node.input[1]
+        name = f"{node.name}_weight"
         g.initializer.extend([numpy_helper.from_array(wq, name + "_int8"), numpy_helper.from_array(s, name + "_scale"),
                               numpy_helper.from_array(np.zeros_like(s, np.int8), name + "_zp")])
         g.node.append(helper.make_node("DequantizeLinear", [name + "_int8", name + "_scale", name + "_zp"],
@@ -69,7 +71,7 @@ def finalize_qdq(path: Path) -> None:
             raise ModelError(f"QAT export: {node.name} is not between DequantizeLinear nodes; cannot quantize its bias")
         scale = (np.float32(_const(g, dx.input[1])) * _const(g, dw.input[1]).astype(np.float32)).astype(np.float32)
         bq = np.round(b.astype(np.float32) / scale).astype(np.int32)
-        name = node.input[2]
+        name = f"{node.name}_bias"
         g.initializer.extend([numpy_helper.from_array(bq, name + "_int32"), numpy_helper.from_array(scale, name + "_scale"),
                               numpy_helper.from_array(np.zeros_like(bq), name + "_zp")])
         g.node.append(helper.make_node("DequantizeLinear", [name + "_int32", name + "_scale", name + "_zp"],
