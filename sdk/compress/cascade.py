@@ -159,7 +159,7 @@ def _save_exits(folder: Path, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def select_cascade(small_probs: np.ndarray, big_probs: np.ndarray, labels: np.ndarray, small_macs: float,
-                   big_macs: float, budget_points: float = 0.5, z: float = 1.0) -> PolicyResult:
+                   big_macs: float, budget_points: float = 0.5, z: float = 2.0) -> PolicyResult:
     """The threshold of the small model's confidence (see ``exits.choose_threshold``) on validation data."""
     return choose_threshold([small_probs, big_probs], labels, cascade_costs(small_macs, big_macs), budget_points, z)
 
