@@ -120,7 +120,7 @@ def test_a_broken_cascade_is_refused_clearly_and_the_big_model_still_serves(casc
 
 
 def test_low_battery_lowers_the_threshold_so_more_inputs_exit_early(cascade_folder) -> None:  # type: ignore[no-untyped-def]
-    folder, x, ps, _ = cascade_folder
+    folder, x, _, _ = cascade_folder
     clock = FakeClock()
     device = ScriptedDevice(clock, battery_percent=drain(30, 1.0), charging=False)
     with ModelManager(folder, bus=EventBus(), measure="never", device=device, clock=clock) as mgr:
