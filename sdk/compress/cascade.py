@@ -158,6 +158,18 @@ def _save_exits(folder: Path, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def onnx_probs(path: str | Path, x: np.ndarray, threads: int = 1, progress: bool = False) -> np.ndarray:
+    """Softmax of an ONNX classifier's first output for every sample of ``x`` (batch 1, ONNX Runtime)."""
+    from tqdm import tqdm
+
+    from sdk.runtime.backends import load_backend
+
+    with load_backend(path, "onnxruntime", threads=threads) as m:
+        rows = [m.run(np.ascontiguousarray(x[i:i + 1], np.float32))[0].reshape(-1)
+                for i in tqdm(range(len(x)), desc=Path(path).name, unit="sample", disable=not progress, leave=False)]
+    return softmax(np.stack(rows))
+
+
 def select_cascade(small_probs: np.ndarray, big_probs: np.ndarray, labels: np.ndarray, small_macs: float,
                    big_macs: float, budget_points: float = 0.5, z: float = 2.0) -> PolicyResult:
     """The threshold of the small model's confidence (see ``exits.choose_threshold``) on validation data."""

@@ -106,6 +106,28 @@ class SearchResult:
                 "front": [c.as_dict() for c in self.front], "trials": [c.as_dict() for c in self.trials]}
 
 
+class FitProxy:
+    """The default accuracy proxy: train with ``sdk.compress.fit`` for ``round(epochs * effort)`` epochs
+    (at least one) and score top-1 on ``val`` (percent). ``report``: another split scored too, for the
+    record only (``report_accuracy``), never used to choose."""
+
+    def __init__(self, train: Any, val: Any, *, epochs: int = 9, lr: float = 3e-3, batch_size: int = 64,
+                 seed: int = 0, report: Any = None, progress: bool = False) -> None:
+        self.train, self.val, self.report = train, val, report
+        self.epochs, self.lr, self.batch_size, self.seed, self.progress = epochs, lr, batch_size, seed, progress
+
+    def __call__(self, model: Any, effort: float) -> dict[str, float]:
+        from sdk.compress.train import evaluate, fit
+
+        epochs = max(1, round(self.epochs * effort))
+        fit(model, self.train, epochs, self.lr, seed=self.seed, batch_size=self.batch_size,
+            progress=self.progress, desc=f"proxy {epochs} ep")
+        out = {"accuracy": evaluate(model, self.val) * 100, "epochs": float(epochs)}
+        if self.report is not None:
+            out["report_accuracy"] = evaluate(model, self.report) * 100
+        return out
+
+
 # ---- storage -----------------------------------------------------------------------------------------
 def storage_url(url: str) -> str:
     """SQLAlchemy's plain ``postgresql://`` means psycopg2; use psycopg 3 when that is what is installed."""

@@ -43,3 +43,8 @@ class ParamsProxy:
         params = sum(p.numel() for p in model.parameters())
         return {"accuracy": float(min(99.0, 40 + 8 * np.log2(params) * (0.8 + 0.2 * effort))),
                 "test_accuracy": float(30 + 0.01 * params)}
+
+
+def cascade_data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``--data`` for ``ember compress cascade`` in the tests: validation and test splits."""
+    return {"val": tiny_data(30, seed=5), "test": tiny_data(30, seed=6)}

@@ -22,7 +22,7 @@ from sdk.models.manager import ModelManager
 from sdk.models.manifest import Manifest
 from sdk.models.variants import make_model_folder
 from sdk.testing import FakeClock, ScriptedDevice, drain
-from tests.compress._search_stub import tiny_data, tiny_net
+from tests.compress._search_stub import N_CLASSES, tiny_data, tiny_net
 
 
 def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,3 +141,26 @@ def test_low_battery_lowers_the_threshold_so_more_inputs_exit_early(cascade_fold
         assert np.mean(late) > np.mean(early)  # a higher exit rate once the battery is low
         ladder.reset()
         assert mgr.exits.threshold == pytest.approx(spec["threshold"])
+
+
+def test_cli_builds_a_cascade_folder_the_manager_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sdk.cli import main
+
+    x, _ = tiny_data(4)
+    torch.manual_seed(1)
+    export_onnx(tiny_net(4, 1), tmp_path / "small.onnx", x)
+    export_onnx(tiny_net(16, 2), tmp_path / "big.onnx", x)
+    out = tmp_path / "casc"
+    rc = main(["compress", "cascade", "--small", str(tmp_path / "small.onnx"), "--big", str(tmp_path / "big.onnx"),
+               "--data", "tests.compress._search_stub:cascade_data", "--budget", "5", "--low-battery-budget", "10", "--out", str(out),
+               "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    spec = Manifest.load(out).extra["exits"]
+    assert spec["threshold"] == res["threshold"] and spec["low_battery_threshold"] == res["low_battery_threshold"]
+    assert res["held_out"]["n"] == 30 and res["small_macs"] < res["big_macs"]
+    with ModelManager(out, bus=EventBus(), measure="never") as mgr:
+        assert len(mgr(x[:1])[0][0]) == N_CLASSES and sum(mgr.exits.counts) == 1
+    assert main(["compress", "cascade", "--small", "nope.onnx", "--big", str(tmp_path / "big.onnx"), "--data",
+                 "tests.compress._search_stub:cascade_data", "--out", str(out)]) == 2
+    assert "nope.onnx: file not found" in capsys.readouterr().err

@@ -121,3 +121,18 @@ def test_two_workers_share_one_study_in_postgresql(postgres_url: str, lut: Laten
         assert set(t.params) == {"width", "depth", "kernel"} and len(t.values) == 2
         assert t.user_attrs["costs"]["latency_ms"] == pytest.approx(t.values[1])
         assert (t.values[0] == 0) == (not t.user_attrs["trained"])
+
+
+def test_cli_search_explains_itself_and_refuses_bad_knobs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from sdk.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["compress", "search", "--help"])
+    text = capsys.readouterr().out
+    assert "NSGA-II" in text and "--latency-budget-ms" in text and "postgresql" in text
+    args = ["compress", "search", "--family", "tests.compress._search_stub:tiny_net", "--data",
+            "tests.compress._search_stub:cascade_data", "--out", str(tmp_path)]
+    assert main([*args, "--space", "width"]) == 2
+    assert "KNOB=V1,V2" in capsys.readouterr().err
+    assert main([*args, "--space", "width=4,8", "--memory-budget-kb", "-3"]) == 2
+    assert "must be a positive number" in capsys.readouterr().err
