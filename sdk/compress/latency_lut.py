@@ -85,10 +85,10 @@ def to_onnx(model: Model, input_shape: Sequence[int] | None = None) -> Any:
         return shape_inference.infer_shapes(model)
     if input_shape is None:
         raise ModelError("a torch model needs its input shape to be measured (e.g. input_shape=(1, 1, 49, 40))")
-    from sdk.optimize.synthetic import export_onnx
+    from sdk.compress.folder import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
-        return load_inferred(export_onnx(model, tuple(input_shape), Path(tmp) / "m.onnx"))
+        return load_inferred(export_onnx(model, Path(tmp) / "m.onnx", np.zeros(tuple(input_shape), np.float32)))
 
 
 def _attr(a: Any) -> Any:
