@@ -84,3 +84,12 @@ def test_exported_chain_runs_in_onnx_runtime_as_the_torch_exits_decide(tmp_path:
                 np.testing.assert_allclose(torch.softmax(torch.from_numpy(out[0]), -1).numpy()[0], probs[k][i],
                                            atol=1e-4)
     chain.close()
+    from sdk.events import EventBus
+    from sdk.models.manager import ModelManager
+
+    with ModelManager(tmp_path, bus=EventBus(), measure="never") as mgr:  # the manager serves the exits too
+        for i in range(5):
+            k = mgr.exits.run(x[i:i + 1])[1]
+            np.testing.assert_allclose(torch.softmax(torch.from_numpy(mgr(x[i:i + 1])[0]), -1).numpy()[0],
+                                       probs[k][i], atol=1e-4)
+        assert sum(mgr.exits.counts) == 10
