@@ -28,12 +28,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._util import load, write_result
 
+KD_T, KD_ALPHA = 4.0, 0.9  # distillation settings (fine-tuning and students)
+
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a quarter of the training data and fewer epochs")
     p.add_argument("--work", type=Path, default=Path("/tmp/ember-bench-compress"), help="checkpoints (resumable)")
-    p.add_argument("--ft-epochs", type=int, default=None, help="fine-tuning after compression (default 3; quick 1)")
+    p.add_argument("--ft-epochs", type=int, default=None, help="fine-tuning after low-rank / clustering / magnitude "
+                   "pruning (default 3; quick 1)")
+    p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 6; "
+                   "quick 1)")
     p.add_argument("--student-epochs", type=int, default=None, help="students (default 10; quick 3)")
     p.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware fine-tuning (default 2; quick 1)")
     p.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
@@ -41,7 +46,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--rank", type=int, default=16, help="low-rank: rank of every factorized layer (default 16)")
     p.add_argument("--clusters", type=int, default=16, help="weight clustering: values per layer (default 16)")
     a = p.parse_args()
-    for k, full, quick in (("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
+    for k, full, quick in (("prune_epochs", 6, 1), ("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
         if getattr(a, k) is None:
             setattr(a, k, quick if a.quick else full)
     return a
@@ -55,6 +60,15 @@ class Bench:
         self.work.mkdir(parents=True, exist_ok=True)
         self.task = load_task(seed=0, quick=args.quick)
         self.onnx: dict[str, Path] = {}  # entry -> model measured for latency
+        self.teachers: dict[int, Any] = {}
+
+    def kd(self, teacher: Any) -> Any:
+        """Fine-tuning loss: distillation from the uncompressed model (alpha 0.9, T 4), outputs cached."""
+        from sdk.compress.distill import CachedTeacher, Distiller
+
+        if id(teacher) not in self.teachers:
+            self.teachers[id(teacher)] = CachedTeacher(teacher, self.task.x_train)
+        return Distiller(self.teachers[id(teacher)], temperature=KD_T, alpha=KD_ALPHA)
 
     def fit(self, net: Any, name: str, epochs: int, lr: float, seed: int = 0, **kw: Any) -> Any:
         from sdk.compress import fit
@@ -90,19 +104,27 @@ def deployable(net: Any) -> Any:
     return fold(net) if ok else copy.deepcopy(net).eval()
 
 
-def run_pruning(b: Bench, base: Any, base_entry: dict[str, Any]) -> list[dict[str, Any]]:
+def run_pruning(b: Bench, base: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Taylor scores on 512 training samples, channel counts rounded to multiples of 8, then fine-tuning
+    with the unpruned network as the teacher."""
     from sdk.compress.prune import prune
 
-    out = []
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(len(b.task.y_train), min(512, len(b.task.y_train)), replace=False))
+    score_data = (b.task.x_train[idx], b.task.y_train[idx])
+    out, nets = [], {}
     for ratio in (0.3, 0.5, 0.7):
         name = f"pruned{int(ratio * 100)}"
-        net = prune(base, b.task.x_val[:1], ratio=ratio, method="l1")
+        net = prune(base, b.task.x_val[:1], ratio=ratio, method="taylor", data=score_data, multiple=8)
         before = b.entry(f"{name}_before_ft", net)
-        b.fit(net, name, b.args.ft_epochs, 1e-3)
-        out.append(b.entry(name, net, ratio=ratio, method="l1", accuracy_before_finetune=before["accuracy"],
-                           fine_tune_epochs=b.args.ft_epochs))
         b.onnx.pop(f"{name}_before_ft")
-    return out
+        b.fit(net, name, b.args.prune_epochs, 1e-3, loss_fn=b.kd(base))
+        channels = net[1].out_channels
+        out.append(b.entry(name, net, ratio=ratio, channels=channels, method="taylor, multiple of 8",
+                           accuracy_before_finetune=before["accuracy"], fine_tune_epochs=b.args.prune_epochs,
+                           fine_tune="distilled from the baseline", _name=name))
+        nets[name] = net
+    return out, nets
 
 
 def run_magnitude(b: Bench, base: Any) -> dict[str, Any]:
@@ -110,11 +132,11 @@ def run_magnitude(b: Bench, base: Any) -> dict[str, Any]:
 
     from sdk.compress.prune import magnitude_prune, sparse_size_bytes
 
-    net, reapply = magnitude_prune(base, 0.7)
-    b.fit(net, "magnitude70", b.args.ft_epochs, 3e-4, after_step=reapply)
-    e = b.entry("magnitude70", net, sparsity=0.7, **sparse_size_bytes(net))
-    e["onnx_bytes"] = b.onnx["magnitude70"].stat().st_size
-    e["onnx_zlib_bytes"] = len(zlib.compress(b.onnx["magnitude70"].read_bytes(), 9))
+    net, reapply = magnitude_prune(base, 0.5)
+    b.fit(net, "magnitude50", b.args.ft_epochs, 3e-4, after_step=reapply, loss_fn=b.kd(base))
+    e = b.entry("magnitude50", net, sparsity=0.5, **sparse_size_bytes(net), _name="magnitude50")
+    e["onnx_bytes"] = b.onnx["magnitude50"].stat().st_size
+    e["onnx_zlib_bytes"] = len(zlib.compress(b.onnx["magnitude50"].read_bytes(), 9))
     return e
 
 
@@ -139,7 +161,7 @@ def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
         rows[name]["ptq_val_drop"] = round(rows[name]["fp32_val_accuracy"] - val, 2)
     chosen = max(rows, key=lambda n: rows[n]["ptq_val_drop"])
     q = quantize_aware(deployable(candidates[chosen]), calib)
-    b.fit(q, "qat", b.args.qat_epochs, 1e-4)
+    b.fit(q, "qat", b.args.qat_epochs, 5e-5, loss_fn=b.kd(candidates[chosen]))
     path = export_qdq(q, b.work / "qat.int8.onnx", b.task.x_test)
     b.onnx["qat"], b.onnx["ptq"] = path, rows[chosen]["ptq_file"]
     test, val = b.onnx_accuracy(path)
@@ -150,21 +172,18 @@ def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
                     "fp32_accuracy": base_row["fp32_accuracy"], "macs": macs, "calibration": "minmax, 256 samples"},
             "qat": {"model": chosen, "accuracy": test, "val_accuracy": val, "fp32_accuracy": base_row["fp32_accuracy"],
                     "torch_int8_accuracy": round(100 * evaluate(q, b.task.test), 2), "macs": macs,
-                    "epochs": b.args.qat_epochs}}
+                    "epochs": b.args.qat_epochs, "fine_tune": "distilled from its fp32 model"}}
 
 
 def run_distill(b: Bench, teacher: Any) -> dict[str, Any]:
     import torch
 
-    from sdk.compress.distill import CachedTeacher, Distiller
-
-    cached = CachedTeacher(teacher, b.task.x_train)
     res: dict[str, list[dict[str, Any]]] = {"distilled": [], "undistilled": []}
     for seed in range(b.args.seeds):
         for kind in ("undistilled", "distilled"):
             torch.manual_seed(seed)
             net = b.task.build(width=b.args.student_width)
-            kd = Distiller(cached, temperature=4.0, alpha=0.7) if kind == "distilled" else None
+            kd = b.kd(teacher) if kind == "distilled" else None
             b.fit(net, f"{kind}_s{seed}", b.args.student_epochs, 3e-3, seed=seed, loss_fn=kd)
             res[kind].append(b.entry(f"{kind}_s{seed}", net, seed=seed))
     out = {}
@@ -175,7 +194,7 @@ def run_distill(b: Bench, teacher: Any) -> dict[str, Any]:
                      "val_accuracy": round(float(np.mean([r["val_accuracy"] for r in rows])), 2),
                      "macs": rows[0]["macs"], "params": rows[0]["params"], "width": b.args.student_width,
                      "epochs": b.args.student_epochs, "seeds": b.args.seeds, "latency_of": f"{kind}_s0"}
-    out["distilled"].update(teacher="baseline (width 1.0)", temperature=4.0, alpha=0.7)
+    out["distilled"].update(teacher="baseline (width 1.0)", temperature=KD_T, alpha=KD_ALPHA)
     return out
 
 
@@ -184,14 +203,14 @@ def run_lowrank_cluster(b: Bench, base: Any) -> tuple[dict[str, Any], dict[str, 
     from sdk.compress.lowrank import factorize
 
     lr_net, report = factorize(base, rank=b.args.rank)
-    b.fit(lr_net, "lowrank", b.args.ft_epochs, 1e-3)
-    lowrank = b.entry("lowrank", lr_net, rank=b.args.rank, layers_factorized=len(report),
+    b.fit(lr_net, "lowrank", b.args.ft_epochs, 1e-3, loss_fn=b.kd(base))
+    lowrank = b.entry("lowrank", lr_net, _name="lowrank", rank=b.args.rank, layers_factorized=len(report),
                       max_rel_error=round(max((r["rel_error"] for r in report.values()), default=0.0), 4))
     cl_net, books = cluster_weights(base, b.args.clusters)
     books.attach(cl_net)
-    b.fit(cl_net, "clustered", b.args.ft_epochs, 3e-4, after_step=books.snap)
+    b.fit(cl_net, "clustered", b.args.ft_epochs, 3e-4, after_step=books.snap, loss_fn=b.kd(base))
     books.detach()
-    clustered = b.entry("clustered", cl_net, clusters=b.args.clusters, **books.size_bytes(cl_net),
+    clustered = b.entry("clustered", cl_net, _name="clustered", clusters=b.args.clusters, **books.size_bytes(cl_net),
                         max_distinct_values=max(distinct_values(cl_net)[n] for n in books.assignments))
     return lowrank, clustered
 
@@ -221,15 +240,15 @@ def main() -> int:
     r: dict[str, Any] = {"task": {"name": b.task.name, "train": len(b.task.y_train), "val": len(b.task.y_val),
                                   "test": len(b.task.y_test), "quick": args.quick}}
     r["baseline"] = b.entry("baseline", base, source="apps/speech/model/model.fp32.onnx", _name="baseline")
-    r["pruned"] = [dict(e, _name=f"pruned{int(e['ratio'] * 100)}") for e in run_pruning(b, base, r["baseline"])]
-    r["magnitude"] = dict(run_magnitude(b, base), _name="magnitude70")
+    r["pruned"], pruned = run_pruning(b, base)
+    r["magnitude"] = run_magnitude(b, base)
     d = run_distill(b, base)
     r["distilled"], r["undistilled"] = d["distilled"], d["undistilled"]
-    cands = {"baseline": base, "undistilled_s0": _load_student(b, "undistilled_s0")}
+    cands = {"baseline": base, "pruned70": pruned["pruned70"], "undistilled_s0": _load_student(b, "undistilled_s0")}
     q = run_quant(b, cands)
     r["ptq"], r["qat"], r["quant_candidates"] = q["ptq"], q["qat"], q["candidates"]
     lowrank, clustered = run_lowrank_cluster(b, base)
-    r["lowrank"], r["clustered"] = dict(lowrank, _name="lowrank"), dict(clustered, _name="clustered")
+    r["lowrank"], r["clustered"] = lowrank, clustered
     measure_latency(b, r)
     r["nas"], r["cascade"] = search_results(b)
     r["targets"] = targets(r)
