@@ -244,7 +244,8 @@ def main() -> int:
     r["magnitude"] = run_magnitude(b, base)
     d = run_distill(b, base)
     r["distilled"], r["undistilled"] = d["distilled"], d["undistilled"]
-    cands = {"baseline": base, "pruned70": pruned["pruned70"], "undistilled_s0": _load_student(b, "undistilled_s0")}
+    cands = {"baseline": base, "pruned70": pruned["pruned70"],
+             **{f"{k}_s{i}": _load_student(b, f"{k}_s{i}") for k in ("undistilled", "distilled") for i in range(args.seeds)}}
     q = run_quant(b, cands)
     r["ptq"], r["qat"], r["quant_candidates"] = q["ptq"], q["qat"], q["candidates"]
     lowrank, clustered = run_lowrank_cluster(b, base)
