@@ -111,3 +111,14 @@ def test_magnitude_pruning_zeros_weights_but_keeps_shapes() -> None:
     assert 0.65 <= (w == 0).mean() <= 0.75 and w.shape == model.mix.weight.shape
     sizes = sparse_size_bytes(sparse)
     assert sizes["zlib_bytes"] < sizes["dense_bytes"] == sparse_size_bytes(model)["dense_bytes"]
+
+
+def test_channel_counts_round_to_a_multiple() -> None:
+    from sdk.compress.prune import keep_indices
+
+    scores = {0: np.arange(64.0), 1: np.arange(12.0), 2: np.arange(4.0)}
+    kept = {g: len(v) for g, v in keep_indices(scores, 0.3, multiple=8).items()}
+    assert kept == {0: 48, 1: 8, 2: 3}  # 44.8 -> 48; 8.4 -> 8; a group smaller than the multiple: plain ratio
+    np.testing.assert_array_equal(keep_indices(scores, 0.5, multiple=8)[0], np.arange(32, 64))  # the best scores
+    with pytest.raises(ConfigError, match="ratio"):
+        keep_indices(scores, 1.0)
