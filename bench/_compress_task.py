@@ -47,6 +47,12 @@ class Task:
         """A member of the DS-CNN family (defaults: the speech app's network)."""
         return build_net(self.n_classes, width, depth, kernel, stride, residual, dropout)
 
+    def pretrained(self, n_stats: int = 512) -> Any:
+        """The speech app's shipped network (apps/speech/model/model.fp32.onnx, 24 epochs with augmentation)
+        as a trainable member of the family (see :func:`load_app_model`)."""
+        idx = np.sort(np.random.default_rng(0).choice(len(self.x_train), min(n_stats, len(self.x_train)), replace=False))
+        return load_app_model(self.build(), self.x_train[idx])
+
     @property
     def train(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x_train, self.y_train
@@ -89,6 +95,57 @@ def build_net(n_classes: int = 12, width: float = 1.0, depth: int = 4, kernel: i
     return nn.Sequential(Normalize(), nn.Conv2d(1, c, (10, 4), (stride, stride), bias=False), nn.BatchNorm2d(c),
                          nn.ReLU(), *[Block(c) for _ in range(depth)], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Dropout(dropout), nn.Linear(c, n_classes))
+
+
+APP_MODEL = Path(__file__).resolve().parent.parent / "apps" / "speech" / "model" / "model.fp32.onnx"
+
+
+def load_app_model(net: Any, x_stats: np.ndarray, path: Path = APP_MODEL) -> Any:
+    """Load the app's exported (BN-folded, normalisation-folded) weights into ``net`` (width 1, depth 4).
+
+    Conv i of the ONNX graph goes to conv i of ``net``; its folded bias ``b`` goes into the batch norm
+    after it, re-parametrised on the statistics (mean m, variance v) of that conv's outputs on ``x_stats``:
+    running stats (m, v), weight sqrt(v + eps), bias m + b. The eval function is the shipped one, and
+    training-mode batch statistics start close to the running ones, so fine-tuning starts from it."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from apps.speech.train import IN_MEAN, IN_STD
+
+    g = onnx.load(str(path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    onnx_convs = [n for n in g.node if n.op_type == "Conv"]
+    gemm = next(n for n in g.node if n.op_type == "Gemm")
+    biases = []
+    with torch.no_grad():
+        for k, (conv, node) in enumerate(zip(convs, onnx_convs, strict=True)):
+            w, b = init[node.input[1]].copy(), init[node.input[2]].copy()
+            if k == 0:  # undo the folded normalisation: conv(W', x) + b' = conv(W' * s, (x - m) / s) + b' + m * sum(W')
+                b = b + IN_MEAN * w.reshape(len(w), -1).sum(1)
+                w = w * IN_STD
+            conv.weight.copy_(torch.from_numpy(w))
+            biases.append(torch.from_numpy(b))
+        lin = net[-1]
+        lin.weight.copy_(torch.from_numpy(init[gemm.input[1]].copy()))
+        lin.bias.copy_(torch.from_numpy(init[gemm.input[2]].copy()))
+        stats: dict[int, Any] = {}
+        hooks = [c.register_forward_hook(lambda _m, _i, o, k=k: stats.__setitem__(k, o)) for k, c in enumerate(convs)]
+        for bn in bns:  # identity + bias while the statistics are collected
+            bn.running_mean.zero_(), bn.running_var.fill_(1 - bn.eps), bn.weight.fill_(1.0)
+        for bn, b in zip(bns, biases, strict=True):
+            bn.bias.copy_(b)
+        net.eval()
+        net(torch.from_numpy(np.ascontiguousarray(x_stats, np.float32)))
+        for h in hooks:
+            h.remove()
+        for k, (bn, b) in enumerate(zip(bns, biases, strict=True)):
+            mean, var = stats[k].mean(dim=(0, 2, 3)), stats[k].var(dim=(0, 2, 3), unbiased=False)
+            bn.running_mean.copy_(mean), bn.running_var.copy_(var)
+            bn.weight.copy_((var + bn.eps).sqrt()), bn.bias.copy_(mean + b)
+    return net.eval()
 
 
 def load_task(seed: int = 0, quick: bool = False, work: Path = WORK) -> Task:

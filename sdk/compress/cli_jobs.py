@@ -112,9 +112,11 @@ def run_prune(args: argparse.Namespace, model: Any, train: Any, val: Any) -> tup
     before = torch_macs(model, x)
     if args.ratio is not None:
         out = prune_schedule(model, train, x, args.ratio, steps=args.steps, epochs=args.epochs, lr=args.lr,
-                             method=args.method, seed=args.seed, checkpoint_dir=None if args.restart else args.work)
+                             method=args.method, seed=args.seed, checkpoint_dir=None if args.restart else args.work,
+                             multiple=args.multiple)
     else:
-        out = prune(model, x, macs=args.macs, latency_ms=args.latency_ms, method=args.method, data=train)
+        out = prune(model, x, macs=args.macs, latency_ms=args.latency_ms, method=args.method, data=train,
+                    multiple=args.multiple)
         _fit(args, out, train, "prune")
     return out, {"technique": "prune", "method": args.method, "ratio": getattr(out, "prune_ratio", args.ratio),
                  "macs_before": before}
@@ -175,6 +177,8 @@ def _prune_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="l1", choices=("l1", "activation", "taylor"),
                    help="channel score: filter L1 norm, mean |activation| or |activation x gradient| (default l1)")
     p.add_argument("--steps", type=int, default=1, help="with --ratio: prune -> fine-tune rounds (default 1)")
+    p.add_argument("--multiple", type=int, default=1, help="keep channel counts at multiples of N (8 or 16 suit "
+                   "the runtimes' blocked kernels; default 1)")
 
 
 def _qat_opts(p: argparse.ArgumentParser) -> None:

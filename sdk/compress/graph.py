@@ -157,8 +157,12 @@ def channel_graph(model: Any) -> ChannelGraph:
 def _flat_ok(node: Any) -> bool:
     """flatten(x, 1) after a global pool keeps channels as features (anything else is frozen)."""
     src = node.args[0]
-    return (node.args[1:2] in ((1,), ()) or node.kwargs.get("start_dim") == 1) and src.op == "call_module" and \
-        "Adaptive" in type(src.graph.owning_module.get_submodule(src.target)).__name__
+    if not (tuple(node.args[1:2]) in ((1,), ()) or node.kwargs.get("start_dim") == 1):
+        return False
+    if src.op == "call_module":
+        return "Adaptive" in type(src.graph.owning_module.get_submodule(src.target)).__name__
+    return getattr(src.target, "__name__", "") in ("adaptive_avg_pool2d", "adaptive_max_pool2d") and \
+        tuple(src.args[1:2]) in ((1,), ((1, 1),))
 
 
 def _cat_dim(node: Any) -> int:

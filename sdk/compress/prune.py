@@ -112,12 +112,17 @@ def _data_scores(model: Any, cg: ChannelGraph, method: str, data: Any,
     return acc
 
 
-def keep_indices(scores: dict[int, np.ndarray], ratio: float) -> dict[int, np.ndarray]:
-    """The channels kept in each group: the highest scores, ``1 - ratio`` of them (at least one), sorted."""
+def keep_indices(scores: dict[int, np.ndarray], ratio: float, multiple: int = 1) -> dict[int, np.ndarray]:
+    """The channels kept in each group: the highest scores, ``1 - ratio`` of them rounded to the nearest
+    ``multiple`` (at least one multiple, never more than the group has), sorted."""
     if not 0 <= ratio < 1:
         raise ConfigError(f"pruning ratio must be in [0, 1), got {ratio}")
-    return {g: np.sort(np.argsort(-s, kind="stable")[:max(1, round(len(s) * (1 - ratio)))])
-            for g, s in scores.items()}
+
+    def count(n: int) -> int:
+        k = max(multiple, multiple * round(n * (1 - ratio) / multiple)) if n > multiple else round(n * (1 - ratio))
+        return min(n, max(1, k))
+
+    return {g: np.sort(np.argsort(-s, kind="stable")[:count(len(s))]) for g, s in scores.items()}
 
 
 def _index(layout: Layout, keep: dict[int, np.ndarray]) -> np.ndarray:
@@ -162,9 +167,12 @@ def apply_keep(model: Any, cg: ChannelGraph, keep: dict[int, np.ndarray]) -> Any
 
 
 def prune(model: Any, sample: np.ndarray, ratio: float | None = None, *, macs: int | None = None,
-          latency_ms: float | None = None, method: str = "l1", data: Any = None) -> Any:
+          latency_ms: float | None = None, method: str = "l1", data: Any = None, multiple: int = 1) -> Any:
     """A pruned copy of ``model``: ``ratio`` of every prunable group's channels removed, or the smallest
-    ratio that reaches ``macs`` (MAC count) or ``latency_ms`` (measured on the exported ONNX, 1 thread)."""
+    ratio that reaches ``macs`` (MAC count) or ``latency_ms`` (measured on the exported ONNX, 1 thread).
+
+    ``multiple``: keep channel counts at multiples of this (8 or 16 suit the blocked convolution kernels
+    of ONNX Runtime and XNNPACK: 45 channels can run slower than 64; see sdk/compress/README.md)."""
     if sum(v is not None for v in (ratio, macs, latency_ms)) != 1:
         raise ConfigError("prune needs exactly one of ratio, macs or latency_ms")
     cg = channel_graph(model)
@@ -174,7 +182,7 @@ def prune(model: Any, sample: np.ndarray, ratio: float | None = None, *, macs: i
     scores = channel_scores(model, cg, method, data)
 
     def pruned(r: float) -> Any:
-        return apply_keep(copy.deepcopy(model), cg, keep_indices(scores, r))
+        return apply_keep(copy.deepcopy(model), cg, keep_indices(scores, r, multiple))
 
     if ratio is not None:
         return pruned(ratio)
@@ -203,7 +211,7 @@ def _latency(model: Any, sample: np.ndarray) -> float:
 
 def prune_schedule(model: Any, train: Any, sample: np.ndarray, ratio: float, *, steps: int = 3, epochs: int = 1,
                    lr: float = 1e-3, method: str = "l1", seed: int = 0, checkpoint_dir: Any = None,
-                   progress: bool = True) -> Any:
+                   progress: bool = True, multiple: int = 1, loss_fn: Any = None) -> Any:
     """Iterative pruning: ``steps`` times remove a share of the channels (reaching ``ratio`` of the
     original at the last step) and fine-tune ``epochs`` (:func:`sdk.compress.fit`)."""
     from pathlib import Path
@@ -213,10 +221,12 @@ def prune_schedule(model: Any, train: Any, sample: np.ndarray, ratio: float, *, 
     kept = 1.0
     for step in range(1, steps + 1):
         target_keep = 1 - ratio * step / steps
-        model = prune(model, sample, ratio=1 - target_keep / kept, method=method, data=train)
+        model = prune(model, sample, ratio=1 - target_keep / kept, method=method, data=train,
+                      multiple=multiple if step == steps else 1)
         kept = target_keep
         ck = Path(checkpoint_dir) / f"prune{step}.pt" if checkpoint_dir is not None else None
-        fit(model, train, epochs, lr, seed=seed + step, checkpoint=ck, progress=progress, desc=f"prune {step}/{steps}")
+        fit(model, train, epochs, lr, seed=seed + step, checkpoint=ck, progress=progress, loss_fn=loss_fn,
+            desc=f"prune {step}/{steps}")
     return model
 
 

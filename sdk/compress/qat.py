@@ -223,6 +223,7 @@ def _set_export(model: Any, on: bool) -> None:
 
 def export_qdq(model: Any, path: Any, sample: np.ndarray) -> Any:
     """The QAT model as an int8 QDQ ONNX file with its own scales (int8 weights, int32 biases)."""
+    import warnings
     from pathlib import Path
 
     from sdk.compress.folder import export_onnx
@@ -230,7 +231,9 @@ def export_qdq(model: Any, path: Any, sample: np.ndarray) -> Any:
 
     _set_export(model, True)
     try:
-        export_onnx(model, path, sample)
+        with warnings.catch_warnings():  # the quantizers' scales are constants of the exported graph, as meant
+            warnings.filterwarnings("ignore", message="Converting a tensor to a Python")
+            export_onnx(model, path, sample)
     finally:
         _set_export(model, False)
     finalize_qdq(Path(path))

@@ -35,8 +35,11 @@ def _batches(data: Batches, batch_size: int, rng: np.random.Generator | None) ->
             idx = np.sort(order[i:i + batch_size])
             yield torch.from_numpy(np.ascontiguousarray(x[idx], np.float32)), torch.from_numpy(np.asarray(y[idx]))
         return
-    for xb, yb in data:
-        yield torch.as_tensor(xb, dtype=torch.float32), torch.as_tensor(yb)
+    for item in data:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise ConfigError(f"a training batch must be (x, y), got {type(item).__name__}; give (x, y) arrays "
+                              "or an iterable of (x, y) batches")
+        yield torch.as_tensor(item[0], dtype=torch.float32), torch.as_tensor(item[1])
 
 
 def _n_batches(data: Batches, batch_size: int) -> int:
