@@ -86,8 +86,9 @@ def nas(task: Any, lut: Any, seed: int, trials: int, epochs: int, out: Path) -> 
     return {"front": front, "chosen": chosen, "budgets": vars(budgets), "trials": len(res.trials),
             "over_budget": sum(not c.feasible for c in res.trials), "search_epochs": max(1, round(epochs / 3)),
             "final_epochs": epochs, "reference": {"knobs": "default (app network)", **ref.as_dict()},
-            "seconds": round(time.time() - t0), "files": {"json": str(out / "front.json"),
-                                                          "plot": str(out / "pareto.png")}}
+            "seconds": round(time.time() - t0),
+            "searched": [{"knobs": c.knobs, "accuracy": round(c.accuracy, 2), "feasible": c.feasible,
+                          "predicted_latency_ms": round(c.costs["latency_ms"], 4)} for c in res.trials]}
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +149,7 @@ def _correct(probs: list[np.ndarray], y: np.ndarray, threshold: float) -> np.nda
     return pred == y
 
 
-def nas_and_cascade(task: Any, seed: int = 0, trials: int = 14, epochs: int = 9, small_epochs: int = 20,
+def nas_and_cascade(task: Any, seed: int = 0, trials: int = 14, epochs: int = 9, small_epochs: int = 32,
                     budget_points: float = 0.5, lut_path: str | Path | None = None) -> dict[str, Any]:
     """The ``nas`` and ``cascade`` entries of bench/compress.py on ``task`` (see the module docstring)."""
     import torch
@@ -164,11 +165,9 @@ def nas_and_cascade(task: Any, seed: int = 0, trials: int = 14, epochs: int = 9,
         res["surrogate_mape"] = round(sur["mape"], 2)
         res["surrogate"] = sur
         results_dir = Path(__file__).resolve().parent / "results"
-        for name in ("front.json", "pareto.png"):
-            if (work / "nas" / name).exists():
-                (results_dir / f"compress_search_{name}").write_bytes((work / "nas" / name).read_bytes())
-        res["files"] = {"json": "bench/results/compress_search_front.json",
-                        "plot": "bench/results/compress_search_pareto.png"}
+        if (work / "nas" / "pareto.png").exists():  # the front and every trial are in this JSON already
+            (results_dir / "compress_search_pareto.png").write_bytes((work / "nas" / "pareto.png").read_bytes())
+        res["files"] = {"plot": "bench/results/compress_search_pareto.png"}
         cas = cascade(task, lut, seed, small_epochs, budget_points, work)
     return {"nas": res, "cascade": cas}
 
