@@ -37,16 +37,16 @@ def parse() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("/tmp/ember-bench-compress"), help="checkpoints (resumable)")
     p.add_argument("--ft-epochs", type=int, default=None, help="fine-tuning after low-rank / clustering / magnitude "
                    "pruning (default 3; quick 1)")
-    p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 6; "
+    p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 12; "
                    "quick 1)")
     p.add_argument("--student-epochs", type=int, default=None, help="students (default 10; quick 3)")
     p.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware fine-tuning (default 2; quick 1)")
     p.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
-    p.add_argument("--student-width", type=float, default=0.25, help="student width multiplier (default 0.25)")
+    p.add_argument("--student-width", type=float, default=0.5, help="student width multiplier (default 0.5)")
     p.add_argument("--rank", type=int, default=16, help="low-rank: rank of every factorized layer (default 16)")
     p.add_argument("--clusters", type=int, default=16, help="weight clustering: values per layer (default 16)")
     a = p.parse_args()
-    for k, full, quick in (("prune_epochs", 6, 1), ("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
+    for k, full, quick in (("prune_epochs", 12, 1), ("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
         if getattr(a, k) is None:
             setattr(a, k, quick if a.quick else full)
     return a
@@ -73,7 +73,10 @@ class Bench:
     def fit(self, net: Any, name: str, epochs: int, lr: float, seed: int = 0, **kw: Any) -> Any:
         from sdk.compress import fit
 
-        return fit(net, self.task.train, epochs, lr, seed=seed, checkpoint=self.work / f"{name}.pt", desc=name, **kw)
+        return fit(net, self.task.train, epochs, lr, seed=seed, checkpoint=self.checkpoint(name, epochs), desc=name, **kw)
+
+    def checkpoint(self, name: str, epochs: int) -> Path:
+        return self.work / f"{name}_e{epochs}.pt"
 
     def entry(self, name: str, net: Any, **extra: Any) -> dict[str, Any]:
         """Accuracy on val/test and the exported fp32 ONNX (deployable form) for MACs and latency."""
@@ -161,7 +164,7 @@ def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
         rows[name]["ptq_val_drop"] = round(rows[name]["fp32_val_accuracy"] - val, 2)
     chosen = max(rows, key=lambda n: rows[n]["ptq_val_drop"])
     q = quantize_aware(deployable(candidates[chosen]), calib)
-    b.fit(q, "qat", b.args.qat_epochs, 5e-5, loss_fn=b.kd(candidates[chosen]))
+    b.fit(q, f"qat_{chosen}", b.args.qat_epochs, 5e-5, loss_fn=b.kd(candidates[chosen]))
     path = export_qdq(q, b.work / "qat.int8.onnx", b.task.x_test)
     b.onnx["qat"], b.onnx["ptq"] = path, rows[chosen]["ptq_file"]
     test, val = b.onnx_accuracy(path)
@@ -184,8 +187,8 @@ def run_distill(b: Bench, teacher: Any) -> dict[str, Any]:
             torch.manual_seed(seed)
             net = b.task.build(width=b.args.student_width)
             kd = b.kd(teacher) if kind == "distilled" else None
-            b.fit(net, f"{kind}_s{seed}", b.args.student_epochs, 3e-3, seed=seed, loss_fn=kd)
-            res[kind].append(b.entry(f"{kind}_s{seed}", net, seed=seed))
+            b.fit(net, student_name(b, kind, seed), b.args.student_epochs, 3e-3, seed=seed, loss_fn=kd)
+            res[kind].append(b.entry(student_name(b, kind, seed), net, seed=seed))
     out = {}
     for kind, rows in res.items():
         acc = np.array([r["accuracy"] for r in rows])
@@ -193,7 +196,7 @@ def run_distill(b: Bench, teacher: Any) -> dict[str, Any]:
                      if len(acc) > 1 else 0.0, "accuracy_per_seed": acc.tolist(),
                      "val_accuracy": round(float(np.mean([r["val_accuracy"] for r in rows])), 2),
                      "macs": rows[0]["macs"], "params": rows[0]["params"], "width": b.args.student_width,
-                     "epochs": b.args.student_epochs, "seeds": b.args.seeds, "latency_of": f"{kind}_s0"}
+                     "epochs": b.args.student_epochs, "seeds": b.args.seeds, "latency_of": student_name(b, kind, 0)}
     out["distilled"].update(teacher="baseline (width 1.0)", temperature=KD_T, alpha=KD_ALPHA)
     return out
 
@@ -245,7 +248,8 @@ def main() -> int:
     d = run_distill(b, base)
     r["distilled"], r["undistilled"] = d["distilled"], d["undistilled"]
     cands = {"baseline": base, "pruned70": pruned["pruned70"],
-             **{f"{k}_s{i}": _load_student(b, f"{k}_s{i}") for k in ("undistilled", "distilled") for i in range(args.seeds)}}
+             **{student_name(b, k, i): _load_student(b, student_name(b, k, i)) for k in ("undistilled", "distilled")
+                for i in range(args.seeds)}}
     q = run_quant(b, cands)
     r["ptq"], r["qat"], r["quant_candidates"] = q["ptq"], q["qat"], q["candidates"]
     lowrank, clustered = run_lowrank_cluster(b, base)
@@ -258,11 +262,15 @@ def main() -> int:
     return 0
 
 
+def student_name(b: Bench, kind: str, seed: int) -> str:
+    return f"{kind}_w{b.args.student_width:g}_s{seed}"
+
+
 def _load_student(b: Bench, name: str) -> Any:
     import torch
 
     net = b.task.build(width=b.args.student_width)
-    net.load_state_dict(torch.load(b.work / f"{name}.pt", weights_only=False)["model"])
+    net.load_state_dict(torch.load(b.checkpoint(name, b.args.student_epochs), weights_only=False)["model"])
     return net.eval()
 
 
