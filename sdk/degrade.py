@@ -207,6 +207,21 @@ class SetStep(Step):
         super().release()
 
 
+class ExitStep(SetStep):
+    """Lower a cascade's / early-exit chain's confidence threshold (``sdk.compress.cascade.Chain``), so
+    more inputs leave early: by default to the ``low_battery_threshold`` its manifest records (chosen
+    on validation data with a looser accuracy budget). ``ModelManager.degrader()`` adds it for a folder
+    with exits; engage it on a low battery with ``down="battery < 20 and not charging"``."""
+
+    order = 9
+
+    def __init__(self, chain: Any, threshold: float | None = None) -> None:
+        low = threshold if threshold is not None else chain.low_battery_threshold
+        if low is None:
+            raise ConfigError("ExitStep: the chain records no low_battery_threshold; pass ExitStep(chain, threshold)")
+        super().__init__("exit_threshold", chain, threshold=float(low))
+
+
 def _through(step: Step, nxt: Callable[[Any], Any], x: Any) -> Any:
     return step.process(x, nxt)
 

@@ -18,6 +18,9 @@ from sdk.config import load_config, setup_logging
 from sdk.device import set_device_class
 from sdk.errors import EmberError
 
+# Modules whose ``register`` adds subcommands to another command's parser (not to ``ember`` itself).
+NESTED = {"compress_search"}  # registered by sdk/cli/compress.py under ``ember compress``
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default), ERROR")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.name in NESTED:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)

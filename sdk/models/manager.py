@@ -80,6 +80,7 @@ class ModelManager:
         self.switches = 0
         self.frames = 0
         self._active = self._initial_load(initial)
+        self.exits = self._load_exits()
 
     @classmethod
     def from_config(cls, model: str | Path | ModelStore, config: Mapping[str, Any] | None = None,
@@ -132,6 +133,19 @@ class ModelManager:
                 key = self.policy.initial()
         raise ModelError(self._none_left_message())
 
+    def _load_exits(self) -> Any:
+        """The manifest's cascade / early-exit chain (``sdk.compress.cascade``), or None. A broken one
+        is logged and left out: the folder's variants still serve every frame."""
+        if not self.store.manifest.extra.get("exits"):
+            return None
+        from sdk.compress.cascade import load_chain
+
+        try:
+            return load_chain(self.store.manifest, int(self.backend_options.get("onnxruntime", {}).get("threads", 1)))
+        except (ModelError, OSError) as e:
+            log.warning("model %s: its exits/cascade are not used: %s", self.store.name, e)
+            return None
+
     def _load_key(self, key: Key) -> LoadedVariant:
         v = self.store.manifest.variant(*key)
         return self.store.load(v, **self.backend_options.get(v.backend, {}))
@@ -177,8 +191,9 @@ class ModelManager:
         """The degradation ladder of an app serving this model (``sdk.degrade``): first this model's
         fastest measured tier (``TierStep``), then the app's ``steps``. ``fn`` (default: the manager
         itself) is the work each call does; ``kwargs`` go to ``Degrader`` (``budget_ms`` defaults to
-        the manager's; device, clock and event bus are the manager's)."""
-        from sdk.degrade import Degrader, TierStep
+        the manager's; device, clock and event bus are the manager's). A folder with a cascade or
+        early exits gets ``ExitStep`` (its low-battery threshold) after the tier step."""
+        from sdk.degrade import Degrader, ExitStep, TierStep
 
         kwargs.setdefault("budget_ms", self.policy.budget_ms)
         if kwargs["budget_ms"] is None:
@@ -187,7 +202,8 @@ class ModelManager:
         for key, value in (("device", self.device), ("clock", self.clock), ("bus", self.bus),
                            ("name", self.store.name)):
             kwargs.setdefault(key, value)
-        return Degrader(self if fn is None else fn, [TierStep(self), *steps], **kwargs)
+        own = [TierStep(self)] + ([ExitStep(self.exits)] if self.exits is not None else [])
+        return Degrader(self if fn is None else fn, [*own, *steps], **kwargs)
 
     def fastest_tier(self) -> str:
         return self.policy.ladder()[-1].key[0]
@@ -202,7 +218,7 @@ class ModelManager:
             self._check_input(x)
             self._maybe_swap()
             self._maybe_decide()
-            out = self._run(x)
+            out = self.exits(x, self._run) if self.exits is not None else self._run(x)
             self.frames += 1
             if self._just_swapped is not None:
                 self._finish_switch((time.perf_counter() - t0) * 1e3)
@@ -210,6 +226,7 @@ class ModelManager:
 
     def stats(self) -> dict[str, Any]:
         return {"model": self.store.name, "current": _label(self.current), "pinned": _label(self._pinned),
+                "exit_rate": None if self.exits is None else round(self.exits.exit_rate, 4),
                 "frames": self.frames, "switches": self.switches, "p95_ms": self.p95(),
                 "quarantined": [_label(k) for k in sorted(self.policy.quarantined)],
                 "ladder": [p.label for p in self.policy.ladder()]}
@@ -221,6 +238,8 @@ class ModelManager:
                 if lv is not None:
                     lv.close()
             self._retiring = None
+            if self.exits is not None:
+                self.exits.close()
 
     def __enter__(self) -> ModelManager:  # noqa: PYI034
         return self

@@ -94,6 +94,23 @@ VARIANT_SCHEMA: dict[str, Any] = {
     },
 }
 
+_FILE_REF = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "pattern": r"\S"}, "sha256": {"type": "string", "pattern": r"^[0-9a-f]{64}$"},
+    "macs": {"type": "number", "minimum": 0}}}
+EXITS_SCHEMA: dict[str, Any] = {  # a cascade or early-exit chain (sdk.compress.cascade)
+    "type": "object",
+    "required": ["kind", "threshold", "stages"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["cascade", "early_exit"]},
+        "threshold": {"type": "number", "minimum": 0}, "low_battery_threshold": {"type": "number", "minimum": 0},
+        "confidence": {"type": "string", "enum": ["softmax", "max"]},
+        "stages": {"type": "array", "minItems": 2, "items": {"type": "object", "properties": {
+            "body": {**_FILE_REF, "type": ["object", "null"]},
+            "head": {**_FILE_REF, "type": ["object", "string", "null"], "pattern": "^variants$"}}}},
+        "expected_exit_rate": {"type": "array", "items": _NUM}, "avg_macs": _NUM, "budget_points": _NUM,
+    },
+}
+
 MANIFEST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["schema_version", "name", "input", "output", "variants"],
@@ -125,5 +142,6 @@ MANIFEST_SCHEMA: dict[str, Any] = {
         },
         "variants": {"type": "array", "items": {"type": "object"}},
         "reference_profile": {"type": "object"},
+        "exits": EXITS_SCHEMA,
     },
 }
