@@ -167,6 +167,12 @@ def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int]
     if out is None:
         return None
     best: Overlap | None = None
+    lead = overlap.min_lead_delta(model, layer)
+    if lead is not None:  # written last chunk first: the output may start above its input
+        r = root(layer.inputs[0])
+        if r in buffers and buffers[r].last == k and planner.align_up(lead, ARENA_ALIGN) < buffers[r].size:
+            return Overlap(r, out.id, lead, after=True)
+        return None
     for r in {root(t) for t in layer.inputs if t >= 0}:
         if r not in buffers or buffers[r].last != k:
             continue
@@ -205,28 +211,61 @@ def _prune_overlaps(p: _Planner, best: Plan) -> Plan:
 def _chunk_pointwise(model: Model, layers: list[Layer], prefix: str, best: Plan, io: bool) -> Plan:
     """CMSIS-NN's fast 1x1 convolution rereads its whole input for every pair of output channels, so
     its output can never overlap its input; run on k chunks of pixels (k - 1 kernel-sum loops more, kept
-    under ~1% of the layer) its output may overlap the later chunks. Kept only where the arena
-    shrinks."""
+    under ~1% of the layer) its output may overlap the later chunks. First layer by layer (forward
+    chunks), then every such layer at once in two chunks with alternating directions: a forward layer's
+    output trails its input, a reversed one's leads it, so a chain of overlapping buffers through a
+    depthwise/pointwise stack does not drift apart. Kept only where the arena shrinks."""
     from firmware_export import cmsis
 
-    for layer in layers:
-        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape) if layer.inputs[0] >= 0 else (0, 0, 0, 0)
-        pixels = n * h * w
-        if not cmsis.pointwise_fast(model, layer):
-            continue
+    pointwise = [layer for layer in layers if cmsis.pointwise_fast(model, layer)]
+
+    def pixels(layer: Layer) -> int:
+        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape)
+        return n * h * w
+
+    def state() -> list[tuple[object, object]]:
+        return [(ly.fields.get("chunk_pixels"), ly.fields.get("chunk_reverse")) for ly in pointwise]
+
+    def restore(saved: list[tuple[object, object]]) -> None:
+        for ly, (chunk, rev) in zip(pointwise, saved):
+            ly.fields.pop("chunk_pixels", None), ly.fields.pop("chunk_reverse", None)
+            ly.fields.update({k: v for k, v in (("chunk_pixels", chunk), ("chunk_reverse", rev)) if v})
+
+    def replan() -> Plan:
+        p = _Planner(model, layers, prefix, io)
+        return _prune_overlaps(p, p.plan(best.fusions))
+
+    for layer in pointwise:
         for k in (2, 4, 8, 16, 32):  # each call recomputes the kernel sums: Cin * Cout, ~1/P of the layer
-            if k - 1 > max(1, pixels // 100):
+            if k - 1 > max(1, pixels(layer) // 100):
                 break
-            old = layer.fields.get("chunk_pixels")
-            layer.fields["chunk_pixels"] = -(-pixels // k)
-            p = _Planner(model, layers, prefix, io)
-            trial = _prune_overlaps(p, p.plan(best.fusions))
+            saved = state()
+            layer.fields["chunk_pixels"] = -(-pixels(layer) // k)
+            trial = replan()
             if trial.arena_bytes < best.arena_bytes:
                 best = trial
-            elif old is None:
-                del layer.fields["chunk_pixels"]
             else:
-                layer.fields["chunk_pixels"] = old
+                restore(saved)
+    for first_reversed in (True, False):
+        saved = state()
+        for i, layer in enumerate(pointwise):
+            layer.fields["chunk_pixels"] = -(-pixels(layer) // 2)
+            layer.fields.pop("chunk_reverse", None)
+            if (i % 2 == 0) == first_reversed:
+                layer.fields["chunk_reverse"] = 1
+        trial = replan()
+        if trial.arena_bytes >= best.arena_bytes:
+            restore(saved)
+            continue
+        best = trial
+        for layer in pointwise:  # fewer chunked layers (fewer instructions) where the arena allows
+            kept = state()
+            layer.fields.pop("chunk_pixels"), layer.fields.pop("chunk_reverse", None)
+            trial = replan()
+            if trial.arena_bytes <= best.arena_bytes:
+                best = trial
+            else:
+                restore(kept)
     return best
 
 

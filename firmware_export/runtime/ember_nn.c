@@ -341,7 +341,49 @@ static void pool(const ember_pool_params *p, const int8_t *in, int8_t *out, int 
         }
 }
 
-void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 0, 0, p->out.h); }
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__GNUC__)
+#define EMBER_SXTAB16_ROR8(a, v) ({ uint32_t r_; __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r_) : "r"(a), "r"(v)); r_; })
+#else
+#define EMBER_SXTAB16_ROR8(a, v) __sxtab16((a), ((v) >> 8) | ((v) << 24))
+#endif
+static int32_t avg_round(int32_t acc, int32_t count) {
+  return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
+/* Global average pooling (one window covering the whole image, no padding; channels % 4 == 0 and at most
+ * 256 pixels, so every channel's sum fits a 16-bit lane): SXTAB16 adds two channels per instruction. */
+static int global_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) {
+  const int32_t cin = p->in.c, count = p->in.h * p->in.w;
+  int32_t c, i, k;
+  if (p->out.n != 1 || p->out.h != 1 || p->out.w != 1 || p->kh != p->in.h || p->kw != p->in.w || p->pad_h ||
+      p->pad_w || p->in_rows || (cin & 3) || count > 256)
+    return 0;
+  for (c = 0; c < cin; c += 4) {
+    const int8_t *x = in + c;
+    uint32_t even = 0, odd = 0; /* lanes: channels c, c + 2 and c + 1, c + 3 */
+    for (i = 0; i < count; ++i, x += cin) {
+      uint32_t v;
+      EMBER_LOAD32(&v, x);
+      even = __sxtab16(even, v);
+      odd = EMBER_SXTAB16_ROR8(odd, v);
+    }
+    {
+      const int32_t sums[4] = {(int16_t)(even & 0xffff), (int16_t)(odd & 0xffff), (int16_t)(even >> 16),
+                               (int16_t)(odd >> 16)};
+      for (k = 0; k < 4; ++k) out[c + k] = clamp8(avg_round(sums[k], count), p->act_min, p->act_max);
+    }
+  }
+  return 1;
+}
+#endif
+
+void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (global_avg_pool(p, in, out)) return;
+#endif
+  pool(p, in, out, 0, 0, p->out.h);
+}
 void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 1, 0, p->out.h); }
 void ember_avg_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   pool(p, in, out, 0, y0, y1);
