@@ -126,8 +126,9 @@ def _unfold(layer: Layer) -> None:
     layer.fields["in_offset"] = off
 
 
-def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
-    """Static parameter structs of a CMSIS-NN layer."""
+def declare(m: Model, layer: Layer, prefix: str, whole: bool = True) -> list[str]:
+    """Static parameter structs of a CMSIS-NN layer (``whole``: with the whole layer's dims; a layer run
+    in pieces builds its own)."""
     f, p = layer.fields, f"{prefix}_c{layer.index}"
     x = m.tensors[layer.inputs[0]].shape if layer.inputs[0] >= 0 else ()
     y = m.tensors[layer.output].shape
@@ -144,7 +145,8 @@ def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
                 (f"static const cmsis_nn_per_channel_quant_params {p}_q = {{(int32_t *){f['mult']}, "
                 f"(int32_t *){f['shift']}}};"),
                 (f"static const cmsis_nn_dims {p}_f = {filt}, {p}_b = {{1, 1, 1, {cout}}}"
-                 + ("" if "chunk_pixels" in f else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}") + ";")]
+                 + ("" if "chunk_pixels" in f or not whole else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}")
+                 + ";")]
     if layer.kernel in ("arm_avgpool_s8", "arm_max_pool_s8"):
         return [(f"static const cmsis_nn_pool_params {p} = {{{{{f['stride_w']}, {f['stride_h']}}}, "
                 f"{{{f['pad_w']}, {f['pad_h']}}}, {act}}};"),

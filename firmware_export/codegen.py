@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_export import cmsis
+from firmware_export import cmsis, residual
 from firmware_export.arena import Plan
 from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
@@ -84,10 +84,14 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
+        res = plan_.residual_at(k)
         if layer.params_type == "cmsis":
-            out += cmsis.declare(model, layer, prefix) + [""]
-        else:
+            out += cmsis.declare(model, layer, prefix, whole=res is None) + [""]
+        elif res is None:
             out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
+        if res is not None and k == res.first + 2:
+            out.append(f"static const {layer.params_type} {prefix}_p{layer.index}_row = "
+                       f"{{{_init(residual.row_params(model, layer))}}};\n")
     if plan_.io_in_arena:
         out += _io_functions(model, plan_, prefix)
         out.append(f"int {prefix}_run(void) {{")
@@ -95,7 +99,13 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
         out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
         out.append("  if (input == NULL || output == NULL) return -1;")
     for k, layer in enumerate(plan_.layers):
-        fusion = plan_.fusion_at(k)
+        fusion, res = plan_.fusion_at(k), plan_.residual_at(k)
+        if res is not None:
+            if k == res.first:  # one block, then the three layers' marks (the first one counts the block)
+                out += ["  " + line for line in residual.code(model, plan_, res, prefix)]
+                out += [f"  EMBER_TRACE({ly.index}, {plan_.where(ly.output)}, {_traced_size(model, plan_, res.first + i)});"
+                        for i, ly in enumerate(plan_.layers[k:k + 3])]
+            continue
         if layer.params_type == "cmsis":
             out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
         elif fusion is None:
@@ -139,7 +149,9 @@ def _fields(plan_: Plan, k: int) -> dict[str, object]:
 
 def _traced_size(model: Model, plan_: Plan, k: int) -> int:
     """Bytes EMBER_TRACE sees: a fused producer's ring holds only its last rows."""
-    fusion, t = plan_.fusion_at(k), model.tensors[plan_.layers[k].output]
+    fusion, t, res = plan_.fusion_at(k), model.tensors[plan_.layers[k].output], plan_.residual_at(k)
+    if res is not None and k < res.first + 2:  # a window of rows, then one row
+        return residual.row_bytes(model, plan_.layers[k].output) * (res.rows if k == res.first else 1)
     if fusion is not None and fusion.producer == k:
         _, _, w, c = shape4(t.shape)
         return fusion.ring_rows * w * c

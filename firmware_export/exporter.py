@@ -196,8 +196,10 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
 def _layer_rows(m: Model, plan: arena.Plan) -> list[dict[str, Any]]:
     """Per layer; ``ring_rows``: rows of its output kept at once when it runs fused with the next layer."""
     rings = {f.producer: f.ring_rows for f in plan.fusions}
+    blocks = {r.first + i: plan.layers[r.first].index for r in plan.residuals for i in range(3)}
     return [{"index": ly.index, "op": ly.op, "kernel": ly.kernel, "output_shape": list(m.tensors[ly.output].shape),
-             "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs, "ring_rows": rings.get(k)}
+             "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs, "ring_rows": rings.get(k),
+             "row_block": blocks.get(k)}
             for k, (ly, live) in enumerate(zip(plan.layers, plan.live_bytes))]
 
 
