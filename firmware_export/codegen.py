@@ -88,7 +88,7 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
         if layer.params_type == "cmsis":
             out += cmsis.declare(model, layer, prefix, whole=res is None) + [""]
         elif res is None:
-            out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
+            out.append(f"static const {layer.params_type} {_pname(plan_, k, prefix)} = {{{_init(_fields(plan_, k))}}};\n")
         if res is not None and k == res.first + 2:
             out.append(f"static const {layer.params_type} {prefix}_p{layer.index}_row = "
                        f"{{{_init(residual.row_params(model, layer))}}};\n")
@@ -109,7 +109,7 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
         if layer.params_type == "cmsis":
             out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
         elif fusion is None:
-            out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(_args(plan_, layer))});")
+            out.append(f"  {layer.kernel}(&{_pname(plan_, k, prefix)}, {', '.join(_args(plan_, layer))});")
         elif fusion.producer == k:
             out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)
         out.append(f"  EMBER_TRACE({layer.index}, {plan_.where(layer.output)}, {_traced_size(model, plan_, k)});")
@@ -131,6 +131,13 @@ def _io_functions(model: Model, plan_: Plan, prefix: str) -> list[str]:
             f"  {prefix}_run();",
             f"  for (i = 0; i < {y.size}; ++i) output[i] = out[i];",
             "  return 0;", "}", ""]
+
+
+def _pname(plan_: Plan, k: int, prefix: str) -> str:
+    """Name of layer ``k``'s parameter struct; ops lowered to several layers (SPLIT, CONCATENATION) number them."""
+    index = plan_.layers[k].index
+    part = sum(ly.index == index for ly in plan_.layers[:k])
+    return f"{prefix}_p{index}" + (f"_{part}" if part or sum(ly.index == index for ly in plan_.layers) > 1 else "")
 
 
 def _args(plan_: Plan, layer: Layer) -> list[str]:

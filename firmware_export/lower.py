@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware_export import lut, quant
+from firmware_export.lower_more import COPY_OPS, MoreOps
 from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
-SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
+SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS | COPY_OPS
 # What indexing/unpacking/arithmetic raise on a graph whose shapes and options contradict each other.
 INCONSISTENT = (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError, AttributeError)
 
@@ -105,7 +106,7 @@ def check_model(model: Model) -> None:
                                   f"tensor {model.tensors[t].name!r}; {INT8_FIX}")
 
 
-class Lowerer:
+class Lowerer(MoreOps):
     def __init__(self, model: Model, prefix: str) -> None:
         self.m = model
         self.prefix = prefix
@@ -145,7 +146,8 @@ class Lowerer:
                 continue
             fn = getattr(self, "op_" + op.code.lower())
             try:
-                layers.append(fn(op))
+                made = fn(op)
+                layers.extend(made if isinstance(made, list) else [made])
             except ExportError as e:
                 raise ExportError(f"op {op.index} ({op.code}): {e}") from None
             except INCONSISTENT as e:  # shapes/options that contradict each other (a damaged file)
