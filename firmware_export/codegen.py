@@ -24,8 +24,14 @@ def c_float(x: float) -> str:
     return f"{float(np.float32(x)):.9g}f"
 
 
+def io_types(model: Model) -> tuple[str, str]:
+    """C element types of the model's input and output (int8_t, or int16_t for 16x8 models)."""
+    return tuple(f"{model.tensors[t].dtype}_t" for t in (model.inputs[0], model.outputs[0]))  # type: ignore[return-value]
+
+
 def header(model: Model, plan_: Plan, prefix: str) -> str:
     x, y = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    in_t, out_t = io_types(model)
     up = prefix.upper()
     weights = sum(layer.weight_bytes for layer in plan_.layers)
     lines = [
@@ -40,26 +46,27 @@ def header(model: Model, plan_: Plan, prefix: str) -> str:
                   f"#define {up}_{tag}_DIMS {len(t.shape)}",
                   f"#define {up}_{tag}_SHAPE {{{', '.join(map(str, t.shape))}}}",
                   f"#define {up}_{tag}_SCALE {c_float(s)}",
-                  f"#define {up}_{tag}_ZERO_POINT ({z})"]
+                  f"#define {up}_{tag}_ZERO_POINT ({z})",
+                  f"#define {up}_{tag}_T {in_t if tag == 'INPUT' else out_t}"]
     lines += [f"#define {up}_ARENA_BYTES {plan_.arena_bytes}",
               f"#define {up}_WEIGHT_BYTES {weights}",
               f"#define {up}_LAYERS {len(plan_.layers)}", "",
-              "/* Run the model on one int8 input; writes the int8 output. Returns 0 on success,",
+              f"/* Run the model on one {in_t[:-2]} input; writes the {out_t[:-2]} output. Returns 0 on success,",
               " * -1 for a NULL argument. Not reentrant: one static arena. */",
-              f"int {prefix}_invoke(const int8_t *input, int8_t *output);", "",
-              *_io_header(prefix, up, plan_.io_in_arena),
+              f"int {prefix}_invoke(const {in_t} *input, {out_t} *output);", "",
+              *_io_header(prefix, up, plan_.io_in_arena, in_t, out_t),
               "#ifdef __cplusplus", "}", "#endif", f"#endif /* {up}_H */", ""]
     return "\n".join(lines)
 
 
-def _io_header(prefix: str, up: str, io_in_arena: bool) -> list[str]:
+def _io_header(prefix: str, up: str, io_in_arena: bool, in_t: str, out_t: str) -> list[str]:
     if not io_in_arena:
         return []
     return [f"/* Input and output live in the arena (as in TensorFlow Lite Micro): write {up}_INPUT_SIZE bytes",
             f" * to {prefix}_input(), call {prefix}_run(), read {prefix}_output(). The arena is reused: refill",
             f" * the input before every run. ({prefix}_invoke copies in and out around {prefix}_run.) */",
             f"#define {up}_IO_IN_ARENA 1",
-            f"int8_t *{prefix}_input(void);", f"const int8_t *{prefix}_output(void);", f"int {prefix}_run(void);", ""]
+            f"{in_t} *{prefix}_input(void);", f"const {out_t} *{prefix}_output(void);", f"int {prefix}_run(void);", ""]
 
 
 def _init(fields: dict[str, object]) -> str:
@@ -96,7 +103,7 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
         out += _io_functions(model, plan_, prefix)
         out.append(f"int {prefix}_run(void) {{")
     else:
-        out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
+        out.append(f"int {prefix}_invoke(const {io_types(model)[0]} *input, {io_types(model)[1]} *output) {{")
         out.append("  if (input == NULL || output == NULL) return -1;")
     for k, layer in enumerate(plan_.layers):
         fusion, res = plan_.fusion_at(k), plan_.residual_at(k)
@@ -109,7 +116,7 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
         if layer.params_type == "cmsis":
             out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
         elif fusion is None:
-            out.append(f"  {layer.kernel}(&{_pname(plan_, k, prefix)}, {', '.join(_args(plan_, layer))});")
+            out.append(f"  {layer.kernel}(&{_pname(plan_, k, prefix)}, {', '.join(_args(plan_, layer, model))});")
         elif fusion.producer == k:
             out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)
         out.append(f"  EMBER_TRACE({layer.index}, {plan_.where(layer.output)}, {_traced_size(model, plan_, k)});")
@@ -120,12 +127,12 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
 def _io_functions(model: Model, plan_: Plan, prefix: str) -> list[str]:
     """NAME_input/NAME_output (arena pointers) and NAME_invoke as copy in, NAME_run, copy out."""
     x, y = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
-    src, dst = plan_.where(model.inputs[0]), plan_.where(model.outputs[0])
+    (in_t, out_t), src, dst = io_types(model), plan_.where(model.inputs[0]), plan_.where(model.outputs[0])
     return [f"int {prefix}_run(void);", "",
-            f"int8_t *{prefix}_input(void) {{ return {src}; }}",
-            f"const int8_t *{prefix}_output(void) {{ return {dst}; }}", "",
-            f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{",
-            "  int32_t i;", "  int8_t *in = " + src + ";", "  const int8_t *out = " + dst + ";",
+            f"{in_t} *{prefix}_input(void) {{ return ({in_t} *)({src}); }}",
+            f"const {out_t} *{prefix}_output(void) {{ return (const {out_t} *)({dst}); }}", "",
+            f"int {prefix}_invoke(const {in_t} *input, {out_t} *output) {{",
+            "  int32_t i;", f"  {in_t} *in = {prefix}_input();", f"  const {out_t} *out = {prefix}_output();",
             "  if (input == NULL || output == NULL) return -1;",
             f"  for (i = 0; i < {x.size}; ++i) in[i] = input[i];",
             f"  {prefix}_run();",
@@ -140,8 +147,11 @@ def _pname(plan_: Plan, k: int, prefix: str) -> str:
     return f"{prefix}_p{index}" + (f"_{part}" if part or sum(ly.index == index for ly in plan_.layers) > 1 else "")
 
 
-def _args(plan_: Plan, layer: Layer) -> list[str]:
-    return [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs] + [plan_.where(layer.output)]
+def _args(plan_: Plan, layer: Layer, model: Model | None = None) -> list[str]:
+    args = [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs] + [plan_.where(layer.output)]
+    if model is not None and layer.kernel.endswith("_s16"):  # int16 activations: typed pointers
+        args = [f"(const int16_t *)({a})" for a in args[:-1]] + [f"(int16_t *)({args[-1]})"]
+    return args
 
 
 def _fields(plan_: Plan, k: int) -> dict[str, object]:

@@ -7,6 +7,10 @@ per output, CONCATENATION one per input (each writing its part of the output). i
 these ops to keep the quantization (no rescale): so does the exporter. RESIZE_NEAREST_NEIGHBOR reads
 through row and column tables computed with LiteRT's float32 rule; TRANSPOSE_CONV gathers, per output
 element, the products LiteRT's reference kernel scatters (the same int32 sum).
+
+16x8 (int16 activations, int8 weights, int64 bias: the scheme audio models use) CONV_2D,
+DEPTHWISE_CONV_2D and FULLY_CONNECTED run LiteRT's reference arithmetic: int64 accumulators and
+TFLite's 64-bit MultiplyByQuantizedMultiplier (multiplier rounded to 16 bits).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from firmware_export import quant
 from firmware_export.tflite_model import Op, Tensor
 from sdk.errors import ExportError
 
+S16_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}  # with int16 activations ("16x8")
 COPY_OPS = {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR",
             "TRANSPOSE_CONV"}
 
@@ -196,3 +201,60 @@ class MoreOps:
             f["bias"] = consts[-1].name
         return Layer(op.index, op.code, "ember_transpose_conv", "ember_tconv_params", f, [op.inputs[2]],
                      op.outputs[0], consts, macs=ih * iw * cin * cout * kh * kw)
+
+    def s16_weights(self, op: Op, channels: int) -> tuple[list[Any], dict[str, object]]:
+        """int8 weights, int64 bias, per-channel multipliers of a 16x8 layer (activations symmetric)."""
+        x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])  # type: ignore[attr-defined]
+        if w.data is None or w.dtype != "int8":
+            raise ExportError(f"16x8 {op.code} needs constant int8 weights ({w.name!r} is {w.dtype})")
+        if x.qparams()[1] or y.qparams()[1]:
+            raise ExportError(f"16x8 {op.code}: int16 activations must have zero point 0")
+        mults, shifts = quant.per_channel_multipliers(x.qparams()[0], w.scale, y.qparams()[0], channels)
+        consts = [self.const(op, "w", "int8_t", w.data), self.const(op, "mult", "int32_t", np.array(mults)),  # type: ignore[attr-defined]
+                  self.const(op, "shift", "int8_t", np.array(shifts))]  # type: ignore[attr-defined]
+        s, z = y.qparams()
+        lo, hi = quant.activation_range(int(op.opt("fusedActivationFunction", 0) or 0), s, z, bits=16)
+        f: dict[str, object] = {"act_min": lo, "act_max": hi, "filter": consts[0].name, "bias": "NULL",
+                                "mult": consts[1].name, "shift": consts[2].name}
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            b = self.t(op.inputs[2])  # type: ignore[attr-defined]
+            if b.data is None or b.dtype not in ("int64", "int32"):
+                raise ExportError(f"16x8 {op.code} bias {b.name!r} must be a constant int64 tensor ({b.dtype})")
+            consts.append(self.const(op, "bias", "int64_t", b.data))  # type: ignore[attr-defined]
+            f["bias"] = consts[-1].name
+        return consts, f
+
+    def s16_conv(self, op: Op) -> Any:
+        from firmware_export.lower import Layer, shape4
+
+        w, y = self.t(op.inputs[1]), self.t(op.outputs[0])  # type: ignore[attr-defined]
+        depthwise = op.code == "DEPTHWISE_CONV_2D"
+        kh, kw = (w.shape[1], w.shape[2])
+        cout = shape4(y.shape)[3]
+        cin = shape4(self.t(op.inputs[0]).shape)[3]  # type: ignore[attr-defined]
+        if not depthwise and w.shape[3] != cin:
+            raise ExportError("16x8 grouped convolutions are not supported")
+        consts, f = self.s16_weights(op, cout)
+        common = self.conv_common(op, kh, kw)  # type: ignore[attr-defined]
+        f = {**{k: common[k] for k in ("in", "out", "kh", "kw", "stride_h", "stride_w", "dil_h", "dil_w",
+                                       "pad_h", "pad_w")}, "depth_mult": cout // cin if depthwise else 0, **f}
+        n, oh, ow, _ = shape4(y.shape)
+        return Layer(op.index, op.code, "ember_conv2d_s16", "ember_conv16_params", f, [self.source(op)],  # type: ignore[attr-defined]
+                     op.outputs[0], consts, macs=n * oh * ow * cout * kh * kw * (1 if depthwise else cin))
+
+    def s16_fc(self, op: Op) -> Any:
+        from firmware_export.lower import ConstArray, Layer
+
+        x, w = self.t(op.inputs[0]), self.t(op.inputs[1])  # type: ignore[attr-defined]
+        out_depth, in_depth = w.shape
+        per_channel = len(w.scale) > 1
+        consts, f = self.s16_weights(op, out_depth if per_channel else 1)
+        (sx, _), (sy, _) = x.qparams(), self.t(op.outputs[0]).qparams()  # type: ignore[attr-defined]
+        scales = np.array([float(sx) * float(s) / float(sy) for s in w.scale[:out_depth if per_channel else 1]])
+        del consts[1:3], f["mult"], f["shift"]  # LiteRT's reference FC rescales in double (as for int8)
+        consts.append(ConstArray(f"{self.prefix}_l{op.index}_scale", "double", scales))  # type: ignore[attr-defined]
+        f = {"batches": x.size // in_depth, "in_depth": in_depth, "out_depth": out_depth,
+             "per_channel": int(per_channel), **f, "scale": consts[-1].name}
+        return Layer(op.index, op.code, "ember_fully_connected_s16", "ember_fc16_params", f, [op.inputs[0]],
+                     op.outputs[0], consts, macs=x.size * out_depth)
+

@@ -18,7 +18,8 @@ import numpy as np
 _TYPES = {np.dtype(np.int8): "INT8", np.dtype(np.int32): "INT32", np.dtype(np.int16): "INT16",
           np.dtype(np.int64): "INT64", np.dtype(np.float32): "FLOAT32"}
 _VERSIONS = {"CONCATENATION": 2, "STRIDED_SLICE": 4, "SPLIT": 2, "SPLIT_V": 2, "RESIZE_NEAREST_NEIGHBOR": 3,
-             "TRANSPOSE_CONV": 3, "SLICE": 2, "FULLY_CONNECTED": 4, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 3}
+             "TRANSPOSE_CONV": 3, "SLICE": 2, "FULLY_CONNECTED": 7, "CONV_2D": 4, "DEPTHWISE_CONV_2D": 5,
+             "RESHAPE": 1}
 
 
 class Builder:

@@ -639,6 +639,12 @@ void ember_conv2d_s16(const ember_conv16_params *p, const int16_t *in, int16_t *
         }
 }
 
+static int64_t round_half_away(double v) { /* std::round without libm, |v| < 2^52 */
+  const int64_t t = (int64_t)v;
+  const double frac = v - (double)t;
+  return frac >= 0.5 ? t + 1 : frac <= -0.5 ? t - 1 : t;
+}
+
 void ember_fully_connected_s16(const ember_fc16_params *p, const int16_t *in, int16_t *out) {
   int32_t b, o, d;
   for (b = 0; b < p->batches; ++b)
@@ -649,6 +655,7 @@ void ember_fully_connected_s16(const ember_fc16_params *p, const int16_t *in, in
       int64_t acc = 0;
       for (d = 0; d < p->in_depth; ++d) acc += (int32_t)w[d] * x[d];
       if (p->bias) acc += p->bias[o];
-      out[b * p->out_depth + o] = clamp16(mbqm64(acc, p->mult[ch], p->shift[ch]), p->act_min, p->act_max);
+      acc = round_half_away((double)acc * p->scale[ch]);
+      out[b * p->out_depth + o] = (int16_t)(acc < p->act_min ? p->act_min : acc > p->act_max ? p->act_max : acc);
     }
 }

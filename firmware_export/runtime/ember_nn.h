@@ -141,8 +141,7 @@ typedef struct { /* int16 activations, int8 weights ("16x8") FULLY_CONNECTED; fi
   int32_t batches, in_depth, out_depth, act_min, act_max, per_channel;
   const int8_t *filter;
   const int64_t *bias;
-  const int32_t *mult;
-  const int8_t *shift;
+  const double *scale;                   /* LiteRT's reference rescales in double: round(acc * scale) */
 } ember_fc16_params;
 
 void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out);
