@@ -30,7 +30,7 @@ KERNELS = {"ember_conv2d": "arm_convolve_wrapper_s8", "ember_depthwise_conv2d": 
            "ember_max_pool": "arm_max_pool_s8", "ember_add": "arm_elementwise_add_s8",
            "ember_softmax": "arm_softmax_s8"}
 CHOICES = ("portable", "cmsis-nn")
-DSP_CPUS = ("cortex-m4", "cortex-m7")  # targets whose cores have the DSP extension
+DSP_CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")  # targets whose cores have the DSP extension
 
 
 def find_dir(path: str | Path | None = None) -> Path:

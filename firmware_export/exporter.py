@@ -80,7 +80,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
     ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
     to ``src/``.
-    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7) calls Arm's CMSIS-NN for the layers it has kernels for
+    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7, cortex-m33) calls Arm's CMSIS-NN for the layers it has kernels for
     (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
     refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
     TensorFlow Lite Micro does; the API gains ``NAME_input()``, ``NAME_output()``, ``NAME_run()``), so
