@@ -72,6 +72,10 @@ class MoreOps:
                               "is not supported (LiteRT's int8 kernel requires them equal)")
         f = {"count": _braces(counts), "in_start": in_start, "in_step": _braces(in_steps), "out_start": out_start,
              "out_step": _braces(out_steps)}
+        if self.m.is_const(src):  # a constant part (of a CONCATENATION): a flash array  # type: ignore[attr-defined]
+            part = f"in{op.inputs.index(src)}_{out_start}"
+            return Layer(op.index, op.code, "ember_strided_copy", "ember_strided_params", f, [~0], dst,
+                         [self.const(op, part, "int8_t", x.data)])  # type: ignore[attr-defined]
         return Layer(op.index, op.code, "ember_strided_copy", "ember_strided_params", f, [src], dst)
 
     def const_ints(self, op: Op, i: int, what: str) -> np.ndarray:

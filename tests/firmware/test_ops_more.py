@@ -15,9 +15,10 @@ from sdk.errors import ExportError
 Q = {"scale": 0.05, "zp": 3}
 
 
-def movement_model(path, align: bool = False, half: bool = False):
+def movement_model(path):
     """SPLIT in 3, CONCATENATION of the parts reordered (one twice), STRIDED_SLICE with a negative
-    begin and stride, SPLIT_V, SLICE, CONCATENATION along H, RESIZE_NEAREST_NEIGHBOR."""
+    begin and stride, SPLIT_V, SLICE, CONCATENATION along H, then RESIZE_NEAREST_NEIGHBOR three times
+    (plain, align_corners, half_pixel_centers)."""
     b = Builder()
     x = b.tensor([1, 7, 9, 6], **Q)
     parts = b.op("SPLIT", [b.const(3), x], [b.tensor([1, 7, 9, 2], **Q) for _ in range(3)], numSplits=3)
@@ -30,8 +31,10 @@ def movement_model(path, align: bool = False, half: bool = False):
     top3 = b.op("STRIDED_SLICE", [top, b.const([0, 0, 1, 0]), b.const([0, 0, 4, 0]), b.const([1, 1, 1, 1])],
                 [b.tensor([1, 1, 3, 3], **Q)], beginMask=0b1011, endMask=0b1011)[0]
     both = b.op("CONCATENATION", [mid, top3, mid], [b.tensor([1, 3, 3, 3], **Q)], axis=-3)[0]
-    y = b.op("RESIZE_NEAREST_NEIGHBOR", [both, b.const([5, 7])], [b.tensor([1, 5, 7, 3], **Q)],
-             alignCorners=align, halfPixelCenters=half)[0]
+    y = both
+    for hw, align, half in (((5, 7), False, False), ((4, 9), True, False), ((7, 6), False, True)):
+        y = b.op("RESIZE_NEAREST_NEIGHBOR", [y, b.const(hw)], [b.tensor([1, *hw, 3], **Q)],
+                 alignCorners=align, halfPixelCenters=half)[0]
     return b.save(path, [x], [y])
 
 
@@ -57,7 +60,7 @@ def _exact(model, out, name, need, qemu=False):
     res = firmware_export.export(model, out, name=name, measure=False)
     for cc in ("gcc", "clang"):
         need(cc)
-        r = firmware_export.verify_host(res.out_dir, model, n=40, cc=cc, seed=4)
+        r = firmware_export.verify_host(res.out_dir, model, n=25, cc=cc, seed=4)
         assert r["max_abs_diff"] == 0 and r["mismatched_inputs"] == 0, r
     if qemu:
         need("arm-none-eabi-gcc")
@@ -66,18 +69,16 @@ def _exact(model, out, name, need, qemu=False):
     return res
 
 
-@pytest.mark.parametrize("align, half", [(False, False), (True, False), (False, True)])
-def test_split_concat_slices_resize_bit_exact(tmp_path, align, half, need):
-    model = movement_model(tmp_path / "m.tflite", align, half)
-    res = _exact(model, tmp_path / "out", "mov", need, qemu=half)
+def test_split_concat_slices_resize_bit_exact(tmp_path, need):
+    model = movement_model(tmp_path / "m.tflite")
+    res = _exact(model, tmp_path / "out", "mov", need, qemu=True)
     ops = [ly["op"] for ly in res.layers]
-    assert ops.count("SPLIT") == 3 and ops.count("CONCATENATION") == 7 and ops[-1] == "RESIZE_NEAREST_NEIGHBOR"
+    assert ops.count("SPLIT") == 3 and ops.count("CONCATENATION") == 7 and ops[-3:] == ["RESIZE_NEAREST_NEIGHBOR"] * 3
     x = np.random.default_rng(1).integers(-128, 128, (1, 7 * 9 * 6)).astype(np.int8)
     assert len(np.unique(oracle.litert_outputs(model.read_bytes(), x)[0])) > 12  # 27 source values: data really moves
 
 
-@pytest.mark.parametrize("kw", [{}, {"same": False, "stride": (2, 3), "k": (3, 2)},
-                                {"stride": (1, 1), "bias": False, "in_hw": (4, 7)},
+@pytest.mark.parametrize("kw", [{}, {"same": False, "stride": (2, 3), "k": (3, 2), "bias": False, "in_hw": (4, 7)},
                                 {"stride": (3, 2), "k": (2, 5), "out_hw": (14, 11), "cout": 5}])
 def test_transpose_conv_bit_exact(tmp_path, kw, need):
     model = tconv_model(tmp_path / "t.tflite", **kw)
@@ -87,6 +88,19 @@ def test_transpose_conv_bit_exact(tmp_path, kw, need):
         x = np.random.default_rng(2).integers(-128, 128, (1, 5 * 6 * 3)).astype(np.int8)
         y = oracle.litert_outputs(model.read_bytes(), x)[0]
         assert 5 < len(np.unique(y)) and (np.abs(y.astype(int)) < 127).mean() > 0.5  # not saturated
+
+
+def test_concatenation_with_a_constant_part(tmp_path, need):
+    """A constant operand of CONCATENATION becomes a flash array (never an unfilled arena buffer)."""
+    b = Builder()
+    x = b.tensor([1, 3, 5, 2], **Q)
+    k = b.const(np.arange(-12, 18).reshape(1, 3, 5, 2), np.int8, **Q)
+    y = b.op("CONCATENATION", [k, x, k], [b.tensor([1, 3, 5, 6], **Q)], axis=3)[0]
+    model = b.save(tmp_path / "k.tflite", [x], [y])
+    res = firmware_export.export(model, tmp_path / "out", name="kc", measure=False)
+    need("gcc")
+    r = firmware_export.verify_host(res.out_dir, model, n=20, cc="gcc", seed=4)
+    assert r["max_abs_diff"] == 0 and r["mismatched_inputs"] == 0, r
 
 
 def test_requantizing_concatenation_is_a_clear_error(tmp_path):
