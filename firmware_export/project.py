@@ -37,7 +37,7 @@ def verify_header(inputs: np.ndarray, expected: np.ndarray) -> str:
 
 def main_c(prefix: str) -> str:
     up = prefix.upper()
-    return f"""/* Example: run {prefix} on the compiled-in sample input and print the int8 output. */
+    return f"""/* Example: run {prefix} on the compiled-in sample input and print the quantized output. */
 #include <stdio.h>
 #include "{prefix}.h"
 #include "{prefix}_sample.h"
@@ -46,7 +46,7 @@ int main(void) {{
   static {up}_OUTPUT_T out[{up}_OUTPUT_SIZE];
   int i, best = 0, same = 1;
   if ({prefix}_invoke({prefix}_sample_input, out) != 0) return 2;
-  printf("{prefix} output (int8, scale %g, zero point %d):", (double){up}_OUTPUT_SCALE, {up}_OUTPUT_ZERO_POINT);
+  printf("{prefix} output (quantized, scale %g, zero point %d):", (double){up}_OUTPUT_SCALE, {up}_OUTPUT_ZERO_POINT);
   for (i = 0; i < {up}_OUTPUT_SIZE; ++i) {{
     printf(" %d", out[i]);
     if (out[i] > out[best]) best = i;
@@ -110,7 +110,8 @@ def makefile(prefix: str, target: Target, qemu_machine: str | None, cmsis_dir: s
     arm_flags = " ".join(target.cflags) or "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
     up = prefix.upper()
     ld = linker_script(target)
-    defs = f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"
+    defs = (f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE "
+            f"-DEMBER_IN_T={up}_INPUT_T -DEMBER_OUT_T={up}_OUTPUT_T")
     cmsis = CMSIS_MAKE.format(cmsis_dir=cmsis_dir) if cmsis_dir else ""
     return f"""# {prefix}: build the example on this computer (make run) or for Cortex-M under QEMU (make qemu).
 CC ?= cc
