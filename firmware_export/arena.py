@@ -14,9 +14,9 @@ Two ways to need less than "every live tensor whole":
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from firmware_export import overlap, planner
+from firmware_export import overlap, planner, residual
 from firmware_export.lower import ALIAS_OPS, Layer, shape4
 from firmware_export.planner import Buffer, Overlap
 from firmware_export.tflite_model import Model
@@ -46,6 +46,10 @@ class Plan:
     prefix: str
     scratch_base: int = 0  # buffer id of layer k's scratch: scratch_base + k
     io_in_arena: bool = False  # the model's input and output are arena buffers too (as in TFLite Micro)
+    residuals: list[residual.Residual] = field(default_factory=list)  # conv, conv, ADD run row by row
+
+    def residual_at(self, k: int) -> residual.Residual | None:
+        return next((r for r in self.residuals if r.first <= k <= r.first + 2), None)
 
     def where(self, t: int) -> str:
         """C pointer expression of tensor ``t``."""
@@ -100,6 +104,7 @@ class _Planner:
                 self.span[r] = (min(a, k), max(b, k))
         self.deltas: dict[int, Overlap | None] = {}
         self.no_overlap: set[int] = set()  # layers whose overlap is left out (it made the arena larger)
+        self.residuals: list[residual.Residual] = []
 
     def root(self, t: int) -> int:
         return self.roots.get(t, t)
@@ -141,6 +146,12 @@ class _Planner:
             span[rb] = (k, span[rb][1])
             _, _, w, c = shape4(self.m.tensors[a.output].shape)
             sizes[self.root(a.output)] = f.ring_rows * w * c
+        for res in self.residuals:  # A's output: a window of rows, B's: one row; all live through the three
+            k, (a, b, _) = res.first, self.layers[res.first:res.first + 3]
+            ra, rb = self.root(a.output), self.root(b.output)
+            span[ra], span[rb] = (k, k + 2), (k, k + 2)
+            sizes[ra] = res.rows * residual.row_bytes(self.m, a.output)
+            sizes[rb] = residual.row_bytes(self.m, b.output)
         if self.io:  # the caller writes the input before layer 0 and reads the output after the last
             span[self.in_root] = (0, span[self.in_root][1])
             span[self.out_root] = (span[self.out_root][0], len(self.layers) - 1)
@@ -150,15 +161,20 @@ class _Planner:
             if layer.scratch_bytes:
                 pair = next((q for q in fused if k in (q, q + 1)), None)
                 a, b = (k, k) if pair is None else (pair, pair + 1)
+                a, b = next(((r.first, r.first + 2) for r in self.residuals if r.first <= k <= r.first + 2), (a, b))
                 buffers[self.scratch_id(k)] = Buffer(self.scratch_id(k), layer.scratch_bytes, a, b)
-        busy = set(fused) | {k + 1 for k in fused}
+        busy = set(fused) | {k + 1 for k in fused} | {r.first + i for r in self.residuals for i in range(3)}
         overlaps = [o for k in range(len(self.layers))
                     if k not in busy and k not in self.no_overlap and (o := self.overlap_of(k, buffers))]
+        for res in self.residuals:  # the ADD writes row y over its input X's row y
+            a, c = self.layers[res.first], self.layers[res.first + 2]
+            overlaps.append(Overlap(self.root(a.inputs[0]), self.root(c.output), 0))
         arena = planner.plan(list(buffers.values()), ARENA_ALIGN, overlaps)
         unplanned = sum(self.m.tensors[r].nbytes if r < len(self.m.tensors) else b.size
                         for r, b in buffers.items())
         return Plan(self.layers, self.roots, self.in_root, self.out_root, list(buffers.values()), overlaps,
-                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0), self.io)
+                    list(fusions), arena, unplanned, self.prefix, scratch_id(self.m, 0), self.io,
+                    list(self.residuals))
 
 
 def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int],
@@ -167,6 +183,12 @@ def _best_overlap(model: Model, layer: Layer, k: int, root: Callable[[int], int]
     if out is None:
         return None
     best: Overlap | None = None
+    lead = overlap.min_lead_delta(model, layer)
+    if lead is not None:  # written last chunk first: the output may start above its input
+        r = root(layer.inputs[0])
+        if r in buffers and buffers[r].last == k and planner.align_up(lead, ARENA_ALIGN) < buffers[r].size:
+            return Overlap(r, out.id, lead, after=True)
+        return None
     for r in {root(t) for t in layer.inputs if t >= 0}:
         if r not in buffers or buffers[r].last != k:
             continue
@@ -205,28 +227,81 @@ def _prune_overlaps(p: _Planner, best: Plan) -> Plan:
 def _chunk_pointwise(model: Model, layers: list[Layer], prefix: str, best: Plan, io: bool) -> Plan:
     """CMSIS-NN's fast 1x1 convolution rereads its whole input for every pair of output channels, so
     its output can never overlap its input; run on k chunks of pixels (k - 1 kernel-sum loops more, kept
-    under ~1% of the layer) its output may overlap the later chunks. Kept only where the arena
-    shrinks."""
+    under ~1% of the layer) its output may overlap the later chunks. First layer by layer (forward
+    chunks), then every such layer at once in two chunks with alternating directions: a forward layer's
+    output trails its input, a reversed one's leads it, so a chain of overlapping buffers through a
+    depthwise/pointwise stack does not drift apart. Kept only where the arena shrinks."""
     from firmware_export import cmsis
 
-    for layer in layers:
-        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape) if layer.inputs[0] >= 0 else (0, 0, 0, 0)
-        pixels = n * h * w
-        if not cmsis.pointwise_fast(model, layer):
-            continue
+    pointwise = [layer for layer in layers if cmsis.pointwise_fast(model, layer)]
+
+    def pixels(layer: Layer) -> int:
+        n, h, w, _ = shape4(model.tensors[layer.inputs[0]].shape)
+        return n * h * w
+
+    def state() -> list[tuple[object, object]]:
+        return [(ly.fields.get("chunk_pixels"), ly.fields.get("chunk_reverse")) for ly in pointwise]
+
+    def restore(saved: list[tuple[object, object]]) -> None:
+        for ly, (chunk, rev) in zip(pointwise, saved):
+            ly.fields.pop("chunk_pixels", None), ly.fields.pop("chunk_reverse", None)
+            ly.fields.update({k: v for k, v in (("chunk_pixels", chunk), ("chunk_reverse", rev)) if v})
+
+    def replan() -> Plan:
+        p = _Planner(model, layers, prefix, io)
+        p.residuals = list(best.residuals)
+        return _prune_overlaps(p, p.plan(best.fusions))
+
+    for layer in pointwise:
         for k in (2, 4, 8, 16, 32):  # each call recomputes the kernel sums: Cin * Cout, ~1/P of the layer
-            if k - 1 > max(1, pixels // 100):
+            if k - 1 > max(1, pixels(layer) // 100):
                 break
-            old = layer.fields.get("chunk_pixels")
-            layer.fields["chunk_pixels"] = -(-pixels // k)
-            p = _Planner(model, layers, prefix, io)
-            trial = _prune_overlaps(p, p.plan(best.fusions))
+            saved = state()
+            layer.fields["chunk_pixels"] = -(-pixels(layer) // k)
+            trial = replan()
             if trial.arena_bytes < best.arena_bytes:
                 best = trial
-            elif old is None:
-                del layer.fields["chunk_pixels"]
             else:
-                layer.fields["chunk_pixels"] = old
+                restore(saved)
+    for first_reversed in (True, False):
+        saved = state()
+        for i, layer in enumerate(pointwise):
+            layer.fields["chunk_pixels"] = -(-pixels(layer) // 2)
+            layer.fields.pop("chunk_reverse", None)
+            if (i % 2 == 0) == first_reversed:
+                layer.fields["chunk_reverse"] = 1
+        trial = replan()
+        if trial.arena_bytes >= best.arena_bytes:
+            restore(saved)
+            continue
+        best = trial
+        for layer in pointwise:  # fewer chunked layers (fewer instructions) where the arena allows
+            kept = state()
+            layer.fields.pop("chunk_pixels"), layer.fields.pop("chunk_reverse", None)
+            trial = replan()
+            if trial.arena_bytes <= best.arena_bytes:
+                best = trial
+            else:
+                restore(kept)
+    return best
+
+
+def _residual_rows(p: _Planner, best: Plan) -> Plan:
+    """Run conv, conv, ADD residual blocks row by row (``residual.py``) where that shrinks the arena."""
+    arena_roots = {r for r in p.span if p.io or r not in (p.in_root, p.out_root)}
+    taken = {k for f in best.fusions for k in (f.producer, f.producer + 1)}
+    for res in residual.find(p.m, p.layers, p.root, p.span, arena_roots):
+        if taken & {res.first, res.first + 1, res.first + 2}:
+            continue
+        p.residuals.append(res)
+        p.deltas.clear()
+        trial = _prune_overlaps(p, p.plan(best.fusions))
+        if trial.arena_bytes < best.arena_bytes:
+            best = trial
+            taken |= {res.first, res.first + 1, res.first + 2}
+        else:
+            p.residuals.pop()
+    p.deltas.clear()
     return best
 
 
@@ -262,6 +337,7 @@ def make_plan(model: Model, layers: list[Layer], prefix: str, fusions: list[Fusi
             raise ExportError(f"fusions {fusions} are not possible here; candidates: {allowed}")
         best = p.plan(list(fusions))
     if fusions is None:
+        best = _residual_rows(p, best)
         best = _chunk_pointwise(model, layers, prefix, best, io_in_arena)
     try:
         best.check()

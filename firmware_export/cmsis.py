@@ -2,7 +2,7 @@
 
 ``use_cmsis(model, layers)`` switches the layers CMSIS-NN has a kernel for (convolution, depthwise
 convolution, pooling, small ADDs, softmax) from Ember's portable kernels to CMSIS-NN calls with static
-parameter structs. FULLY_CONNECTED and large ADDs keep Ember's kernels: faster here, and CMSIS-NN's
+parameter structs. FULLY_CONNECTED, large ADDs and global average pooling keep Ember's kernels: faster here, and CMSIS-NN's
 integer rescale of FC is not LiteRT's (``fc_integer_matches_double``). Each switched layer gets the
 scratch bytes CMSIS-NN's DSP kernels need (its ``*_get_buffer_size_dsp`` rules, kept here because the
 arena is planned at export time): the planner places that scratch in the arena, alive for that layer.
@@ -30,7 +30,7 @@ KERNELS = {"ember_conv2d": "arm_convolve_wrapper_s8", "ember_depthwise_conv2d": 
            "ember_max_pool": "arm_max_pool_s8", "ember_add": "arm_elementwise_add_s8",
            "ember_softmax": "arm_softmax_s8"}
 CHOICES = ("portable", "cmsis-nn")
-DSP_CPUS = ("cortex-m4", "cortex-m7")  # targets whose cores have the DSP extension
+DSP_CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")  # targets whose cores have the DSP extension
 
 
 def find_dir(path: str | Path | None = None) -> Path:
@@ -83,9 +83,19 @@ def _eligible(m: Model, layer: Layer) -> bool:
     n = shape4(m.tensors[src[0]].shape)[0] if src else 1
     if layer.kernel == "ember_conv2d":
         return int(layer.fields["filter_c"]) == shape4(m.tensors[src[0]].shape)[3]  # type: ignore[call-overload]
+    if layer.kernel == "ember_avg_pool" and global_pool(m, layer):
+        return False  # Ember's SXTAB16 global average pool is faster than arm_avgpool_s8
     if layer.kernel in ("ember_avg_pool", "ember_max_pool", "ember_depthwise_conv2d"):
         return n == 1
     return True
+
+
+def global_pool(m: Model, layer: Layer) -> bool:
+    """An average pool whose window is the whole image (no padding, channels % 4 == 0, at most 256 pixels):
+    ember_avg_pool's DSP path runs it with SXTAB16, two channels per instruction."""
+    n, h, w, c = shape4(m.tensors[layer.inputs[0]].shape)
+    f = layer.fields
+    return (n, f["kh"], f["kw"], f["pad_h"], f["pad_w"], c % 4) == (1, h, w, 0, 0, 0) and h * w <= 256
 
 
 def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
@@ -116,14 +126,15 @@ def _unfold(layer: Layer) -> None:
     layer.fields["in_offset"] = off
 
 
-def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
-    """Static parameter structs of a CMSIS-NN layer."""
+def declare(m: Model, layer: Layer, prefix: str, whole: bool = True) -> list[str]:
+    """Static parameter structs of a CMSIS-NN layer (``whole``: with the whole layer's dims; a layer run
+    in pieces builds its own)."""
     f, p = layer.fields, f"{prefix}_c{layer.index}"
     x = m.tensors[layer.inputs[0]].shape if layer.inputs[0] >= 0 else ()
     y = m.tensors[layer.output].shape
     act = f"{{{f.get('act_min', -128)}, {f.get('act_max', 127)}}}"
-    if layer.kernel in ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"):
-        conv = layer.kernel == "arm_convolve_wrapper_s8"
+    if layer.kernel in ("arm_convolve_wrapper_s8", "arm_convolve_s8", "arm_depthwise_conv_wrapper_s8"):
+        conv = layer.kernel != "arm_depthwise_conv_wrapper_s8"
         cout = shape4(y)[3]
         filt = f"{{{cout}, {f['kh']}, {f['kw']}, {f['filter_c']}}}" if conv else f"{{1, {f['kh']}, {f['kw']}, {cout}}}"
         mid = "" if conv else f"{f['depth_mult']}, "
@@ -134,7 +145,8 @@ def declare(m: Model, layer: Layer, prefix: str) -> list[str]:
                 (f"static const cmsis_nn_per_channel_quant_params {p}_q = {{(int32_t *){f['mult']}, "
                 f"(int32_t *){f['shift']}}};"),
                 (f"static const cmsis_nn_dims {p}_f = {filt}, {p}_b = {{1, 1, 1, {cout}}}"
-                 + ("" if "chunk_pixels" in f else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}") + ";")]
+                 + ("" if "chunk_pixels" in f or not whole else f", {p}_in = {_dims(x)}, {p}_out = {_dims(y)}")
+                 + ";")]
     if layer.kernel in ("arm_avgpool_s8", "arm_max_pool_s8"):
         return [(f"static const cmsis_nn_pool_params {p} = {{{{{f['stride_w']}, {f['stride_h']}}}, "
                 f"{{{f['pad_w']}, {f['pad_h']}}}, {act}}};"),
@@ -152,13 +164,16 @@ def pointwise_fast(m: Model, layer: Layer) -> bool:
 
 def _chunked_pointwise(m: Model, layer: Layer, prefix: str, args: list[str], ctx: str) -> str:
     """arm_convolve_1x1_s8_fast on ``chunk_pixels`` pixels at a time: each call rereads only its own
-    pixels, so the output may overlap the input of later chunks (overlap.py)."""
+    pixels, so the output may overlap the input of later chunks (overlap.py); with ``chunk_reverse`` the
+    last chunk runs first and the output may start above its input (``overlap.min_lead_delta``)."""
     f, p = layer.fields, f"{prefix}_c{layer.index}"
     n, h, w, cin = shape4(m.tensors[layer.inputs[0]].shape)
     cout, pix, chunk = shape4(m.tensors[layer.output].shape)[3], n * h * w, int(f["chunk_pixels"])  # type: ignore[call-overload]
     bias = f.get("bias", "NULL")
+    loop = (f"p0 = {(pix - 1) // chunk * chunk}; p0 >= 0; p0 -= {chunk}" if f.get("chunk_reverse")
+            else f"p0 = 0; p0 < {pix}; p0 += {chunk}")
     return (f"{{ const cmsis_nn_context ctx = {ctx}; int32_t p0; "
-            f"for (p0 = 0; p0 < {pix}; p0 += {chunk}) {{ const int32_t n = {pix} - p0 < {chunk} ? {pix} - p0 : {chunk}; "
+            f"for ({loop}) {{ const int32_t n = {pix} - p0 < {chunk} ? {pix} - p0 : {chunk}; "
             f"const cmsis_nn_dims in_d = {{1, 1, n, {cin}}}, out_d = {{1, 1, n, {cout}}}; "
             f"arm_convolve_1x1_s8_fast(&ctx, &{p}, &{p}_q, &in_d, {args[0]} + p0 * {cin}, &{p}_f, {f['filter']}, "
             f"&{p}_b, {bias}, &out_d, {args[1]} + p0 * {cout}); }} }}")
@@ -181,8 +196,9 @@ def call(m: Model, layer: Layer, prefix: str, args: list[str], scratch: str) -> 
         return (f"{{ const cmsis_nn_context ctx = {ctx}; {layer.kernel}(&ctx, &{p}, &{p}_in, {args[0]}, &{p}_f, "
                 f"&{p}_out, {args[1]}); }}")
     bias = f.get("bias", "NULL")
+    upscale = "NULL, " if layer.kernel == "arm_convolve_s8" else ""
     return (f"{{ const cmsis_nn_context ctx = {ctx}; {layer.kernel}(&ctx, &{p}, &{p}_q, &{p}_in, {args[0]}, "
-            f"&{p}_f, {f['filter']}, &{p}_b, {bias}, &{p}_out, {args[1]}); }}")
+            f"&{p}_f, {f['filter']}, &{p}_b, {bias}, {upscale}&{p}_out, {args[1]}); }}")
 
 
 def sources(cmsis_dir: Path) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_export import cmsis
+from firmware_export import cmsis, residual
 from firmware_export.arena import Plan
 from firmware_export.lower import ConstArray, Layer, shape4
 from firmware_export.tflite_model import Model
@@ -24,8 +24,14 @@ def c_float(x: float) -> str:
     return f"{float(np.float32(x)):.9g}f"
 
 
+def io_types(model: Model) -> tuple[str, str]:
+    """C element types of the model's input and output (int8_t, or int16_t for 16x8 models)."""
+    return tuple(f"{model.tensors[t].dtype}_t" for t in (model.inputs[0], model.outputs[0]))  # type: ignore[return-value]
+
+
 def header(model: Model, plan_: Plan, prefix: str) -> str:
     x, y = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    in_t, out_t = io_types(model)
     up = prefix.upper()
     weights = sum(layer.weight_bytes for layer in plan_.layers)
     lines = [
@@ -40,26 +46,27 @@ def header(model: Model, plan_: Plan, prefix: str) -> str:
                   f"#define {up}_{tag}_DIMS {len(t.shape)}",
                   f"#define {up}_{tag}_SHAPE {{{', '.join(map(str, t.shape))}}}",
                   f"#define {up}_{tag}_SCALE {c_float(s)}",
-                  f"#define {up}_{tag}_ZERO_POINT ({z})"]
+                  f"#define {up}_{tag}_ZERO_POINT ({z})",
+                  f"#define {up}_{tag}_T {in_t if tag == 'INPUT' else out_t}"]
     lines += [f"#define {up}_ARENA_BYTES {plan_.arena_bytes}",
               f"#define {up}_WEIGHT_BYTES {weights}",
               f"#define {up}_LAYERS {len(plan_.layers)}", "",
-              "/* Run the model on one int8 input; writes the int8 output. Returns 0 on success,",
+              f"/* Run the model on one {in_t[:-2]} input; writes the {out_t[:-2]} output. Returns 0 on success,",
               " * -1 for a NULL argument. Not reentrant: one static arena. */",
-              f"int {prefix}_invoke(const int8_t *input, int8_t *output);", "",
-              *_io_header(prefix, up, plan_.io_in_arena),
+              f"int {prefix}_invoke(const {in_t} *input, {out_t} *output);", "",
+              *_io_header(prefix, up, plan_.io_in_arena, in_t, out_t),
               "#ifdef __cplusplus", "}", "#endif", f"#endif /* {up}_H */", ""]
     return "\n".join(lines)
 
 
-def _io_header(prefix: str, up: str, io_in_arena: bool) -> list[str]:
+def _io_header(prefix: str, up: str, io_in_arena: bool, in_t: str, out_t: str) -> list[str]:
     if not io_in_arena:
         return []
     return [f"/* Input and output live in the arena (as in TensorFlow Lite Micro): write {up}_INPUT_SIZE bytes",
             f" * to {prefix}_input(), call {prefix}_run(), read {prefix}_output(). The arena is reused: refill",
             f" * the input before every run. ({prefix}_invoke copies in and out around {prefix}_run.) */",
             f"#define {up}_IO_IN_ARENA 1",
-            f"int8_t *{prefix}_input(void);", f"const int8_t *{prefix}_output(void);", f"int {prefix}_run(void);", ""]
+            f"{in_t} *{prefix}_input(void);", f"const {out_t} *{prefix}_output(void);", f"int {prefix}_run(void);", ""]
 
 
 def _init(fields: dict[str, object]) -> str:
@@ -84,22 +91,32 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
     for k, layer in enumerate(plan_.layers):
         out.append(f"/* layer {layer.index}: {layer.op} -> {model.tensors[layer.output].name} */")
         out += [c_array(c, f"{up}_WEIGHTS_ATTR") for c in layer.consts]
+        res = plan_.residual_at(k)
         if layer.params_type == "cmsis":
-            out += cmsis.declare(model, layer, prefix) + [""]
-        else:
-            out.append(f"static const {layer.params_type} {prefix}_p{layer.index} = {{{_init(_fields(plan_, k))}}};\n")
+            out += cmsis.declare(model, layer, prefix, whole=res is None) + [""]
+        elif res is None:
+            out.append(f"static const {layer.params_type} {_pname(plan_, k, prefix)} = {{{_init(_fields(plan_, k))}}};\n")
+        if res is not None and k == res.first + 2:
+            out.append(f"static const {layer.params_type} {prefix}_p{layer.index}_row = "
+                       f"{{{_init(residual.row_params(model, layer))}}};\n")
     if plan_.io_in_arena:
         out += _io_functions(model, plan_, prefix)
         out.append(f"int {prefix}_run(void) {{")
     else:
-        out.append(f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{")
+        out.append(f"int {prefix}_invoke(const {io_types(model)[0]} *input, {io_types(model)[1]} *output) {{")
         out.append("  if (input == NULL || output == NULL) return -1;")
     for k, layer in enumerate(plan_.layers):
-        fusion = plan_.fusion_at(k)
+        fusion, res = plan_.fusion_at(k), plan_.residual_at(k)
+        if res is not None:
+            if k == res.first:  # one block, then the three layers' marks (the first one counts the block)
+                out += ["  " + line for line in residual.code(model, plan_, res, prefix)]
+                out += [f"  EMBER_TRACE({ly.index}, {plan_.where(ly.output)}, {_traced_size(model, plan_, res.first + i)});"
+                        for i, ly in enumerate(plan_.layers[k:k + 3])]
+            continue
         if layer.params_type == "cmsis":
             out.append("  " + cmsis.call(model, layer, prefix, _args(plan_, layer), plan_.scratch(k)))
         elif fusion is None:
-            out.append(f"  {layer.kernel}(&{prefix}_p{layer.index}, {', '.join(_args(plan_, layer))});")
+            out.append(f"  {layer.kernel}(&{_pname(plan_, k, prefix)}, {', '.join(_args(plan_, layer, model))});")
         elif fusion.producer == k:
             out += _fused_loop(model, plan_, layer, plan_.layers[k + 1], prefix)
         out.append(f"  EMBER_TRACE({layer.index}, {plan_.where(layer.output)}, {_traced_size(model, plan_, k)});")
@@ -110,12 +127,12 @@ def source(model: Model, plan_: Plan, prefix: str, section: str | None) -> str:
 def _io_functions(model: Model, plan_: Plan, prefix: str) -> list[str]:
     """NAME_input/NAME_output (arena pointers) and NAME_invoke as copy in, NAME_run, copy out."""
     x, y = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
-    src, dst = plan_.where(model.inputs[0]), plan_.where(model.outputs[0])
+    (in_t, out_t), src, dst = io_types(model), plan_.where(model.inputs[0]), plan_.where(model.outputs[0])
     return [f"int {prefix}_run(void);", "",
-            f"int8_t *{prefix}_input(void) {{ return {src}; }}",
-            f"const int8_t *{prefix}_output(void) {{ return {dst}; }}", "",
-            f"int {prefix}_invoke(const int8_t *input, int8_t *output) {{",
-            "  int32_t i;", "  int8_t *in = " + src + ";", "  const int8_t *out = " + dst + ";",
+            f"{in_t} *{prefix}_input(void) {{ return ({in_t} *)({src}); }}",
+            f"const {out_t} *{prefix}_output(void) {{ return (const {out_t} *)({dst}); }}", "",
+            f"int {prefix}_invoke(const {in_t} *input, {out_t} *output) {{",
+            "  int32_t i;", f"  {in_t} *in = {prefix}_input();", f"  const {out_t} *out = {prefix}_output();",
             "  if (input == NULL || output == NULL) return -1;",
             f"  for (i = 0; i < {x.size}; ++i) in[i] = input[i];",
             f"  {prefix}_run();",
@@ -123,8 +140,18 @@ def _io_functions(model: Model, plan_: Plan, prefix: str) -> list[str]:
             "  return 0;", "}", ""]
 
 
-def _args(plan_: Plan, layer: Layer) -> list[str]:
-    return [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs] + [plan_.where(layer.output)]
+def _pname(plan_: Plan, k: int, prefix: str) -> str:
+    """Name of layer ``k``'s parameter struct; ops lowered to several layers (SPLIT, CONCATENATION) number them."""
+    index = plan_.layers[k].index
+    part = sum(ly.index == index for ly in plan_.layers[:k])
+    return f"{prefix}_p{index}" + (f"_{part}" if part or sum(ly.index == index for ly in plan_.layers) > 1 else "")
+
+
+def _args(plan_: Plan, layer: Layer, model: Model | None = None) -> list[str]:
+    args = [layer.consts[~t].name if t < 0 else plan_.where(t) for t in layer.inputs] + [plan_.where(layer.output)]
+    if model is not None and layer.kernel.endswith("_s16"):  # int16 activations: typed pointers
+        args = [f"(const int16_t *)({a})" for a in args[:-1]] + [f"(int16_t *)({args[-1]})"]
+    return args
 
 
 def _fields(plan_: Plan, k: int) -> dict[str, object]:
@@ -139,7 +166,9 @@ def _fields(plan_: Plan, k: int) -> dict[str, object]:
 
 def _traced_size(model: Model, plan_: Plan, k: int) -> int:
     """Bytes EMBER_TRACE sees: a fused producer's ring holds only its last rows."""
-    fusion, t = plan_.fusion_at(k), model.tensors[plan_.layers[k].output]
+    fusion, t, res = plan_.fusion_at(k), model.tensors[plan_.layers[k].output], plan_.residual_at(k)
+    if res is not None and k < res.first + 2:  # a window of rows, then one row
+        return residual.row_bytes(model, plan_.layers[k].output) * (res.rows if k == res.first else 1)
     if fusion is not None and fusion.producer == k:
         _, _, w, c = shape4(t.shape)
         return fusion.ring_rows * w * c

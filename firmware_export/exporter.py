@@ -80,7 +80,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
     ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
     to ``src/``.
-    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7) calls Arm's CMSIS-NN for the layers it has kernels for
+    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7, cortex-m33) calls Arm's CMSIS-NN for the layers it has kernels for
     (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
     refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
     TensorFlow Lite Micro does; the API gains ``NAME_input()``, ``NAME_output()``, ``NAME_run()``), so
@@ -160,7 +160,7 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
         shutil.copy(toolchain.RUNTIME / f, d / "src" / f)
     for f in ("startup.c", project.linker_script(tgt), "verify_main.c"):
         shutil.copy(toolchain.MCU / f, d / "mcu" / f)
-    inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1)
+    inputs = oracle.seeded_inputs(SAMPLES_IN_FOLDER, x.size, seed=1, dtype=x.dtype)
     expected = oracle.litert_outputs(m.raw, inputs)
     (d / "mcu" / "ember_verify_data.h").write_text(project.verify_header(inputs, expected))
     (d / "examples" / f"{name}_demo" / f"{name}_sample.h").write_text(project.sample_header(name, inputs, expected))
@@ -196,8 +196,10 @@ def _write(m: Model, plan: arena.Plan, d: Path, name: str, tgt: Target, section:
 def _layer_rows(m: Model, plan: arena.Plan) -> list[dict[str, Any]]:
     """Per layer; ``ring_rows``: rows of its output kept at once when it runs fused with the next layer."""
     rings = {f.producer: f.ring_rows for f in plan.fusions}
+    blocks = {r.first + i: plan.layers[r.first].index for r in plan.residuals for i in range(3)}
     return [{"index": ly.index, "op": ly.op, "kernel": ly.kernel, "output_shape": list(m.tensors[ly.output].shape),
-             "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs, "ring_rows": rings.get(k)}
+             "weight_bytes": ly.weight_bytes, "arena_live_bytes": live, "macs": ly.macs, "ring_rows": rings.get(k),
+             "row_block": blocks.get(k)}
             for k, (ly, live) in enumerate(zip(plan.layers, plan.live_bytes))]
 
 
@@ -223,11 +225,11 @@ def verify_host(out_dir: str | Path, model: str | Path | bytes, n: int = 1000, c
     fp = json.loads((out / "footprint.json").read_text())
     m = load(model)
     x, y = m.tensors[m.inputs[0]], m.tensors[m.outputs[0]]
-    inputs = oracle.seeded_inputs(n, x.size, seed)
+    inputs = oracle.seeded_inputs(n, x.size, seed, x.dtype)
     ref = _reference(m.raw, n, seed)
     with tempfile.TemporaryDirectory() as b:
         exe = toolchain.host_build(out / "src", fp["name"], Path(b) / "runner", cc, _cmsis_dir_of(fp))
-        got = toolchain.host_run(exe, inputs, y.size)
+        got = toolchain.host_run(exe, inputs, y.size, y.dtype)
     diff = np.abs(got.astype(np.int32) - ref.astype(np.int32))
     return {"compiler": cc, "inputs": n, "max_abs_diff": int(diff.max()) if diff.size else 0,
             "mismatched_inputs": int((diff.max(axis=1) > 0).sum()) if diff.size else 0,
@@ -255,7 +257,8 @@ def verify_qemu(out_dir: str | Path, timeout: float = 120) -> dict[str, Any]:
 def _reference(raw: bytes, n: int, seed: int) -> np.ndarray:
     """LiteRT's outputs for the seeded inputs (cached: gcc and clang runs share them)."""
     m = load(raw)
-    return oracle.litert_outputs(raw, oracle.seeded_inputs(n, m.tensors[m.inputs[0]].size, seed))
+    x = m.tensors[m.inputs[0]]
+    return oracle.litert_outputs(raw, oracle.seeded_inputs(n, x.size, seed, x.dtype))
 
 
 def _cmsis_dir_of(fp: dict[str, Any]) -> Path | None:

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware_export import lut, quant
+from firmware_export.lower_more import COPY_OPS, S16_OPS, MoreOps
 from firmware_export.tflite_model import Model, Op, Tensor
 from sdk.errors import ExportError
 
 ALIAS_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS"}
 KERNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D",
               "SOFTMAX", "MEAN", "RELU", "RELU6", "PAD", "PADV2", "TRANSPOSE", "QUANTIZE"}
-SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS
+SUPPORTED_OPS = ALIAS_OPS | KERNEL_OPS | lut.LUT_OPS | COPY_OPS
 # What indexing/unpacking/arithmetic raise on a graph whose shapes and options contradict each other.
 INCONSISTENT = (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError, AttributeError)
 
@@ -24,12 +25,12 @@ INT8_FIX = ("make a full-integer int8 model first: `ember optimize MODEL --tiers
 @dataclass
 class ConstArray:
     name: str
-    ctype: str  # "int8_t", "int32_t", "uint32_t" or "double"
+    ctype: str  # "int8_t", "int32_t", "uint32_t", "int64_t" or "double"
     values: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "uint32_t": 4, "double": 8}[self.ctype]
+        return int(self.values.size) * {"int8_t": 1, "int32_t": 4, "uint32_t": 4, "int64_t": 8, "double": 8}[self.ctype]
 
 
 @dataclass
@@ -87,7 +88,7 @@ def check_model(model: Model) -> None:
                           "time (a -1 batch of 1 is fine; other -1 dimensions are not); export the model with "
                           "fixed sizes, e.g. a fixed input height/width")
     io = [model.tensors[i] for i in model.inputs + model.outputs]
-    floats = [t.name for t in io if t.dtype != "int8"]
+    floats = [t.name for t in io if t.dtype not in ("int8", "int16")]
     if floats or any(op.code in ("DEQUANTIZE",) for op in model.ops):
         kinds = ", ".join(f"{t.name}: {t.dtype}" for t in io if t.dtype != "int8") or "float inside"
         raise ExportError(f"{where}: not a full-integer int8 model ({kinds}); {INT8_FIX}")
@@ -100,12 +101,14 @@ def check_model(model: Model) -> None:
                           "takes one int8 input and one int8 output")
     for op in model.ops:
         for t in op.outputs:
+            if model.tensors[t].dtype == "int16" and op.code in S16_OPS | ALIAS_OPS:
+                continue  # 16x8: int16 activations, int8 weights
             if model.tensors[t].dtype != "int8":
                 raise ExportError(f"{where}: op {op.index} ({op.code}) produces {model.tensors[t].dtype} "
                                   f"tensor {model.tensors[t].name!r}; {INT8_FIX}")
 
 
-class Lowerer:
+class Lowerer(MoreOps):
     def __init__(self, model: Model, prefix: str) -> None:
         self.m = model
         self.prefix = prefix
@@ -135,7 +138,7 @@ class Lowerer:
         return self.m.tensors[i]
 
     def const(self, op: Op, name: str, ctype: str, values: np.ndarray) -> ConstArray:
-        dtype = np.int8 if ctype == "int8_t" else np.int32
+        dtype = {"int8_t": np.int8, "int64_t": np.int64}.get(ctype, np.int32)
         return ConstArray(f"{self.prefix}_l{op.index}_{name}", ctype, np.ascontiguousarray(values, dtype).ravel())
 
     def lower(self) -> list[Layer]:
@@ -145,7 +148,8 @@ class Lowerer:
                 continue
             fn = getattr(self, "op_" + op.code.lower())
             try:
-                layers.append(fn(op))
+                made = fn(op)
+                layers.extend(made if isinstance(made, list) else [made])
             except ExportError as e:
                 raise ExportError(f"op {op.index} ({op.code}): {e}") from None
             except INCONSISTENT as e:  # shapes/options that contradict each other (a damaged file)
@@ -198,6 +202,8 @@ class Lowerer:
         return consts
 
     def op_conv_2d(self, op: Op) -> Layer:
+        if self.t(op.inputs[0]).dtype == "int16":
+            return self.s16_conv(op)
         w = self.t(op.inputs[1])
         cout, kh, kw, fc = w.shape
         f = self.conv_common(op, kh, kw)
@@ -228,6 +234,8 @@ class Lowerer:
         layer.scratch_bytes = 0 if in_place else length
 
     def op_depthwise_conv_2d(self, op: Op) -> Layer:
+        if self.t(op.inputs[0]).dtype == "int16":
+            return self.s16_conv(op)
         w = self.t(op.inputs[1])
         _, kh, kw, cout = w.shape
         f = self.conv_common(op, kh, kw)
@@ -254,6 +262,8 @@ class Lowerer:
         f["in_offset"] = 0
 
     def op_fully_connected(self, op: Op) -> Layer:
+        if self.t(op.inputs[0]).dtype == "int16":
+            return self.s16_fc(op)
         x, w, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
         out_depth, in_depth = w.shape
         lo, hi = self.act(op, y)

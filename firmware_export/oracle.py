@@ -30,7 +30,7 @@ def litert_outputs(model: bytes, inputs: np.ndarray, reference: bool = True) -> 
     with tempfile.TemporaryDirectory(prefix="ember-oracle-") as tmp:
         d = Path(tmp)
         (d / "model.tflite").write_bytes(bytes(model))
-        np.save(d / "inputs.npy", np.asarray(inputs, np.int8))
+        np.save(d / "inputs.npy", np.asarray(inputs))
         cmd = [sys.executable, "-m", "firmware_export.oracle", str(d), "ref" if reference else "auto"]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT_S, check=False,
@@ -63,7 +63,7 @@ def _run(model: bytes, inputs: np.ndarray, reference: bool) -> np.ndarray:
         i_det, o_det = it.get_input_details()[0], it.get_output_details()[0]
         shape = tuple(i_det["shape"])
         outs = []
-        for row in np.asarray(inputs, np.int8):
+        for row in np.asarray(inputs):
             it.set_tensor(i_det["index"], row.reshape(shape))
             it.invoke()
             outs.append(it.get_tensor(o_det["index"]).ravel().copy())
@@ -72,9 +72,10 @@ def _run(model: bytes, inputs: np.ndarray, reference: bool) -> np.ndarray:
     return np.stack(outs) if outs else np.zeros((0, int(np.prod(o_det["shape"]))), np.int8)
 
 
-def seeded_inputs(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """``n`` reproducible int8 inputs spanning the whole int8 range."""
-    return np.random.default_rng(seed).integers(-128, 128, size=(n, size), dtype=np.int8)
+def seeded_inputs(n: int, size: int, seed: int = 0, dtype: str = "int8") -> np.ndarray:
+    """``n`` reproducible inputs spanning the whole int8 (or int16) range."""
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(info.min, info.max + 1, size=(n, size), dtype=dtype)
 
 
 if __name__ == "__main__":

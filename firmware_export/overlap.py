@@ -110,3 +110,18 @@ def max_safe_delta(model: Model, layer: Layer, arg: int) -> int | None:
     if not read.any():
         return int(model.tensors[layer.inputs[arg]].nbytes)
     return int((np.arange(readers.size, dtype=np.int64)[read] - readers[read]).min())
+
+
+def min_lead_delta(model: Model, layer: Layer) -> int | None:
+    """For the 1x1 convolution run on chunks of pixels last chunk first (``chunk_reverse``): the smallest
+    ``output offset - input offset`` at which no chunk's output meets the input of a chunk still to run
+    (chunk j writes while chunks 0..j are unread: ``P_j * cout + delta >= P_(j+1) * cin``). None for
+    other layers."""
+    f = layer.fields
+    if not f.get("chunk_reverse"):
+        return None
+    n, h, w, cin = shape4(model.tensors[layer.inputs[0]].shape)
+    cout, pixels, chunk = shape4(model.tensors[layer.output].shape)[3], n * h * w, int(f["chunk_pixels"])  # type: ignore[call-overload]
+    starts = list(range(0, pixels, chunk))
+    return max(min(p + chunk, pixels) * cin - p * cout for p in starts)
+

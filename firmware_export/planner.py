@@ -4,7 +4,8 @@ Buffers alive at the same time never share bytes, with one exception: an ``Overl
 output share bytes with an input it reads for the last time, as long as the output starts at most
 ``max_delta`` bytes after that input (``overlap.max_safe_delta`` proves the bound from the kernel).
 Each such chain of buffers is placed as one unit with fixed relative offsets (output ``min(max_delta,
-0)`` rounded down to the alignment from its input, which minimises the pair's span); units are placed
+0)`` rounded down to the alignment from its input, which minimises the pair's span; for a kernel that
+writes backwards, ``max(min_delta, 0)`` rounded up, so the chain can climb back); units are placed
 largest first, each at the lowest aligned offset where none of its buffers meets a live buffer.
 """
 
@@ -32,11 +33,23 @@ class Buffer:
 @dataclass(frozen=True)
 class Overlap:
     """Buffer ``output`` (written by the op that last reads ``input``) may share bytes with ``input``
-    when ``output.offset - input.offset <= max_delta``."""
+    when ``output.offset - input.offset <= max_delta`` (a kernel writing in increasing address order:
+    the output trails its input) or, with ``after``, when ``output.offset - input.offset >= max_delta``
+    (a kernel writing in decreasing order: the output leads)."""
 
     input: int
     output: int
     max_delta: int
+    after: bool = False
+
+    def distance(self, align: int) -> int:
+        """The output's offset from the input's that shares the most bytes, aligned."""
+        if self.after:
+            return align_up(max(self.max_delta, 0), align)
+        return align_down(min(self.max_delta, 0), align)
+
+    def allows(self, delta: int) -> bool:
+        return delta >= self.max_delta if self.after else delta <= self.max_delta
 
 
 def align_up(n: int, align: int) -> int:
@@ -54,7 +67,7 @@ def _units(buffers: list[Buffer], overlaps: Iterable[Overlap], align: int) -> li
     for o in overlaps:
         if o.output in parent or o.input not in by_id or o.output not in by_id:
             raise ValueError(f"bad overlap {o}: unknown buffer, or a second overlap for output {o.output}")
-        parent[o.output] = (o.input, align_down(min(o.max_delta, 0), align))
+        parent[o.output] = (o.input, o.distance(align))
     head: dict[int, int] = {}
     rel: dict[int, int] = {}
     for b in sorted(buffers, key=lambda b: (b.first, b.id)):  # an op's input is written before its output
@@ -99,18 +112,19 @@ def plan(buffers: list[Buffer], align: int = 8, overlaps: Iterable[Overlap] = ()
 def check(buffers: list[Buffer], overlaps: Iterable[Overlap] = ()) -> None:
     """Raise AssertionError if two buffers alive at the same time share bytes, unless an ``Overlap``
     allows exactly that pair at that distance."""
-    allowed = {(o.input, o.output): o.max_delta for o in overlaps}
+    allowed = {(o.input, o.output): o for o in overlaps}
     for i, a in enumerate(buffers):
         for b in buffers[i + 1:]:
             if not (a.overlaps_in_time(b) and a.overlaps_in_space(b)):
                 continue
             for src, dst in ((a, b), (b, a)):
-                limit = allowed.get((src.id, dst.id))
-                if limit is not None:
-                    if dst.offset - src.offset <= limit:
+                rule = allowed.get((src.id, dst.id))
+                if rule is not None:
+                    if rule.allows(dst.offset - src.offset):
                         break
                     raise AssertionError(f"buffer {dst.id} starts {dst.offset - src.offset} bytes after its "
-                                         f"input {src.id}; its kernel is only safe up to {limit}")
+                                         f"input {src.id}; its kernel is only safe "
+                                         f"{'from' if rule.after else 'up to'} {rule.max_delta}")
             else:
                 raise AssertionError(f"buffers {a.id} and {b.id} overlap")
 

@@ -96,6 +96,7 @@ def profile(out_dir: str | Path, opt: str = "-O2", timeout: float = 300) -> dict
     for k, ly in enumerate(fp["layers"]):  # lmarks: m0, m1, one per layer, the one after invoke
         n = lmarks[k + 2] - lmarks[k + 1] - mark_cost
         rows.append({"index": ly["index"], "op": ly["op"], "kernel": ly.get("kernel"), "instructions": n,
+                     **({"row_block": ly["row_block"]} if ly.get("row_block") is not None else {}),
                      "macs": ly["macs"], "macs_per_instruction": round(ly["macs"] / n, 3) if n > 0 and ly["macs"] else None})
     total = marks[2] - marks[1] - mark_cost
     macs = sum(ly["macs"] for ly in fp["layers"])

@@ -17,8 +17,8 @@ def sample_header(prefix: str, inputs: np.ndarray, expected: np.ndarray) -> str:
     return "\n".join([
         f"/* A sample input for {prefix} and the output LiteRT (reference kernels) gives for it. */",
         f"#ifndef {up}_SAMPLE_H", f"#define {up}_SAMPLE_H", '#include <stdint.h>', f'#include "{prefix}.h"',
-        f"static const int8_t {prefix}_sample_input[{up}_INPUT_SIZE] = {{\n  {c_bytes(inputs[0])}\n}};",
-        f"static const int8_t {prefix}_sample_expected[{up}_OUTPUT_SIZE] = {{\n  {c_bytes(expected[0])}\n}};",
+        f"static const {up}_INPUT_T {prefix}_sample_input[{up}_INPUT_SIZE] = {{\n  {c_bytes(inputs[0])}\n}};",
+        f"static const {up}_OUTPUT_T {prefix}_sample_expected[{up}_OUTPUT_SIZE] = {{\n  {c_bytes(expected[0])}\n}};",
         "#endif", ""])
 
 
@@ -30,23 +30,23 @@ def verify_header(inputs: np.ndarray, expected: np.ndarray) -> str:
         "/* Inputs compiled into the verification firmware and LiteRT's outputs for them. */",
         "#ifndef EMBER_VERIFY_DATA_H", "#define EMBER_VERIFY_DATA_H", "#include <stdint.h>",
         f"#define EMBER_VERIFY_COUNT {n}",
-        f"static const int8_t ember_verify_inputs[{n}][EMBER_IN_SIZE] = {{\n{rows_in}\n}};",
-        f"static const int8_t ember_verify_expected[{n}][EMBER_OUT_SIZE] = {{\n{rows_out}\n}};",
+        f"static const EMBER_IN_T ember_verify_inputs[{n}][EMBER_IN_SIZE] = {{\n{rows_in}\n}};",
+        f"static const EMBER_OUT_T ember_verify_expected[{n}][EMBER_OUT_SIZE] = {{\n{rows_out}\n}};",
         "#endif", ""])
 
 
 def main_c(prefix: str) -> str:
     up = prefix.upper()
-    return f"""/* Example: run {prefix} on the compiled-in sample input and print the int8 output. */
+    return f"""/* Example: run {prefix} on the compiled-in sample input and print the quantized output. */
 #include <stdio.h>
 #include "{prefix}.h"
 #include "{prefix}_sample.h"
 
 int main(void) {{
-  static int8_t out[{up}_OUTPUT_SIZE];
+  static {up}_OUTPUT_T out[{up}_OUTPUT_SIZE];
   int i, best = 0, same = 1;
   if ({prefix}_invoke({prefix}_sample_input, out) != 0) return 2;
-  printf("{prefix} output (int8, scale %g, zero point %d):", (double){up}_OUTPUT_SCALE, {up}_OUTPUT_ZERO_POINT);
+  printf("{prefix} output (quantized, scale %g, zero point %d):", (double){up}_OUTPUT_SCALE, {up}_OUTPUT_ZERO_POINT);
   for (i = 0; i < {up}_OUTPUT_SIZE; ++i) {{
     printf(" %d", out[i]);
     if (out[i] > out[best]) best = i;
@@ -64,7 +64,7 @@ def arduino_ino(prefix: str) -> str:
 #include <{prefix}.h>
 #include "{prefix}_sample.h"
 
-static int8_t out[{up}_OUTPUT_SIZE];
+static {up}_OUTPUT_T out[{up}_OUTPUT_SIZE];
 
 void setup() {{ Serial.begin(115200); }}
 
@@ -110,7 +110,8 @@ def makefile(prefix: str, target: Target, qemu_machine: str | None, cmsis_dir: s
     arm_flags = " ".join(target.cflags) or "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
     up = prefix.upper()
     ld = linker_script(target)
-    defs = f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE"
+    defs = (f"-DEMBER_INVOKE={prefix}_invoke -DEMBER_IN_SIZE={up}_INPUT_SIZE -DEMBER_OUT_SIZE={up}_OUTPUT_SIZE "
+            f"-DEMBER_IN_T={up}_INPUT_T -DEMBER_OUT_T={up}_OUTPUT_T")
     cmsis = CMSIS_MAKE.format(cmsis_dir=cmsis_dir) if cmsis_dir else ""
     return f"""# {prefix}: build the example on this computer (make run) or for Cortex-M under QEMU (make qemu).
 CC ?= cc

@@ -46,12 +46,13 @@ def per_channel_multipliers(input_scale: float, filter_scales: np.ndarray, outpu
     return mults, shifts
 
 
-def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for int8: act 0 none, 1 RELU, 2 RELU_N1_TO_1, 3 RELU6."""
+def activation_range(act: int, scale: float, zero_point: int, bits: int = 8) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8 (or int16, ``bits=16``): act 0 none, 1 RELU,
+    2 RELU_N1_TO_1, 3 RELU6."""
     def q(f: float) -> int:
         return zero_point + tflite_round(float(np.float32(f) / np.float32(scale)))
 
-    lo, hi = -128, 127
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if act == 1:
         lo = max(lo, q(0.0))
     elif act == 3:

@@ -35,6 +35,10 @@ TARGETS: dict[str, Target] = {
     "cortex-m7": Target("cortex-m7", 2048 * KIB, 512 * KIB,
                         ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
                         "mps2-an500", "STM32F7 / i.MX RT class (2 MiB flash, 512 KiB RAM)"),
+    "cortex-m33": Target("cortex-m33", 1024 * KIB, 256 * KIB,
+                         ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
+                         "mps2-an505", "STM32U5 / nRF5340 / RP2350 class (1 MiB flash, 256 KiB RAM)",
+                         "mps2_an505.ld"),
     "esp32-s3": Target("esp32-s3", 3 * 1024 * KIB, 320 * KIB, (), None,
                        "ESP32-S3 (3 MiB app partition, ~320 KiB free SRAM; build with ESP-IDF/Arduino)"),
 }

@@ -64,7 +64,8 @@ def _model_defines(prefix: str) -> list[str]:
     up = prefix.upper()
     return [f"-DEMBER_INVOKE={prefix}_invoke", f"-DEMBER_IN_SIZE={up}_INPUT_SIZE",
             f"-DEMBER_OUT_SIZE={up}_OUTPUT_SIZE", f"-DEMBER_IO_IN_ARENA={up}_IO_IN_ARENA",
-            f"-DEMBER_RUN={prefix}_run", f"-DEMBER_INPUT={prefix}_input", f"-DEMBER_OUTPUT={prefix}_output"]
+            f"-DEMBER_RUN={prefix}_run", f"-DEMBER_INPUT={prefix}_input", f"-DEMBER_OUTPUT={prefix}_output",
+            f"-DEMBER_IN_T={up}_INPUT_T", f"-DEMBER_OUT_T={up}_OUTPUT_T"]
 
 
 def host_build(src: Path, prefix: str, exe: Path, cc: str = "gcc", cmsis_dir: Path | None = None) -> Path:
@@ -110,11 +111,11 @@ def cmsis_lib(cmsis_dir: Path, cc: str, flags: tuple[str, ...], inc: list[str]) 
     return lib
 
 
-def host_run(exe: Path, inputs: np.ndarray, out_size: int) -> np.ndarray:
-    """Feed all ``inputs`` (N × in) through one run of ``exe``; return N × out int8."""
-    data = np.ascontiguousarray(inputs, np.int8).tobytes()
+def host_run(exe: Path, inputs: np.ndarray, out_size: int, out_dtype: str = "int8") -> np.ndarray:
+    """Feed all ``inputs`` (N × in, int8 or int16) through one run of ``exe``; return N × out."""
+    data = np.ascontiguousarray(inputs).tobytes()
     proc = _run([str(exe)], f"running {exe.name}", input=data, timeout=300)
-    out = np.frombuffer(proc.stdout, np.int8)
+    out = np.frombuffer(proc.stdout, out_dtype)
     if out.size != len(inputs) * out_size:
         raise ExportError(f"{exe.name} wrote {out.size} bytes, expected {len(inputs) * out_size}")
     return out.reshape(len(inputs), out_size)

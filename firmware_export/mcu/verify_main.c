@@ -2,6 +2,12 @@
  * outputs, prints a summary over semihosting and exits 0 only when every output matches.
  * Built with -include MODEL.h -DEMBER_INVOKE=... -DEMBER_IN_SIZE=... -DEMBER_OUT_SIZE=... */
 #include <stdint.h>
+#ifndef EMBER_IN_T /* element types of the input and output (int16_t for 16x8 models) */
+#define EMBER_IN_T int8_t
+#endif
+#ifndef EMBER_OUT_T
+#define EMBER_OUT_T int8_t
+#endif
 #include "ember_verify_data.h"
 
 void ember_puts(const char *s);
@@ -15,7 +21,7 @@ static char *put_u32(char *p, uint32_t v, int base) {
 }
 
 int main(void) {
-  static int8_t out[EMBER_OUT_SIZE];
+  static EMBER_OUT_T out[EMBER_OUT_SIZE];
   uint32_t checksum = 2166136261u, ok = 0;
   int32_t i, j;
   char line[96], *p = line;

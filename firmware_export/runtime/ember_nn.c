@@ -341,7 +341,49 @@ static void pool(const ember_pool_params *p, const int8_t *in, int8_t *out, int 
         }
 }
 
-void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 0, 0, p->out.h); }
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if defined(__GNUC__)
+#define EMBER_SXTAB16_ROR8(a, v) ({ uint32_t r_; __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r_) : "r"(a), "r"(v)); r_; })
+#else
+#define EMBER_SXTAB16_ROR8(a, v) __sxtab16((a), ((v) >> 8) | ((v) << 24))
+#endif
+static int32_t avg_round(int32_t acc, int32_t count) {
+  return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
+/* Global average pooling (one window covering the whole image, no padding; channels % 4 == 0 and at most
+ * 256 pixels, so every channel's sum fits a 16-bit lane): SXTAB16 adds two channels per instruction. */
+static int global_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) {
+  const int32_t cin = p->in.c, count = p->in.h * p->in.w;
+  int32_t c, i, k;
+  if (p->out.n != 1 || p->out.h != 1 || p->out.w != 1 || p->kh != p->in.h || p->kw != p->in.w || p->pad_h ||
+      p->pad_w || p->in_rows || (cin & 3) || count > 256)
+    return 0;
+  for (c = 0; c < cin; c += 4) {
+    const int8_t *x = in + c;
+    uint32_t even = 0, odd = 0; /* lanes: channels c, c + 2 and c + 1, c + 3 */
+    for (i = 0; i < count; ++i, x += cin) {
+      uint32_t v;
+      EMBER_LOAD32(&v, x);
+      even = __sxtab16(even, v);
+      odd = EMBER_SXTAB16_ROR8(odd, v);
+    }
+    {
+      const int32_t sums[4] = {(int16_t)(even & 0xffff), (int16_t)(odd & 0xffff), (int16_t)(even >> 16),
+                               (int16_t)(odd >> 16)};
+      for (k = 0; k < 4; ++k) out[c + k] = clamp8(avg_round(sums[k], count), p->act_min, p->act_max);
+    }
+  }
+  return 1;
+}
+#endif
+
+void ember_avg_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  if (global_avg_pool(p, in, out)) return;
+#endif
+  pool(p, in, out, 0, 0, p->out.h);
+}
 void ember_max_pool(const ember_pool_params *p, const int8_t *in, int8_t *out) { pool(p, in, out, 1, 0, p->out.h); }
 void ember_avg_pool_rows(const ember_pool_params *p, const int8_t *in, int8_t *out, int32_t y0, int32_t y1) {
   pool(p, in, out, 0, y0, y1);
@@ -508,4 +550,112 @@ void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *
 void ember_copy(int32_t size, const int8_t *in, int8_t *out) {
   int32_t i;
   for (i = 0; i < size; ++i) out[i] = in[i];
+}
+
+void ember_strided_copy(const ember_strided_params *p, const int8_t *in, int8_t *out) {
+  int32_t a, b, c, d;
+  for (a = 0; a < p->count[0]; ++a)
+    for (b = 0; b < p->count[1]; ++b)
+      for (c = 0; c < p->count[2]; ++c) {
+        const int8_t *x = in + p->in_start + a * p->in_step[0] + b * p->in_step[1] + c * p->in_step[2];
+        int8_t *y = out + p->out_start + a * p->out_step[0] + b * p->out_step[1] + c * p->out_step[2];
+        for (d = 0; d < p->count[3]; ++d) y[d * p->out_step[3]] = x[d * p->in_step[3]];
+      }
+}
+
+void ember_resize_nearest(const ember_resize_params *p, const int8_t *in, int8_t *out) {
+  const int32_t c = p->out.c;
+  int32_t b, y, x, k;
+  for (b = 0; b < p->out.n; ++b)
+    for (y = 0; y < p->out.h; ++y)
+      for (x = 0; x < p->out.w; ++x) {
+        const int8_t *src = in + ((b * p->in.h + p->ymap[y]) * p->in.w + p->xmap[x]) * c;
+        for (k = 0; k < c; ++k) *out++ = src[k];
+      }
+}
+
+/* LiteRT scatters every input pixel into an int32 buffer; each output element here gathers the same
+ * products (int32 sums do not depend on their order), so no buffer is needed. */
+void ember_transpose_conv(const ember_tconv_params *p, const int8_t *in, int8_t *out) {
+  int32_t b, oy, ox, oc, ky, kx, ic;
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = 0; oy < p->out.h; ++oy)
+      for (ox = 0; ox < p->out.w; ++ox)
+        for (oc = 0; oc < p->out.c; ++oc) {
+          int32_t acc = 0;
+          for (ky = 0; ky < p->kh; ++ky) {
+            const int32_t ty = oy + p->pad_h - ky, iy = ty / p->stride_h;
+            if (ty < 0 || ty % p->stride_h || iy >= p->in.h) continue;
+            for (kx = 0; kx < p->kw; ++kx) {
+              const int32_t tx = ox + p->pad_w - kx, ix = tx / p->stride_w;
+              const int8_t *x, *w;
+              if (tx < 0 || tx % p->stride_w || ix >= p->in.w) continue;
+              x = in + ((b * p->in.h + iy) * p->in.w + ix) * p->in.c;
+              w = p->filter + ((oc * p->kh + ky) * p->kw + kx) * p->in.c;
+              for (ic = 0; ic < p->in.c; ++ic) acc += ((int32_t)x[ic] + p->in_offset) * (int32_t)w[ic];
+            }
+          }
+          if (p->bias) acc += p->bias[oc];
+          acc = mbqm(acc, p->mult[oc], p->shift[oc]) + p->out_offset;
+          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] = clamp8(acc, p->act_min, p->act_max);
+        }
+}
+
+/* MultiplyByQuantizedMultiplier(int64_t x, ...) of TFLite's common.h: the multiplier rounded to 16 bits. */
+static int32_t mbqm64(int64_t x, int32_t mult, int32_t shift) {
+  const int64_t reduced = mult < 0x7FFF0000 ? (mult + (1 << 15)) >> 16 : 0x7FFF;
+  const int32_t total = 15 - shift;
+  return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
+static int16_t clamp16(int32_t v, int32_t lo, int32_t hi) { return (int16_t)(v < lo ? lo : v > hi ? hi : v); }
+
+void ember_conv2d_s16(const ember_conv16_params *p, const int16_t *in, int16_t *out) {
+  const int32_t cin = p->in.c, dw = p->depth_mult > 0;
+  int32_t b, oy, ox, oc, fy, fx, ic;
+  for (b = 0; b < p->out.n; ++b)
+    for (oy = 0; oy < p->out.h; ++oy)
+      for (ox = 0; ox < p->out.w; ++ox)
+        for (oc = 0; oc < p->out.c; ++oc) {
+          int64_t acc = 0;
+          for (fy = 0; fy < p->kh; ++fy) {
+            const int32_t iy = oy * p->stride_h - p->pad_h + p->dil_h * fy;
+            if (iy < 0 || iy >= p->in.h) continue;
+            for (fx = 0; fx < p->kw; ++fx) {
+              const int32_t ix = ox * p->stride_w - p->pad_w + p->dil_w * fx;
+              const int16_t *x = in + ((b * p->in.h + iy) * p->in.w + ix) * cin;
+              if (ix < 0 || ix >= p->in.w) continue;
+              if (dw) {
+                acc += (int64_t)p->filter[(fy * p->kw + fx) * p->out.c + oc] * x[oc / p->depth_mult];
+              } else {
+                const int8_t *w = p->filter + ((oc * p->kh + fy) * p->kw + fx) * cin;
+                for (ic = 0; ic < cin; ++ic) acc += (int32_t)w[ic] * x[ic];
+              }
+            }
+          }
+          if (p->bias) acc += p->bias[oc];
+          out[((b * p->out.h + oy) * p->out.w + ox) * p->out.c + oc] =
+              clamp16(mbqm64(acc, p->mult[oc], p->shift[oc]), p->act_min, p->act_max);
+        }
+}
+
+static int64_t round_half_away(double v) { /* std::round without libm, |v| < 2^52 */
+  const int64_t t = (int64_t)v;
+  const double frac = v - (double)t;
+  return frac >= 0.5 ? t + 1 : frac <= -0.5 ? t - 1 : t;
+}
+
+void ember_fully_connected_s16(const ember_fc16_params *p, const int16_t *in, int16_t *out) {
+  int32_t b, o, d;
+  for (b = 0; b < p->batches; ++b)
+    for (o = 0; o < p->out_depth; ++o) {
+      const int8_t *w = p->filter + o * p->in_depth;
+      const int16_t *x = in + b * p->in_depth;
+      const int32_t ch = p->per_channel ? o : 0;
+      int64_t acc = 0;
+      for (d = 0; d < p->in_depth; ++d) acc += (int32_t)w[d] * x[d];
+      if (p->bias) acc += p->bias[o];
+      acc = round_half_away((double)acc * p->scale[ch]);
+      out[b * p->out_depth + o] = (int16_t)(acc < p->act_min ? p->act_min : acc > p->act_max ? p->act_max : acc);
+    }
 }

@@ -111,6 +111,39 @@ typedef struct {
 } ember_transpose_params;
 
 int32_t ember_mbqm(int32_t x, int32_t mult, int32_t shift);
+typedef struct { /* out[o0 + sum i_k * out_step[k]] = in[i0 + sum i_k * in_step[k]], 0 <= i_k < count[k] */
+  int32_t count[4], in_start, in_step[4], out_start, out_step[4];
+} ember_strided_params;
+
+typedef struct { /* nearest neighbour: output row y reads input row ymap[y], column x reads xmap[x] */
+  ember_shape in, out;
+  const int32_t *ymap, *xmap;
+} ember_resize_params;
+
+typedef struct { /* filter [out.c, kh, kw, in.c]; output pixel (y, x) gathers input (y + pad - ky) / stride */
+  ember_shape in, out;
+  int32_t kh, kw, stride_h, stride_w, pad_h, pad_w, in_offset, out_offset, act_min, act_max;
+  const int8_t *filter;
+  const int32_t *bias, *mult;
+  const int8_t *shift;
+} ember_tconv_params;
+
+typedef struct { /* int16 activations, int8 weights ("16x8"): CONV_2D (depth_mult 0) or DEPTHWISE_CONV_2D */
+  ember_shape in, out;
+  int32_t kh, kw, depth_mult, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, act_min, act_max;
+  const int8_t *filter;                  /* conv [out.c, kh, kw, in.c]; depthwise [1, kh, kw, out.c] */
+  const int64_t *bias;
+  const int32_t *mult;
+  const int8_t *shift;
+} ember_conv16_params;
+
+typedef struct { /* int16 activations, int8 weights ("16x8") FULLY_CONNECTED; filter [out_depth, in_depth] */
+  int32_t batches, in_depth, out_depth, act_min, act_max, per_channel;
+  const int8_t *filter;
+  const int64_t *bias;
+  const double *scale;                   /* LiteRT's reference rescales in double: round(acc * scale) */
+} ember_fc16_params;
+
 void ember_conv2d(const ember_conv_params *p, const int8_t *in, int8_t *out);
 void ember_depthwise_conv2d(const ember_dwconv_params *p, const int8_t *in, int8_t *out);
 /* Output rows [y0, y1) only: lets one layer produce the rows the next one needs into a ring buffer. */
@@ -131,6 +164,13 @@ void ember_lut(const ember_lut_params *p, const int8_t *in, int8_t *out);
 void ember_pad(const ember_pad_params *p, const int8_t *in, int8_t *out);
 void ember_transpose(const ember_transpose_params *p, const int8_t *in, int8_t *out);
 void ember_copy(int32_t size, const int8_t *in, int8_t *out);
+/* Strided copies: STRIDED_SLICE, SLICE, SPLIT (one per output), CONCATENATION (one per input). */
+void ember_strided_copy(const ember_strided_params *p, const int8_t *in, int8_t *out);
+void ember_resize_nearest(const ember_resize_params *p, const int8_t *in, int8_t *out);
+void ember_transpose_conv(const ember_tconv_params *p, const int8_t *in, int8_t *out);
+/* 16x8 kernels: int64 accumulators and bias, TFLite's 64-bit MultiplyByQuantizedMultiplier. */
+void ember_conv2d_s16(const ember_conv16_params *p, const int16_t *in, int16_t *out);
+void ember_fully_connected_s16(const ember_fc16_params *p, const int16_t *in, int16_t *out);
 
 #ifdef __cplusplus
 }

@@ -159,3 +159,24 @@ def test_io_in_arena_reuses_the_input(mlperf, tmp_path, need):
     assert firmware_export.verify_host(arena.out_dir, mlperf["vww"], n=4, cc="gcc")["max_abs_diff"] == 0
     with pytest.raises(ExportError, match="--io 'stack'"):
         firmware_export.export(mlperf["ad"], tmp_path / "x", io="stack")
+
+
+@pytest.mark.parametrize("name", ["kws", "ic"])
+def test_cmsis_nn_ram_under_six_tenths_of_tflm(mlperf, cmsis_nn_dir, tmp_path, name, need):
+    """KWS: its 1x1 convolutions run in two pixel chunks, alternately last chunk first, so the chain of
+    overlapping maps does not drift; IC: the first residual block (conv, conv, ADD) runs row by row, the
+    ADD in place over the block input. The arena (input and output inside it, as TFLM's tensors) stays
+    under 0.6x TFLite Micro + CMSIS-NN's RAM figure, and the output stays bit-exact."""
+    need("gcc")
+    anchor = mlperf[name].parents[2] / "anchors" / "tflm-cortex-m4" / name / "cmsis_nn_int8.json"
+    tflm_ram = json.loads(anchor.read_text())["ram_static_total"]
+    res = firmware_export.export(mlperf[name], tmp_path / name, name=name, kernels="cmsis-nn",
+                                 cmsis_nn_dir=cmsis_nn_dir, io="arena", measure=False)
+    assert res.arena_bytes <= 0.6 * tflm_ram, (res.arena_bytes, tflm_ram)
+    src = (res.out_dir / "src" / f"{name}.c").read_text()
+    if name == "kws":
+        assert "p0 >= 0; p0 -= 63" in src and "p0 < 125; p0 += 63" in src  # both directions
+    else:
+        assert "fused row by row" in src and src.count("arm_convolve_s8(") == 2
+    host = firmware_export.verify_host(res.out_dir, mlperf[name], n=6, cc="gcc", seed=11)
+    assert host["max_abs_diff"] == 0 and host["mismatched_inputs"] == 0, host

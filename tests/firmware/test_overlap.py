@@ -123,6 +123,18 @@ def test_checker_rejects_an_output_one_byte_too_late():
         check([a, b], [])
 
 
+def test_a_backwards_kernel_output_leads_its_input():
+    """Chunks run last first (``chunk_reverse``): the output may only start at or above ``max_delta``."""
+    a, b = Buffer(0, 100, 0, 1), Buffer(1, 100, 1, 2)
+    rule = Overlap(0, 1, 37, after=True)
+    assert plan([a, b], 8, [rule]) == 140 and b.offset - a.offset == 40  # 37 rounded up to the alignment
+    b.offset = a.offset + 37
+    check([a, b], [rule])
+    b.offset -= 1
+    with pytest.raises(AssertionError, match="starts 36 bytes after its input 0; .* safe from 37"):
+        check([a, b], [rule])
+
+
 @pytest.fixture(scope="module")
 def dscnn_plan(int8_models):
     m = load(int8_models["dscnn"])

@@ -53,6 +53,18 @@ def test_cortex_m7_code_runs_on_a_cortex_m7_machine(int8_models, tmp_path):
     assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
 
 
+@pytest.mark.parametrize("kernels", ["portable", "cmsis-nn"])
+def test_cortex_m33_code_runs_on_a_cortex_m33_machine(int8_models, cmsis_nn_dir, tmp_path, kernels):
+    """ARMv8-M Mainline (DSP extension: SMLAD paths and CMSIS-NN's DSP kernels) on qemu's mps2-an505,
+    in the Secure state it resets into (its own linker script), matching LiteRT."""
+    out = firmware_export.export(int8_models["dscnn"], tmp_path / kernels, target="cortex-m33", kernels=kernels,
+                                 cmsis_nn_dir=cmsis_nn_dir if kernels == "cmsis-nn" else None).out_dir
+    res = firmware_export.verify_qemu(out)
+    assert res["ok"] and res["cpu"] == "cortex-m33" and res["machine"] == "mps2-an505", res
+    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
+    assert (out / "mcu" / "mps2_an505.ld").is_file()
+
+
 def test_exit_status_carries_a_mismatch(exported, tmp_path):
     d = tmp_path / "broken"
     shutil.copytree(exported["dscnn"], d)
