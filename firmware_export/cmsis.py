@@ -1,4 +1,4 @@
-"""Generated calls into Arm CMSIS-NN for Cortex-M cores with the DSP extension (M4, M7, M33).
+"""Generated calls into Arm CMSIS-NN for Cortex-M cores with the DSP extension (M4, M7, M33) or Helium (M55).
 
 ``use_cmsis(model, layers)`` switches the layers CMSIS-NN has a kernel for (convolution, depthwise
 convolution, pooling, small ADDs, softmax) from Ember's portable kernels to CMSIS-NN calls with static
@@ -6,6 +6,9 @@ parameter structs. FULLY_CONNECTED, large ADDs and global average pooling keep E
 integer rescale of FC is not LiteRT's (``fc_integer_matches_double``). Each switched layer gets the
 scratch bytes CMSIS-NN's DSP kernels need (its ``*_get_buffer_size_dsp`` rules, kept here because the
 arena is planned at export time): the planner places that scratch in the arena, alive for that layer.
+On a Helium core (M55) CMSIS-NN compiles its MVE kernels (``ARM_MATH_MVEI``, from ``__ARM_FEATURE_MVE``):
+their scratch follows the ``*_get_buffer_size_mve`` rules, and the layers are marked ``mve`` so that
+``overlap.py`` lets no MVE kernel's output overlap its input (their loop orders are not analysed).
 
 CMSIS-NN kernels read and write in their own orders, so the planner lets their outputs overlap an input
 only where the order is known to allow it (``overlap.py``), and never runs them row by row. CMSIS-NN is
@@ -31,6 +34,8 @@ KERNELS = {"ember_conv2d": "arm_convolve_wrapper_s8", "ember_depthwise_conv2d": 
            "ember_softmax": "arm_softmax_s8"}
 CHOICES = ("portable", "cmsis-nn")
 DSP_CPUS = ("cortex-m4", "cortex-m7", "cortex-m33")  # targets whose cores have the DSP extension
+MVE_CPUS = ("cortex-m55",)  # targets whose cores have Helium (MVE): CMSIS-NN's MVE kernels
+CH_IN_BLOCK_MVE = 124  # arm_nnsupportfunctions.h
 
 
 def find_dir(path: str | Path | None = None) -> Path:
@@ -60,9 +65,12 @@ def _int32_shift(layer: Layer) -> None:
             layer.consts[i] = ConstArray(c.name, "int32_t", c.values.astype(np.int32))
 
 
-def scratch_bytes(kernel: str, f: dict[str, object], cin: int) -> int:
-    """Bytes of ``ctx.buf`` the DSP build of ``kernel`` needs (upper bound over compilers)."""
+def scratch_bytes(kernel: str, f: dict[str, object], cin: int, cout: int = 0, mve: bool = False) -> int:
+    """Bytes of ``ctx.buf`` the DSP (or, with ``mve``, the MVE) build of ``kernel`` needs (upper bound
+    over compilers)."""
     kh, kw = int(f.get("kh", 1)), int(f.get("kw", 1))  # type: ignore[call-overload]
+    if mve:
+        return _scratch_mve(kernel, f, cin, cout, kh, kw)
     if kernel == "ember_conv2d":
         return 2 * _align4(kh * kw * cin) * 2  # im2col of two columns as int16; >= 1x1 fast's 4 * cin
     if kernel == "ember_depthwise_conv2d":
@@ -73,6 +81,20 @@ def scratch_bytes(kernel: str, f: dict[str, object], cin: int) -> int:
         return cin * kh * kw * 2
     if kernel == "ember_avg_pool":
         return cin * 4
+    return 0
+
+
+def _scratch_mve(kernel: str, f: dict[str, object], cin: int, cout: int, kh: int, kw: int) -> int:
+    """``arm_convolve_wrapper_s8_get_buffer_size_mve`` / ``arm_depthwise_conv_wrapper_s8_get_buffer_size_mve``
+    (upper bounds: the 1xN rule's pads bounded by ``pad_w + 1`` columns; avgpool needs none)."""
+    if kernel == "ember_conv2d":
+        im2col = 4 * ((kh * kw * cin + 15) // 16) * 16  # 4 columns, whole Q registers
+        return max(im2col, (kw + int(f["pad_w"]) + 1) * cin)  # type: ignore[call-overload]
+    if kernel == "ember_depthwise_conv2d":
+        size = 4 * CH_IN_BLOCK_MVE * kh * kw if f["dil_h"] == 1 and f["dil_w"] == 1 and f["depth_mult"] == 1 else 0
+        if cin == 1 and cout > 1:  # run as a convolution (gcc's threshold), with the filter transposed
+            size = max(size, _scratch_mve("ember_conv2d", f, 1, cout, kh, kw) + kh * kw * cout)
+        return size
     return 0
 
 
@@ -98,15 +120,19 @@ def global_pool(m: Model, layer: Layer) -> bool:
     return (n, f["kh"], f["kw"], f["pad_h"], f["pad_w"], c % 4) == (1, h, w, 0, 0, 0) and h * w <= 256
 
 
-def use_cmsis(m: Model, layers: list[Layer]) -> list[Layer]:
-    """Switch every layer CMSIS-NN can run (see module doc); returns the same list."""
+def use_cmsis(m: Model, layers: list[Layer], mve: bool = False) -> list[Layer]:
+    """Switch every layer CMSIS-NN can run (see module doc); ``mve``: for a Helium core. Returns the same
+    list."""
     for layer in layers:
         if not _eligible(m, layer):
             continue
         cin = shape4(m.tensors[layer.inputs[0]].shape)[3] if layer.inputs[0] >= 0 else 0
         if layer.fields.pop("interleave4", None):
             _unfold(layer)
-        layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin)
+        cout = shape4(m.tensors[layer.output].shape)[3]
+        layer.scratch_bytes = scratch_bytes(layer.kernel, layer.fields, cin, cout, mve)
+        if mve:
+            layer.fields["mve"] = 1
         layer.kernel = KERNELS[layer.kernel]
         layer.params_type = "cmsis"
         _int32_shift(layer)

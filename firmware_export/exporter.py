@@ -80,7 +80,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
     model that does not fit ``target``. ``measure`` cross-compiles with arm-none-eabi-gcc when present.
     ``frontend="kws"`` adds the audio front end, ``"ecg"`` the ECG beat front end (``firmware_export.frontend``)
     to ``src/``.
-    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7, cortex-m33) calls Arm's CMSIS-NN for the layers it has kernels for
+    ``kernels="cmsis-nn"`` (cortex-m4, cortex-m7, cortex-m33, cortex-m55) calls Arm's CMSIS-NN for the layers it has kernels for
     (``firmware_export.cmsis``); ``cmsis_nn_dir`` (else ``$CMSIS_NN_DIR``) is where it is: the export
     refers to it and never copies it. ``io="arena"`` puts the input and output in the arena too (as
     TensorFlow Lite Micro does; the API gains ``NAME_input()``, ``NAME_output()``, ``NAME_run()``), so
@@ -100,7 +100,7 @@ def export(model: str | Path | bytes, out_dir: str | Path, target: str = "cortex
         tflm.check_ops(m)
         layers = lower.Lowerer(m, name).lower()
         if cmsis_dir:
-            cmsis.use_cmsis(m, layers)
+            cmsis.use_cmsis(m, layers, mve=tgt.name in cmsis.MVE_CPUS)
         if io not in ("caller", "arena"):
             raise ExportError(f"--io {io!r}: choose caller (your buffers) or arena (input/output inside the arena)")
         plan = arena.make_plan(m, layers, name, io_in_arena=io == "arena")
@@ -143,9 +143,9 @@ def _cmsis_choice(kernels: str, tgt: Target, cmsis_nn_dir: str | Path | None) ->
         raise ExportError(f"--kernels {kernels!r}: choose one of {', '.join(cmsis.CHOICES)}")
     if kernels == "portable":
         return None
-    if tgt.name not in cmsis.DSP_CPUS:
-        raise ExportError(f"--kernels cmsis-nn needs a Cortex-M with the DSP extension "
-                          f"({', '.join(cmsis.DSP_CPUS)}), not {tgt.name}; use --kernels portable")
+    if tgt.name not in cmsis.DSP_CPUS + cmsis.MVE_CPUS:
+        raise ExportError(f"--kernels cmsis-nn needs a Cortex-M with the DSP extension or Helium "
+                          f"({', '.join(cmsis.DSP_CPUS + cmsis.MVE_CPUS)}), not {tgt.name}; use --kernels portable")
     return cmsis.find_dir(cmsis_nn_dir).resolve()
 
 

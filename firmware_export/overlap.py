@@ -70,7 +70,11 @@ def _as_ember(kernel: str, f: dict[str, object], inp: tuple[int, int, int, int])
     then all their channels), the 3x3 and "opt" depthwise convolutions (a pixel's channels, 4 at a time
     or all at once, read before written), ``arm_avgpool_s8`` (a pixel's window summed, then written).
     Not the 1x1 and 1xN convolutions (output channels in the outer loop) nor max pooling (which writes
-    the first tap before reading the others): those never overlap an input."""
+    the first tap before reading the others): those never overlap an input. Nor does any MVE kernel
+    (``mve`` set by ``cmsis.use_cmsis`` for Helium cores: e.g. its depthwise convolution runs blocks of
+    124 channels over all pixels), except the elementwise add (16 elements read, then written)."""
+    if f.get("mve"):
+        return kernel
     if kernel == "arm_convolve_wrapper_s8":
         one_by_one = f["kh"] == 1 and f["kw"] == 1 and f["pad_h"] == 0 and f["pad_w"] == 0
         return "ember_conv2d" if not one_by_one and f["kh"] != 1 and inp[1] != 1 else kernel

@@ -39,6 +39,10 @@ TARGETS: dict[str, Target] = {
                          ("-mcpu=cortex-m33", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"),
                          "mps2-an505", "STM32U5 / nRF5340 / RP2350 class (1 MiB flash, 256 KiB RAM)",
                          "mps2_an505.ld"),
+    "cortex-m55": Target("cortex-m55", 2048 * KIB, 512 * KIB,
+                         ("-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"),  # -mcpu alone: MVE (Helium) + FPU
+                         "mps3-an547", "Alif Ensemble / Infineon PSoC Edge class, Helium (2 MiB flash, 512 KiB RAM)",
+                         "mps3_an547.ld"),
     "esp32-s3": Target("esp32-s3", 3 * 1024 * KIB, 320 * KIB, (), None,
                        "ESP32-S3 (3 MiB app partition, ~320 KiB free SRAM; build with ESP-IDF/Arduino)"),
 }
