@@ -8,6 +8,10 @@ by a qemu TCG plugin (mps2-an386), -O2 builds; flash = text + data of that firmw
 and output live in the arena, as TFLM's tensors do (``NAME_input()``/``NAME_run()``/``NAME_output()``). Bit-exactness: 1000 seeded inputs
 through the host build (gcc and clang) against LiteRT's reference kernels (BUILTIN_REF), and the counted
 qemu inference's output against LiteRT on the same input.
+The ``m55`` section: the same exports for ``--target cortex-m55`` (Helium: CMSIS-NN's MVE kernels),
+counted on qemu mps3-an547; no TFLM anchor exists for it, so it is reported beside the M4 figures, not
+against TFLM. Bit-exact there: the counted input and the 8 seeded inputs of the verification firmware
+(host builds would run CMSIS-NN's C path, not its MVE kernels).
 Needs CMSIS-NN: CMSIS_NN_DIR, else ../shared/third_party/CMSIS-NN.
 Run: .venv/bin/python bench/mcu.py [--inputs 1000]
 """
@@ -76,6 +80,23 @@ def row(name: str, path: Path, d: Path, n: int) -> dict:
     }
 
 
+def m55(name: str, path: Path, d: Path, m4: dict) -> dict:
+    """Cortex-M55 (Helium) exports of one model, counted on mps3-an547, beside the M4 figures."""
+    import firmware_export as fx
+    from firmware_export.profile import check_output, profile
+
+    out = {"name": name}
+    for kernels, m4_ins in (("cmsis-nn", m4["instructions"]), ("portable", m4["portable"]["instructions"])):
+        res = fx.export(path, d / f"m55_{name}_{kernels}", name=name, target="cortex-m55", kernels=kernels,
+                        measure=False, io="arena")
+        p, ver = profile(res.out_dir), fx.verify_qemu(res.out_dir)
+        out[kernels] = {"instructions": p["instructions"], "m4_instructions": m4_ins,
+                        "vs_m4": round(p["instructions"] / m4_ins, 3), "flash_bytes": p["flash_bytes"],
+                        "ram_bytes": p["ram_static_bytes"], "arena_bytes": res.arena_bytes,
+                        "bit_exact": check_output(p, path) and ver["ok"], "verify": ver["output"]}
+    return out
+
+
 def main() -> None:
     from tqdm import tqdm
 
@@ -87,6 +108,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [row(name, SHARED / "models" / "mlperf_tiny" / f, Path(tmp), args.inputs)
                 for name, f in tqdm(MODELS.items(), desc="mlperf tiny")]
+        m55_rows = [m55(r["name"], SHARED / "models" / "mlperf_tiny" / MODELS[r["name"]], Path(tmp), r)
+                    for r in tqdm(rows, desc="cortex-m55")]
     meets = {r["name"]: {"instructions": r["instructions_ratio"] <= GOALS["instructions"],
                          "ram": r["ram_ratio"] <= GOALS["ram"], "flash": r["flash_ratio"] <= GOALS["flash"],
                          "code": r["code_ratio"] <= GOALS["code"], "bit_exact": r["bit_exact"],
@@ -103,6 +126,9 @@ def main() -> None:
                    "input; Ember -O2 (CMSIS-NN -O2); flash text+data, RAM data+bss of the counted firmware",
         "oracle": f"LiteRT OpResolverType.BUILTIN_REF, {args.inputs} seeded inputs, host gcc and clang builds",
         "io": "arena (input/output inside the static arena, like TFLM's tensors; --io arena)",
+        "m55": {"models": m55_rows, "measure": "qemu-system-arm -M mps3-an547 (Cortex-M55, MVE), same counting "
+                "plugin and marks; Ember -O2, CMSIS-NN -O2 with -mcpu=cortex-m55 (ARM_MATH_MVEI); vs_m4: "
+                "instructions / the M4 build's above (instructions, not cycles: an MVE instruction is 2-4 beats)"},
         "command": "python bench/mcu.py" + (f" --inputs {args.inputs}" if args.inputs != 1000 else ""),
     }, load_before)
 
