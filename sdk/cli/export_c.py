@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--kernels", choices=["portable", "cmsis-nn"], default="portable",
                    help="portable: Ember's C99 kernels, any target (SMLAD on DSP cores; 0.26-0.55x TFLite "
                         "Micro's reference-kernel instructions on MLPerf Tiny); cmsis-nn: generated calls into "
-                        "Arm's CMSIS-NN for Cortex-M4/M7 (0.88-1.0x TFLite Micro + CMSIS-NN; the project "
-                        "then needs CMSIS_NN_DIR)")
+                        "Arm's CMSIS-NN for Cortex-M4/M7/M33 (0.88-1.0x TFLite Micro + CMSIS-NN) and its Helium "
+                        "kernels on Cortex-M55; the project then needs CMSIS_NN_DIR")
     p.add_argument("--cmsis-nn-dir", default=None, metavar="DIR",
                    help="CMSIS-NN folder (default: $CMSIS_NN_DIR); referred to, never copied")
     p.add_argument("--io", choices=["caller", "arena"], default="caller",
