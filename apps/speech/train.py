@@ -192,7 +192,8 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
         tx = np.concatenate([tx, np.load(paths["synth"])])
         ty = np.concatenate([ty, np.load(paths["synth"].with_name("synth_y.npy"))])
     sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
-    net = make_net(args.width, args.depth).to(memory_format=torch.channels_last)  # faster on CPU
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = make_net(args.width, args.depth).to(memory_format=fmt)
     ema = torch.optim.swa_utils.AveragedModel(
         net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
@@ -223,7 +224,7 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
             idx = np.sort(order[b:b + args.batch])
             copy = rng.integers(0, tx.shape[1], len(idx))
             xb = torch.from_numpy(spec_augment(roll_time(to_input(tx[idx, copy]), rng, args.max_roll), rng))
-            xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = xb.contiguous(memory_format=fmt)
             yb = torch.from_numpy(ty[idx])
             if args.mixup:  # blend pairs of samples and their targets
                 lam, perm = float(rng.beta(args.mixup, args.mixup)), torch.from_numpy(rng.permutation(len(idx)))
@@ -360,6 +361,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixup", type=float, default=0.0, help="mixup Beta(a, a) parameter (default 0: off)")
     p.add_argument("--ema", type=float, default=0.0, help="keep and ship an exponential moving average of the "
                    "weights with this decay per step, e.g. 0.998 (default 0: off)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last tensors: ~30 %% faster on CPU, "
+                   "but not bit-identical to a run without it (the shipped model was trained without)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tune-hours", type=float, default=2.0, help="negative stream for the threshold choice")
