@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import shutil
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -180,8 +181,7 @@ class Dashboard:
             return _error(str(e), 400)
         finally:
             if key not in dep.files:
-                path.unlink(missing_ok=True)
-                path.parent.rmdir()
+                shutil.rmtree(path.parent, ignore_errors=True)
         return _json({"ok": True, "deployment": job}, 202)
 
     async def bundle(self, request: Request) -> Response:

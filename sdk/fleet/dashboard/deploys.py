@@ -146,7 +146,6 @@ class Deployer:
         return dict(self.job)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.join(0)  # a daemon thread: it ends with the process
+        """Remove the uploads (a deployment still running is a daemon thread: it ends with the process)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
