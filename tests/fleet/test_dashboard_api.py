@@ -33,8 +33,10 @@ def test_actions_need_admin_and_the_token(broker, devices, wait_until) -> None: 
     with DashboardServer(LiveFleet.connect(broker.url, "api"), port=0) as ro, \
             DashboardServer(LiveFleet.connect(broker.url, "api"), port=0, admin=True, token=TOKEN) as rw:
         fleet.run(dev, 1, 0.0)
-        wait_until(lambda: any(d["device"] == "cam1" for d in httpx.get(rw.url + "api/state").json()["devices"]),
-                   10, "cam1 in the state")
+        for srv in (rw, ro):  # two subscriptions: each gets the telemetry in its own time
+            wait_until(lambda srv=srv: any(d["device"] == "cam1" and d["tier"]
+                                           for d in httpx.get(srv.url + "api/state").json()["devices"]),
+                       10, "cam1 and its tier in the state")
         state = httpx.get(ro.url + "api/state").json()
         assert state["admin"] is False and state["fleet"] == "api" and state["devices"][0]["tier"] in (
             "fp32", "fp16", "int8")
