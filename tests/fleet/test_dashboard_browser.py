@@ -100,7 +100,7 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
         recorder.stop()
 
 
-def test_deploy_from_the_page(broker, chrome, wait_until, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_deploy_from_the_page(broker, chrome, screenshot, wait_until, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A signed bundle uploaded on the page reaches 2 simulated devices (real agents, version stores and
     ONNX Runtime models) from the dashboard's own HTTP: refused without the token, 409 while one runs,
     then the deployment shows done and both devices run the new version."""
@@ -143,3 +143,4 @@ def test_deploy_from_the_page(broker, chrome, wait_until, tmp_path: Path) -> Non
             wait_until(lambda d=d: _text(chrome, f'tr[data-device="{d}"] .col-version') == "1.1.0", 10, f"{d} on 1.1.0")
         assert fleet.versions() == {"sim000": "1.1.0", "sim001": "1.1.0"}
         wait_until(lambda: _text(chrome, "#deploy-job").endswith(": done"), 10, "the job's status on the page")
+        assert screenshot(chrome, "dashboard-deploy").stat().st_size > 10_000
