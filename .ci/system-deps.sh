@@ -22,6 +22,8 @@ checks_test=(
   "file:/usr/lib/postgresql/15/bin/initdb postgresql"
   "cmd:chromium chromium"
   "cmd:chromedriver chromium-driver"
+  "cmd:espeak-ng espeak-ng"
+  "cmd:flite flite"
 )
 if [ "$want" = demo ]; then checks=("${checks_demo[@]}"); else checks=("${checks_test[@]}"); fi
 

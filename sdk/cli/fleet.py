@@ -89,7 +89,8 @@ def _register_serve(fsub: Any, common: Any) -> None:
         "  ember fleet serve --broker mqtt://127.0.0.1:1883 --fleet sim --db fleet.db\n"
         "  ember fleet serve --broker mqtt://broker:1883 --fleet cams --host 0.0.0.0 --port 8443 \\\n"
         "      --admin --token-file token.txt --cert dash.crt --key dash.key\n\n"
-        "Actions (pin/unpin a tier, roll a device back) go over the validated MQTT command channel and need --admin and the bearer\n"
+        "Actions (pin/unpin a tier, roll a device back) go over the validated MQTT command channel; deploy uploads a\n"
+        "signed bundle and runs the 'ember fleet deploy' controller (one at a time). They need --admin and the bearer\n"
         "token (the page asks for it; 'Authorization: Bearer TOKEN' for scripts). --admin on a non-loopback\n"
         "host needs --token-file; on loopback without one, a token is made and printed in the page's URL.")
     common(v, shared=False)  # the page shows the whole fleet
@@ -97,7 +98,8 @@ def _register_serve(fsub: Any, common: Any) -> None:
                    "postgresql:// URL) for the history plots")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     v.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0: a free one)")
-    v.add_argument("--admin", action="store_true", help="allow actions (pin/unpin a tier, roll back) with the token")
+    v.add_argument("--admin", action="store_true", help="allow actions (pin/unpin a tier, roll back, deploy a bundle) with the "
+                   "token")
     v.add_argument("--token-file", metavar="FILE", help="file whose first line is the bearer token (>= 16 chars)")
     v.add_argument("--cert", metavar="PEM", help="TLS certificate: serve HTTPS (with --key)")
     v.add_argument("--key", metavar="PEM", help="TLS private key of --cert")

@@ -33,8 +33,10 @@ def test_actions_need_admin_and_the_token(broker, devices, wait_until) -> None: 
     with DashboardServer(LiveFleet.connect(broker.url, "api"), port=0) as ro, \
             DashboardServer(LiveFleet.connect(broker.url, "api"), port=0, admin=True, token=TOKEN) as rw:
         fleet.run(dev, 1, 0.0)
-        wait_until(lambda: any(d["device"] == "cam1" for d in httpx.get(rw.url + "api/state").json()["devices"]),
-                   10, "cam1 in the state")
+        for srv in (rw, ro):  # two subscriptions: each gets the telemetry in its own time
+            wait_until(lambda srv=srv: any(d["device"] == "cam1" and d["tier"]
+                                           for d in httpx.get(srv.url + "api/state").json()["devices"]),
+                       10, "cam1 and its tier in the state")
         state = httpx.get(ro.url + "api/state").json()
         assert state["admin"] is False and state["fleet"] == "api" and state["devices"][0]["tier"] in (
             "fp32", "fp16", "int8")
@@ -135,3 +137,40 @@ def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "needs --token-file" in capsys.readouterr().err
     assert main(["fleet", "serve", "--broker", "mqtt://127.0.0.1:1", "--port", "0"]) == 2  # nothing listens there
     assert "connection refused" in capsys.readouterr().err
+
+
+def test_deploy_is_refused_with_clear_errors(broker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """POST /api/deploy: read-only 403, no token 401, not a bundle 400, too big 413, no devices online 409;
+    nothing is started and no upload is kept. (A deployment that runs: test_dashboard_browser.py.)"""
+    from sdk.rollout.bundle import pack
+    from sdk.rollout.keys import keygen
+    from sdk.rollout.simfleet import sim_model
+
+    keygen(tmp_path / "k.key", tmp_path / "k.pub")
+    good = pack(sim_model(tmp_path / "m", "1.1.0"), tmp_path / "k.key", tmp_path / "sim-1.1.0.bundle").read_bytes()
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    with DashboardServer(LiveFleet.connect(broker.url, "dep"), port=0) as ro, \
+            DashboardServer(LiveFleet.connect(broker.url, "dep"), port=0, admin=True, token=TOKEN,
+                            max_upload=len(good) + 10) as rw:
+        def post(server: DashboardServer, body: bytes, headers: dict[str, str], **q: str) -> httpx.Response:
+            return httpx.post(server.url + "api/deploy", params=q, content=body, headers=headers, timeout=10)
+
+        r = post(ro, good, auth)
+        assert r.status_code == 403 and "--admin" in r.json()["error"]
+        assert post(rw, good, {}).status_code == 401
+        r = post(rw, b"not a bundle at all", auth)
+        assert r.status_code == 400 and "not an Ember bundle" in r.json()["error"]
+        r = post(rw, good + b"x" * 11, auth)
+        assert r.status_code == 413 and "upload limit" in r.json()["error"]
+        r = post(rw, good, auth, canary="150%")
+        assert r.status_code == 400 and "--canary" in r.json()["error"]
+        r = post(rw, good, auth, soak_s="soon")
+        assert r.status_code == 400 and "soak_s" in r.json()["error"]
+        r = post(rw, good, auth, url="file:///etc/passwd")
+        assert r.status_code == 400 and "http://" in r.json()["error"]
+        r = post(rw, good, auth, canary="50%")
+        assert r.status_code == 409 and "no devices online" in r.json()["error"]
+        dash = rw.app.state.dashboard
+        assert not dash.deployer.running and dash.deployer.files == {}
+        assert list(dash.deployer.dir.iterdir()) == []  # refused uploads are not kept
+        assert httpx.get(rw.url + "bundles/guess/sim-1.1.0.bundle").status_code == 404

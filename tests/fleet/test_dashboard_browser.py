@@ -98,3 +98,49 @@ def test_dashboard_in_chromium(broker, devices, chrome, screenshot, wait_until, 
     finally:
         server.stop()
         recorder.stop()
+
+
+def test_deploy_from_the_page(broker, chrome, screenshot, wait_until, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A signed bundle uploaded on the page reaches 2 simulated devices (real agents, version stores and
+    ONNX Runtime models) from the dashboard's own HTTP: refused without the token, 409 while one runs,
+    then the deployment shows done and both devices run the new version."""
+    import httpx
+
+    from sdk.rollout.bundle import pack
+    from sdk.rollout.keys import keygen
+    from sdk.rollout.simfleet import SimFleet, sim_model
+
+    keygen(tmp_path / "k.key", tmp_path / "k.pub")
+    bundle = pack(sim_model(tmp_path / "src" / "1.1.0", "1.1.0"), tmp_path / "k.key", tmp_path / "sim-1.1.0.bundle")
+    with SimFleet(broker.url, 2, tmp_path / "fleet", sim_model(tmp_path / "src" / "1.0.0", "1.0.0"),
+                  [tmp_path / "k.pub"], fleet="dep", fps=60, report_s=0.1) as fleet, \
+            DashboardServer(LiveFleet.connect(broker.url, "dep"), port=0, admin=True, token=TOKEN,
+                            interval_s=0.2) as server:
+        chrome.get(server.url)
+        for d in ("sim000", "sim001"):
+            wait_until(lambda d=d: _text(chrome, f'tr[data-device="{d}"] .col-version') == "1.0.0", 10, f"{d} on 1.0.0")
+        chrome.find_element(By.ID, "deploy-bundle").send_keys(str(bundle))
+        for field, value in (("deploy-canary", "50%"), ("deploy-soak", "1"), ("deploy-baseline", "0.5"),
+                             ("deploy-p95-ratio", "5")):
+            chrome.find_element(By.ID, field).send_keys(value)
+        chrome.find_element(By.ID, "token").clear()
+        chrome.find_element(By.ID, "deploy-btn").click()
+        wait_until(lambda: _text(chrome, "#deploy-result").startswith("401"), 10, "the refusal without the token")
+        assert server.app.state.dashboard.deployer.job == {}
+        chrome.find_element(By.ID, "token").send_keys(TOKEN)
+        chrome.find_element(By.ID, "deploy-btn").click()
+        wait_until(lambda: "started" in _text(chrome, "#deploy-result"), 10, "the deployment started")
+        job = server.app.state.dashboard.deployer.job
+        assert job["version"] == "1.1.0" and "/bundles/" in job["url"] and job["url"].startswith(server.url)
+        r = httpx.post(server.url + "api/deploy", content=bundle.read_bytes(), timeout=10,
+                       headers={"authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 409 and "still running" in r.json()["error"]
+        row = f'#deployments tr[data-deployment="{job["deployment"]}"]'
+        wait_until(lambda: chrome.find_elements(By.CSS_SELECTOR, row + '[data-phase="done"]'), 30,
+                   f"the deployment done ({_text(chrome, '#deploy-job')})")
+        assert "2/2 promoted" in _text(chrome, row)
+        for d in ("sim000", "sim001"):
+            wait_until(lambda d=d: _text(chrome, f'tr[data-device="{d}"] .col-version') == "1.1.0", 10, f"{d} on 1.1.0")
+        assert fleet.versions() == {"sim000": "1.1.0", "sim001": "1.1.0"}
+        wait_until(lambda: _text(chrome, "#deploy-job").endswith(": done"), 10, "the job's status on the page")
+        assert screenshot(chrome, "dashboard-deploy").stat().st_size > 10_000

@@ -71,6 +71,11 @@ class LiveFleet:
             if self.state.apply(topic, payload) == "ok":
                 self.changes += 1
 
+    def touch(self) -> None:
+        """Count a change made outside the telemetry (a deployment's status): the stream sends it."""
+        with self.lock:
+            self.changes += 1
+
     # -- the page's data ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Everything the page shows, as plain JSON types."""

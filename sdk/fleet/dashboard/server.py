@@ -15,6 +15,7 @@ import uvicorn
 from sdk.errors import ConfigError
 from sdk.fleet.broker import free_port
 from sdk.fleet.dashboard.app import make_app
+from sdk.fleet.dashboard.deploys import MAX_UPLOAD
 from sdk.fleet.dashboard.live import LiveFleet
 
 
@@ -73,12 +74,13 @@ class DashboardServer:
 
     def __init__(self, live: LiveFleet, db: str | None = None, host: str = "127.0.0.1", port: int = 8080,
                  admin: bool = False, token: str | None = None, cert: str | None = None, key: str | None = None,
-                 interval_s: float = 0.5, log_level: str = "warning") -> None:
+                 interval_s: float = 0.5, log_level: str = "warning", max_upload: int = MAX_UPLOAD) -> None:
         self.token = check_options(host, admin, token, cert, key)
         self.live, self.host, self.port = live, host, port or free_port()
         self.scheme = "https" if cert else "http"
         loopback = ["127.0.0.1", "localhost", "[::1]"] if is_loopback(host) else None  # no DNS rebinding
-        self.app = make_app(live, db=db, admin=admin, token=self.token, interval_s=interval_s, allowed_hosts=loopback)
+        self.app = make_app(live, db=db, admin=admin, token=self.token, interval_s=interval_s, allowed_hosts=loopback,
+                            max_upload=max_upload)
         config = uvicorn.Config(self.app, host=host, port=self.port, log_level=log_level, ssl_certfile=cert,
                                 ssl_keyfile=key, timeout_graceful_shutdown=2, lifespan="on")
         self.server = _Server(config, self.app.state.dashboard.closing)

@@ -204,6 +204,38 @@ async function command(device, body) {
   out.textContent = r.ok ? `${res.sent.cmd} sent to ${device}` : `${r.status}: ${res.error}`;
 }
 
+// deploy a signed bundle: the file is the request body, the options go in the query string (empty: the
+// fleet controller's defaults); the deployment's progress then comes through the stream
+const DEPLOY_OPTS = { canary: "deploy-canary", soak_s: "deploy-soak", baseline_s: "deploy-baseline",
+  max_p95_ratio: "deploy-p95-ratio", max_errors: "deploy-errors", delivery: "deploy-delivery", url: "deploy-url" };
+
+async function deploy(ev) {
+  ev.preventDefault();
+  const out = $("deploy-result");
+  const file = $("deploy-bundle").files[0];
+  if (!file) { out.className = "error"; out.textContent = "choose a signed bundle (ember models pack) first"; return; }
+  const q = new URLSearchParams({ name: file.name });
+  for (const [k, id] of Object.entries(DEPLOY_OPTS)) { const v = $(id).value.trim(); if (v) q.set(k, v); }
+  const token = $("token").value.trim();
+  sessionStorage.setItem("ember-token", token);
+  out.className = ""; out.textContent = `uploading ${file.name}…`;
+  const r = await fetch(`/api/deploy?${q}`, {
+    method: "POST", headers: { "content-type": "application/octet-stream", authorization: `Bearer ${token}` },
+    body: file,
+  }).catch((e) => ({ ok: false, status: 0, statusText: String(e), json: async () => ({}) }));
+  const res = await r.json().catch(() => ({}));
+  out.className = r.ok ? "ok" : "error";
+  out.textContent = r.ok ? `deployment ${res.deployment.deployment} of ${res.deployment.version} started`
+    : `${r.status}: ${res.error || r.statusText}`;
+}
+
+function renderJob(job) {
+  const span = $("deploy-job");
+  span.className = job && job.error ? "error" : "";
+  span.textContent = !job || !job.deployment ? "" : job.running ? `${job.deployment}: running`
+    : `${job.deployment}: ${job.phase}${job.error ? " - " + job.error : job.reason ? " - " + job.reason : ""}`;
+}
+
 // -- the stream ---------------------------------------------------------------------------------------
 function update(snap) {
   state = snap;
@@ -212,6 +244,8 @@ function update(snap) {
   $("counts").textContent = `${snap.devices.length} devices, ${online} online, ${snap.alerts.length} in drift alert`;
   document.body.classList.toggle("admin", !!snap.admin);
   $("admin").hidden = !snap.admin;
+  $("deploy").hidden = !snap.admin;
+  renderJob(snap.deploy_job);
   renderDevices(snap.devices);
   renderAlerts(snap.alerts);
   renderEvents(snap.events);
@@ -230,6 +264,7 @@ function init() {
   const m = location.hash.match(/token=([^&]+)/);
   if (m) { sessionStorage.setItem("ember-token", decodeURIComponent(m[1])); history.replaceState(null, "", "/"); }
   $("token").value = sessionStorage.getItem("ember-token") || "";
+  $("deploy").onsubmit = deploy;
   connect();
 }
 init();
