@@ -31,18 +31,6 @@ def _ch(c: int, width: float) -> int:
     return max(8, round(c * width / 8) * 8)
 
 
-def cell_centres(size: int, strides: tuple[int, ...] = STRIDES) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cell centres ``[N, 2]`` (x, y, input pixels) and strides ``[N]`` in the output order."""
-    centres, steps = [], []
-    for s in strides:
-        g = size // s
-        c = (torch.arange(g, dtype=torch.float32) + 0.5) * s
-        cy, cx = torch.meshgrid(c, c, indexing="ij")
-        centres.append(torch.stack([cx.reshape(-1), cy.reshape(-1)], 1))
-        steps.append(torch.full((g * g,), float(s)))
-    return torch.cat(centres), torch.cat(steps)
-
-
 class TinyDet(nn.Module):
     def __init__(self, num_classes: int = 6, width: float = 1.0, depth: int = 1, neck: int = 64) -> None:
         super().__init__()
