@@ -1,5 +1,5 @@
-"""Training-time data: label merging (ground truth + teacher pseudo-labels), augmentation (mosaic,
-scale, translation, flip, colour) and CenterNet/TTFNet targets. numpy + OpenCV only."""
+"""Training-time data: label merging (ground truth + teacher pseudo-labels) and augmentation (mosaic,
+scale, translation, flip, colour); the targets are made in :mod:`apps.vision.assign`. numpy + OpenCV only."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import numpy as np
 
 from apps.vision.data import Sample
 
-STRIDE = 8
-
 
 @dataclass
 class Item:
@@ -19,11 +17,13 @@ class Item:
     classes: np.ndarray
     ignore: np.ndarray  # [M, 4] regions where a class is uncertain
     ignore_classes: np.ndarray
+    labeled: np.ndarray  # [C] bool: classes whose every instance is boxed (ground truth)
 
 
-def merge_labels(s: Sample, teacher: list, hi: float = 0.4, lo: float = 0.15) -> tuple[np.ndarray, ...]:
+def merge_labels(s: Sample, teacher: list, hi: float = 0.4, lo: float = 0.4) -> tuple[np.ndarray, ...]:
     """Ground truth for the image's labeled classes; teacher boxes >= ``hi`` for the others, and
-    teacher boxes in ``[lo, hi)`` of the others as class-specific ignore regions."""
+    teacher boxes in ``[lo, hi)`` of the others as class-specific ignore regions (none by default: the
+    dense teacher scores are the soft targets of those classes)."""
     t = np.asarray(teacher, np.float32).reshape(-1, 6)
     other = ~np.isin(t[:, 5].astype(int), list(s.labeled))
     pos, unsure = t[other & (t[:, 4] >= hi)], t[other & (t[:, 4] >= lo) & (t[:, 4] < hi)]
@@ -33,11 +33,12 @@ def merge_labels(s: Sample, teacher: list, hi: float = 0.4, lo: float = 0.15) ->
 
 
 def _place(canvas: np.ndarray, item: Item, region: tuple[int, int, int, int], scale: float,
-           rng: np.random.Generator, out: list) -> None:
+           rng: np.random.Generator, out: list, regions: list) -> None:
     """Scale ``item`` by ``scale`` into ``region`` of the canvas at a random offset (crop or pad)."""
     import cv2
 
     x0, y0, x1, y1 = region
+    regions.append([x0, y0, x1, y1, item.labeled])
     rw, rh = x1 - x0, y1 - y0
     h, w = item.image.shape[:2]
     sw, sh = w * scale, h * scale
@@ -74,20 +75,22 @@ def _colour(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: float = 0.5,
             p: np.ndarray | None = None) -> tuple:
     """One training image of ``size`` x ``size`` from 1 (or 4, mosaic) items, with its labels;
-    items are drawn with probabilities ``p`` (uniform when None)."""
+    items are drawn with probabilities ``p`` (uniform when None). Returns the image, boxes, classes,
+    ignore boxes and classes, and the regions ``(x0, y0, x1, y1, labeled)`` of the source images."""
     canvas = np.full((size, size, 3), 114, np.uint8)
     parts: list = []
+    regions: list = []
     if rng.random() < mosaic:
         xc, yc = (int(rng.uniform(0.3, 0.7) * size) for _ in range(2))
-        regions = [(0, 0, xc, yc), (xc, 0, size, yc), (0, yc, xc, size), (xc, yc, size, size)]
-        for k, reg in zip(rng.choice(len(items), 4, p=p), regions):
+        quads = [(0, 0, xc, yc), (xc, 0, size, yc), (0, yc, xc, size), (xc, yc, size, size)]
+        for k, reg in zip(rng.choice(len(items), 4, p=p), quads):
             item = items[k]
             fit = max((reg[2] - reg[0]) / item.image.shape[1], (reg[3] - reg[1]) / item.image.shape[0])
-            _place(canvas, item, reg, fit * rng.uniform(0.8, 1.6), rng, parts)
+            _place(canvas, item, reg, fit * rng.uniform(0.8, 1.6), rng, parts, regions)
     else:
         item = items[rng.choice(len(items), p=p)]
         fit = size / max(item.image.shape[:2])
-        _place(canvas, item, (0, 0, size, size), fit * rng.uniform(0.6, 1.5), rng, parts)
+        _place(canvas, item, (0, 0, size, size), fit * rng.uniform(0.6, 1.5), rng, parts, regions)
     pos = [(b, c) for b, c, p in parts if p]
     neg = [(b, c) for b, c, p in parts if not p]
     boxes, classes = np.concatenate([b for b, _ in pos]), np.concatenate([c for _, c in pos])
@@ -96,41 +99,5 @@ def augment(items: list[Item], size: int, rng: np.random.Generator, mosaic: floa
         canvas = canvas[:, ::-1].copy()
         boxes[:, [0, 2]] = size - boxes[:, [2, 0]]
         ign[:, [0, 2]] = size - ign[:, [2, 0]]
-    return _colour(canvas, rng), boxes, classes, ign, ign_c
-
-
-def _gauss(lo: float, hi: float, n: int, centre: float, sigma: float) -> tuple[int, np.ndarray]:
-    a, b = max(0, int(np.floor(lo))), min(n, int(np.ceil(hi)))
-    x = np.arange(a, b) + 0.5
-    return a, np.exp(-((x - centre) ** 2) / (2 * sigma ** 2 + 1e-9))
-
-
-def targets(boxes: np.ndarray, classes: np.ndarray, ign: np.ndarray, ign_c: np.ndarray, size: int,
-            num_classes: int, alpha: float = 0.54, stride: int = STRIDE) -> tuple[np.ndarray, ...]:
-    """TTFNet targets on the ``stride`` grid: heat maps ``[C, g, g]``, ignore mask ``[C, g, g]``,
-    regression boxes ``[4, g, g]`` (input pixels) and their weights ``[g, g]``."""
-    g = size // stride
-    heat = np.zeros((num_classes, g, g), np.float32)
-    ignore = np.zeros_like(heat)
-    reg = np.zeros((4, g, g), np.float32)
-    weight = np.zeros((g, g), np.float32)
-    for b, c in zip(ign / stride, ign_c):
-        ignore[c, int(b[1]):int(np.ceil(b[3])), int(b[0]):int(np.ceil(b[2]))] = 1
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    for i in np.argsort(-areas):  # small boxes last: they win shared cells
-        b, c = boxes[i] / stride, classes[i]
-        cx, cy, w, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1]
-        rx, ry = alpha * w / 2, alpha * h / 2
-        x0, gx = _gauss(cx - rx, cx + rx, g, cx, max(rx / 3, 0.3))
-        y0, gy = _gauss(cy - ry, cy + ry, g, cy, max(ry / 3, 0.3))
-        if not len(gx) or not len(gy):
-            continue
-        patch = np.outer(gy, gx)
-        view = heat[c, y0:y0 + len(gy), x0:x0 + len(gx)]
-        np.maximum(view, patch, out=view)
-        heat[c, min(int(cy), g - 1), min(int(cx), g - 1)] = 1.0
-        wpatch = patch / patch.sum() * np.log(max(areas[i], 2.0))
-        sl = (slice(y0, y0 + len(gy)), slice(x0, x0 + len(gx)))
-        weight[sl] = np.where(wpatch > 0, wpatch, weight[sl])
-        reg[(slice(None), *sl)] = boxes[i][:, None, None]
-    return heat, ignore, reg, weight
+        regions = [[size - r[2], r[1], size - r[0], r[3], r[4]] for r in regions]
+    return _colour(canvas, rng), boxes, classes, ign, ign_c, regions

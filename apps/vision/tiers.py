@@ -19,7 +19,7 @@ SCORE_THRESHOLD = 0.3
 def manifest_fields(size: int) -> tuple[dict, dict]:
     inp = {"name": "image", "shape": [1, 3, size, size], "layout": "NCHW", "dtype": "float32", "color": "RGB",
            "letterbox": {"pad": 114, "center": True}}
-    out = {"decoder": "centernet", "names": ["heatmap", "ltrb"], "score_threshold": SCORE_THRESHOLD,
+    out = {"decoder": "yolov8", "names": ["boxes", "scores"], "score_threshold": SCORE_THRESHOLD,
            "iou_threshold": 0.5, "max_detections": 100}
     return inp, out
 

@@ -1,14 +1,18 @@
 """Train Ember's tiny detector (needs the ``train`` extra), from scratch or from a checkpoint (``--init``).
 
-    python -m apps.vision.train --work /work/train/vision --steps 4000
-    python -m apps.vision.train --work /work/train/vision/run3 --init /work/train/vision/ckpt.pt --steps 1200
-    python -m apps.vision.train --work /work/train/vision --export-only   # ONNX + tiers from the checkpoint
+    python -m apps.vision.train --work /work/train/vision/ms --steps 3000
+    python -m apps.vision.train --work /work/train/vision/ms --init /work/train/vision/run3/ckpt.pt --steps 3000
+    python -m apps.vision.train --work /work/train/vision/ms --export-only   # ONNX + tiers from the checkpoint
 
-Recipe: ground truth + YOLOX-nano pseudo-labels (``python -m apps.vision.teacher``; run first, cached),
-images drawn by folder and class weights (``--folder-weights``, ``--class-power``),
-mosaic/scale/flip/colour augmentation, TTFNet targets (Gaussian heat maps, GIoU box loss), AdamW with
-cosine decay and an EMA of the weights. Seeded and resumable (``ckpt.pt`` every ``--save-every`` steps).
-A small part of ``train`` is held out (``--dev``) to watch learning; ``val`` is never used here.
+Recipe: ground truth + cached YOLOX-nano pseudo-boxes (``python -m apps.vision.teacher``; run first) for the
+classes an image does not label, and YOLOX-nano run again on every augmented image (``--teacher``) for
+dense soft targets of those classes and to guide the assignment of boxes to cells (SimOTA-lite,
+:mod:`apps.vision.assign`); images drawn by folder and class weights (``--folder-weights``, ``--class-power``),
+mosaic/scale/flip/colour augmentation, several input sizes (``--sizes``) before the last 20 %% of steps at
+``--size``; quality focal loss on the class scores and GIoU on the boxes, AdamW with cosine decay and an
+EMA of the weights. Batches are made (and the teacher run) in a second thread while torch trains.
+Seeded (each step's augmentation from ``(seed, step)``) and resumable (``ckpt.pt`` every ``--save-every``
+steps). A part of ``train`` is held out (``--dev``) to watch learning; ``val`` is never used here.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import json
 import random
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from apps.vision.augment import Item, augment, merge_labels, targets
+from apps.vision.assign import DenseTeacher, make_targets
+from apps.vision.augment import Item, augment, merge_labels
 from apps.vision.data import CLASSES, load_folder
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -42,7 +48,8 @@ def load_items(folders: list[Path], cache: dict, max_side: int = 416) -> tuple[l
             if scale < 1:
                 img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             b, c, ib, ic = merge_labels(s, cache.get(str(s.path.resolve()), []))
-            items.append(Item(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), b * scale, c, ib * scale, ic))
+            labeled = np.isin(np.arange(len(CLASSES)), list(s.labeled))
+            items.append(Item(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), b * scale, c, ib * scale, ic, labeled))
             samples.append(s)
             origin.append(f)
     return items, samples, origin
@@ -74,38 +81,40 @@ def giou_loss(a, b):
     return 1 - inter / union + (hull - union) / hull
 
 
-def losses(model, x, heat, ignore, reg, weight):
+def losses(model, x, y, weight, box_t, pos):
+    """Quality focal loss (soft targets, summed over cells and classes, per positive) and GIoU."""
     import torch
+    from torch.nn import functional as F
 
-    logits, ltrb = model.raw(x)
-    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
-    pos = heat.eq(1).float()
-    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
-    neg_loss = -(torch.log(1 - p) * p ** 2 * (1 - heat) ** 4 * (1 - pos) * (1 - ignore)).sum()
-    hm = (pos_loss + neg_loss) / pos.sum().clamp(min=1)
-    g = heat.shape[-1]
-    c = (torch.arange(g, dtype=torch.float32) + 0.5) * (x.shape[-1] / g)
-    cx, cy = c[None, None, :], c[None, :, None]
-    pred = torch.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], dim=-1)
-    m = weight > 0
-    if m.any():
-        gl = giou_loss(pred[m], reg.permute(0, 2, 3, 1)[m])
-        box = (gl * weight[m]).sum() / weight[m].sum()
-    else:
-        box = ltrb.sum() * 0
-    return hm, box
+    logits, boxes = model.raw(x)
+    p = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    cls = (bce * (p - y).abs().pow(2) * weight).sum() / pos.sum().clamp(min=1)
+    box = giou_loss(boxes[pos], box_t[pos]).mean() if pos.any() else boxes.sum() * 0
+    return cls, box
 
 
-def batch(items, size, rng, n, mosaic, p=None, stride=8):
+def batch(items, size, rng, n, mosaic, p=None, teacher=None):
+    """``n`` augmented images and their targets as torch tensors (image, scores, weights, boxes, positive)."""
     import torch
 
     xs, ts = [], []
     for _ in range(n):
-        img, b, c, ib, ic = augment(items, size, rng, mosaic, p)
+        img, b, c, ib, ic, regions = augment(items, size, rng, mosaic, p)
         xs.append(img.transpose(2, 0, 1))
-        ts.append(targets(b, c, ib, ic, size, len(CLASSES), stride=stride))
+        t = make_targets(size, b, c, ib, ic, regions, len(CLASSES), teacher(img) if teacher else None)
+        ts.append((t.scores, t.weight, t.boxes, t.positive))
     x = torch.from_numpy(np.stack(xs).astype(np.float32))
     return (x, *(torch.from_numpy(np.stack([t[k] for t in ts])) for k in range(4)))
+
+
+def step_batch(args, items, draw, teacher, step):
+    """The batch of ``step``: its own seeded generator, so prefetching and resuming change nothing."""
+    rng = np.random.default_rng([args.seed, step])
+    late = step >= args.steps * 0.8
+    size = args.size if late else int(rng.choice(args.sizes))
+    mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
+    return batch(items, size, rng, args.batch, mosaic, draw, teacher)
 
 
 def dev_map(model, samples, size) -> float:
@@ -114,7 +123,7 @@ def dev_map(model, samples, size) -> float:
     import torch
 
     from sdk.detect.boxes import batched_nms, letterbox
-    from sdk.detect.decoders import decode_centernet
+    from sdk.detect.decoders import decode_yolov8
     from sdk.detect.metrics import ImageResult, evaluate_map
 
     results = []
@@ -123,8 +132,8 @@ def dev_map(model, samples, size) -> float:
         for s in samples:
             img, lb = letterbox(cv2.cvtColor(cv2.imread(str(s.path)), cv2.COLOR_BGR2RGB), (size, size))
             out = model(torch.from_numpy(img.transpose(2, 0, 1)[None].astype(np.float32)))
-            raw = decode_centernet([o.numpy() for o in out], (size, size), 0.05)
-            k = batched_nms(raw.boxes, raw.scores, raw.classes, 0.6, 100)
+            raw = decode_yolov8([o.numpy() for o in out], (size, size), 0.01)
+            k = batched_nms(raw.boxes, raw.scores, raw.classes, 0.5, 100)
             results.append(ImageResult(s.boxes, s.classes, lb.to_image(raw.boxes[k]), raw.scores[k],
                                        raw.classes[k], s.labeled))
     model.train()
@@ -147,16 +156,26 @@ def dev_indices(args) -> set[int]:
 def make_model(cfg: dict):
     from apps.vision.net import TinyDet
 
-    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"], stride=cfg.get("stride", 8))
+    return TinyDet(len(CLASSES), width=cfg["width"], depth=cfg["depth"])
+
+
+def _source_name(key: str) -> str:
+    """The name of a tensor in a single-head (stride 8 or 16) checkpoint: its one head, ``cls`` and
+    ``reg`` start every level's own."""
+    parts = key.split(".")
+    if parts[0] in ("heads", "cls", "reg") and parts[1].isdigit():
+        return ".".join(["head" if parts[0] == "heads" else parts[0], *parts[2:]])
+    return key
 
 
 def init_from(model, ckpt: Path) -> int:
-    """Copy a checkpoint's EMA weights into ``model`` wherever names and shapes match (a fine-tune)."""
+    """Copy a checkpoint's EMA weights into ``model`` wherever names and shapes match (a fine-tune;
+    a single-head checkpoint's head starts each level's head)."""
     import torch
 
     src = torch.load(ckpt, weights_only=False)["ema"]
     own = model.state_dict()
-    same = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    same = {k: src[n] for k in own for n in (k, _source_name(k)) if n in src and own[k].shape == src[n].shape}
     own.update(same)
     model.load_state_dict(own)
     return len(same)
@@ -179,7 +198,7 @@ def train(args) -> Path:
         raise SystemExit(f"--folder-weights needs one weight per --data folder ({len(args.data)})")
     draw = sampling_weights(items, origin, args.folder_weights, args.class_power)
     print("draw shares per folder:", np.round(np.bincount(origin, weights=draw), 3).tolist(), flush=True)
-    cfg = {"width": args.width, "depth": args.depth, "size": args.size, "stride": args.stride}
+    cfg = {"width": args.width, "depth": args.depth, "size": args.size, "strides": [8, 16, 32]}
     model = make_model(cfg)
     if args.init and not (work / "ckpt.pt").exists():
         print(f"initialised from {args.init}: {init_from(model, Path(args.init))} tensors")
@@ -188,23 +207,26 @@ def train(args) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     step, log = 0, []
     ckpt = work / "ckpt.pt"
-    rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     if ckpt.exists() and not args.restart:
         st = torch.load(ckpt, weights_only=False)
         model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
-        step, log, rng = st["step"], st["log"], st["rng"]
+        step, log = st["step"], st["log"]
         torch.set_rng_state(st["torch_rng"])
+    teacher = DenseTeacher(args.teacher) if args.teacher else None
+    pool = ThreadPoolExecutor(1)  # the next batch (augmentation + teacher) while torch trains
+    pending = pool.submit(step_batch, args, items, draw, teacher, step)
     bar = tqdm(total=args.steps, initial=step, desc="train")
     t0 = time.time()
     while step < args.steps:
         lr = learning_rate(args, step)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
-        mosaic = args.mosaic if step < args.steps * 0.9 else 0.0  # last 10%: plain images
-        x, heat, ignore, reg, weight = batch(items, args.size, rng, args.batch, mosaic, draw, args.stride)
-        hm, box = losses(model, x, heat, ignore, reg, weight)
+        x, y, weight, box_t, pos = pending.result()
+        if step + 1 < args.steps:
+            pending = pool.submit(step_batch, args, items, draw, teacher, step + 1)
+        hm, box = losses(model, x, y, weight, box_t, pos)
         loss = hm + args.box_weight * box
         opt.zero_grad()
         loss.backward()
@@ -216,15 +238,15 @@ def train(args) -> Path:
             for e, p in zip(ema.state_dict().values(), model.state_dict().values()):
                 e.copy_(e * decay + p.detach() * (1 - decay)) if e.dtype.is_floating_point else e.copy_(p)
         bar.update(1)
-        bar.set_postfix(hm=f"{hm.item():.3f}", box=f"{box.item():.3f}", lr=f"{lr:.1e}")
+        bar.set_postfix(cls=f"{hm.item():.3f}", box=f"{box.item():.3f}", lr=f"{lr:.1e}")
         if step % args.save_every == 0 or step == args.steps:
-            entry = {"step": step, "hm": hm.item(), "box": box.item(), "s": round(time.time() - t0)}
+            entry = {"step": step, "cls": hm.item(), "box": box.item(), "s": round(time.time() - t0)}
             if step % (args.save_every * args.eval_every) == 0 or step == args.steps:
                 entry["dev_map50"] = dev_map(ema, dev, args.size)
             log.append(entry)
             print(json.dumps(entry), flush=True)
             torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "step": step, "log": log, "rng": rng, "torch_rng": torch.get_rng_state(),
+                        "step": step, "log": log, "torch_rng": torch.get_rng_state(),
                         "cfg": cfg}, work / "ckpt.tmp")
             (work / "ckpt.tmp").replace(ckpt)
     bar.close()
@@ -243,7 +265,7 @@ def export(ckpt: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / "fp32.onnx"
     torch.onnx.export(model, torch.zeros(1, 3, size, size), str(onnx_path), input_names=["image"],
-                      output_names=["heatmap", "ltrb"], opset_version=13, dynamo=False)
+                      output_names=["boxes", "scores"], opset_version=13, dynamo=False)
     (out_dir / "train.json").write_text(json.dumps({"cfg": st["cfg"], "step": st["step"], "log": st["log"]}))
     return onnx_path
 
@@ -259,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=320, help="input size (multiple of 32)")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--depth", type=int, default=1)
-    ap.add_argument("--stride", type=int, default=16, choices=(8, 16), help="output grid stride (stage 1 used 8)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 288, 320, 352],
+                    help="input sizes drawn per step before the last 20 %% of steps (multiples of 32, <= 416)")
+    ap.add_argument("--teacher", default=str(DATA.parent / "models" / "yolox_nano.onnx"),
+                    help="ONNX teacher run on every training image for dense soft targets ('' for none)")
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--cycle-start", type=int, default=0,
                     help="step where the learning-rate cycle starts (resume a finished run with a larger --steps "

@@ -5,7 +5,9 @@ One function per output family, all with the same signature
 
 - ``yolox``: ``[1, N, 5 + C]`` raw grid outputs (offsets / log sizes per cell over strides 8, 16, 32);
 - ``yolov5``: ``[1, N, 5 + C]`` with cx, cy, w, h in pixels, objectness, class scores;
-- ``yolov8``: ``[1, 4 + C, N]`` (or ``[1, N, 4 + C]``) cx, cy, w, h in pixels then class scores;
+- ``yolov8``: ``[1, 4 + C, N]`` (or ``[1, N, 4 + C]``) cx, cy, w, h in pixels then class scores, or the
+  boxes ``[1, N, 4]`` and the scores ``[1, N, C]`` (or ``[1, 4, N]`` and ``[1, C, N]``) as two outputs
+  (Ember's own detector: int8 then gives pixels and scores their own scales);
 - ``ssd``: TFLite_Detection_PostProcess's four outputs (boxes ``[1, N, 4]`` as normalised
   ymin, xmin, ymax, xmax; classes; scores; count);
 - ``centernet``: heat maps ``[1, C, H, W]`` (sigmoid applied) and l, t, r, b distances in pixels
@@ -86,6 +88,18 @@ def decode_yolov5(outputs: Sequence[np.ndarray], input_hw: tuple[int, int], scor
 
 
 def decode_yolov8(outputs: Sequence[np.ndarray], input_hw: tuple[int, int], score_threshold: float) -> Raw:
+    if len(outputs) == 2:  # boxes [1, N, 4] and scores [1, N, C]
+        boxes, scores = (np.asarray(o, np.float32) for o in outputs)
+        if boxes.shape[-1] != 4 and scores.shape[-1] == 4:  # scores came first
+            boxes, scores = scores, boxes
+        if boxes.ndim == 3 and boxes.shape[1] == 4 and boxes.shape[2] != 4:  # [1, 4, N] + [1, C, N]
+            boxes, scores = boxes.transpose(0, 2, 1), scores.transpose(0, 2, 1)
+        elif boxes.ndim == 3 and scores.ndim == 3 and scores.shape[1] == 4 and scores.shape[2] != 4:
+            boxes, scores = scores.transpose(0, 2, 1), boxes.transpose(0, 2, 1)
+        if boxes.ndim != 3 or scores.ndim != 3 or boxes.shape[1] != scores.shape[1] or boxes.shape[2] != 4:
+            raise ModelError(f"yolov8 with two outputs expects boxes [1, N, 4] and scores [1, N, C], got "
+                             f"{list(boxes.shape)} and {list(scores.shape)}")
+        outputs = [np.concatenate([boxes, scores], axis=2)]
     out = _one(outputs, "yolov8", 2)
     if out.shape[0] < out.shape[1]:  # [4 + C, N] as exported by ultralytics
         out = out.T

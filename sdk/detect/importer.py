@@ -47,6 +47,9 @@ def guess_decoder(output_shapes: Sequence[Sequence[int]], input_hw: tuple[int, i
         return "ssd"
     if len(shapes) in (1, 2) and all(len(s) == 4 for s in shapes):
         return "centernet"
+    if len(shapes) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1] and 4 in (
+            shapes[0][2], shapes[1][2]):
+        return "yolov8"  # boxes [1, N, 4] + scores [1, N, C]
     if len(shapes) == 1 and len(shapes[0]) == 3:
         _, a, b = shapes[0]
         if a < b and a >= 5:
@@ -54,7 +57,7 @@ def guess_decoder(output_shapes: Sequence[Sequence[int]], input_hw: tuple[int, i
         if b >= 6:
             return "yolox" if a == len(yolox_grid(input_hw)[0]) else "yolov5"
     raise ModelError(f"model outputs {shapes} match no decoder ({', '.join(DECODERS)}): Ember reads YOLOX "
-                     "[1, N, 5+C], YOLOv5 [1, N, 5+C], YOLOv8 [1, 4+C, N], SSD TFLite_Detection_PostProcess "
+                     "[1, N, 5+C], YOLOv5 [1, N, 5+C], YOLOv8 [1, 4+C, N] (or boxes [1, N, 4] + scores [1, N, C]), SSD TFLite_Detection_PostProcess "
                      "(4 outputs) or CenterNet [1, C+4, H, W]")
 
 

@@ -101,6 +101,14 @@ def test_yolov5_and_yolov8_decoders() -> None:
     raw = get_decoder("yolov8")([v8], (100, 100), 0.3)
     np.testing.assert_allclose(raw.boxes, [[8, 17, 12, 23]])
     assert raw.classes.tolist() == [79]
+    # boxes and scores as two outputs (Ember's own detector), in either layout and either order
+    boxes, scores = v8[:, :4].transpose(0, 2, 1), v8[:, 4:].transpose(0, 2, 1)
+    for outs in ([boxes, scores], [scores, boxes], [boxes.transpose(0, 2, 1), scores.transpose(0, 2, 1)]):
+        raw = get_decoder("yolov8")(outs, (100, 100), 0.3)
+        np.testing.assert_allclose(raw.boxes, [[8, 17, 12, 23]])
+        assert raw.classes.tolist() == [79] and raw.scores.tolist() == pytest.approx([0.6])
+    with pytest.raises(ModelError, match="two outputs"):
+        get_decoder("yolov8")([boxes, scores[:, :10]], (100, 100), 0.3)
 
 
 def test_ssd_postprocess_decoder() -> None:
@@ -145,6 +153,7 @@ def test_guess_decoder() -> None:
     assert guess_decoder([[1, 3549, 85]], (416, 416)) == "yolox"
     assert guess_decoder([[1, 25200, 85]], (640, 640)) == "yolov5"
     assert guess_decoder([[1, 84, 8400]], (640, 640)) == "yolov8"
+    assert guess_decoder([[1, 2100, 4], [1, 2100, 6]], (320, 320)) == "yolov8"
     assert guess_decoder([[1, 10, 4], [1, 10], [1, 10], [1]], (300, 300)) == "ssd"
     assert guess_decoder([[1, 6, 40, 40], [1, 4, 40, 40]], (320, 320)) == "centernet"
     with pytest.raises(ModelError, match="match no decoder"):

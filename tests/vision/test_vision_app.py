@@ -39,7 +39,8 @@ def _variants() -> list[tuple[str, str]]:
 
 def test_shipped_manifest_describes_a_detector() -> None:
     m = Manifest.load(MODEL_DIR)
-    assert m.output["decoder"] == "centernet" and m.labels == ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+    assert m.output["decoder"] == "yolov8" and m.output["names"] == ["boxes", "scores"]
+    assert m.labels == ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
     assert {"fp32", "int8"} <= {v.tier for v in m.variants}
 
 
