@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._util import load, write_result
 
 KD_T, KD_ALPHA = 4.0, 0.9  # distillation settings (fine-tuning and students)
+PRUNE_RATIOS = (0.3, 0.5, 0.7)
 
 
 def parse() -> argparse.Namespace:
@@ -39,6 +40,8 @@ def parse() -> argparse.Namespace:
                    "pruning (default 3; quick 1)")
     p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 12; "
                    "quick 1)")
+    p.add_argument("--prune-schedule", choices=("oneshot", "iterative"), default="oneshot",
+                   help="structured pruning: one prune, or half the ratio + fine-tuning first (default oneshot)")
     p.add_argument("--student-epochs", type=int, default=None, help="students (default 10; quick 3)")
     p.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware fine-tuning (default 2; quick 1)")
     p.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
@@ -108,22 +111,30 @@ def deployable(net: Any) -> Any:
 
 
 def run_pruning(b: Bench, base: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Taylor scores on 512 training samples, channel counts rounded to multiples of 8, then fine-tuning
-    with the unpruned network as the teacher."""
+    """Taylor scores on 512 training samples, channel counts rounded to multiples of 8, fine-tuning
+    distilled from the unpruned network; ``--prune-schedule iterative`` prunes half the ratio first,
+    fine-tunes half the epochs, then prunes to the ratio and fine-tunes the full epochs."""
     from sdk.compress.prune import prune
 
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(b.task.y_train), min(512, len(b.task.y_train)), replace=False))
     score_data = (b.task.x_train[idx], b.task.y_train[idx])
+    iterative = b.args.prune_schedule == "iterative"
     out, nets = [], {}
-    for ratio in (0.3, 0.5, 0.7):
+    for ratio in PRUNE_RATIOS:
         name = f"pruned{int(ratio * 100)}"
-        net = prune(base, b.task.x_val[:1], ratio=ratio, method="taylor", data=score_data, multiple=8)
+        first = ratio / 2 if iterative else ratio
+        net = prune(base, b.task.x_val[:1], ratio=first, method="taylor", data=score_data, multiple=8)
         before = b.entry(f"{name}_before_ft", net)
         b.onnx.pop(f"{name}_before_ft")
-        b.fit(net, name, b.args.prune_epochs, 1e-3, loss_fn=b.kd(base))
+        if iterative:
+            b.fit(net, f"{name}_step1", max(1, b.args.prune_epochs // 2), 1e-3, loss_fn=b.kd(base))
+            net = prune(net, b.task.x_val[:1], ratio=1 - (1 - ratio) / (1 - first), method="taylor",
+                        data=score_data, multiple=8)
+        b.fit(net, f"{name}_step2" if iterative else name, b.args.prune_epochs, 1e-3, loss_fn=b.kd(base))
         channels = net[1].out_channels
         out.append(b.entry(name, net, ratio=ratio, channels=channels, method="taylor, multiple of 8",
+                           schedule=f"iterative ({first:g} then {ratio:g})" if iterative else "one-shot",
                            accuracy_before_finetune=before["accuracy"], fine_tune_epochs=b.args.prune_epochs,
                            fine_tune="distilled from the baseline", _name=name))
         nets[name] = net
