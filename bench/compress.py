@@ -38,7 +38,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("/tmp/ember-bench-compress"), help="checkpoints (resumable)")
     p.add_argument("--ft-epochs", type=int, default=None, help="fine-tuning after low-rank / clustering / magnitude "
                    "pruning (default 3; quick 1)")
-    p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 12; "
+    p.add_argument("--prune-epochs", type=int, default=None, help="fine-tuning after structured pruning (default 24; "
                    "quick 1)")
     p.add_argument("--prune-schedule", choices=("oneshot", "iterative"), default="oneshot",
                    help="structured pruning: one prune, or half the ratio + fine-tuning first (default oneshot)")
@@ -52,7 +52,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--rank", type=int, default=16, help="low-rank: rank of every factorized layer (default 16)")
     p.add_argument("--clusters", type=int, default=16, help="weight clustering: values per layer (default 16)")
     a = p.parse_args()
-    for k, full, quick in (("prune_epochs", 12, 1), ("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
+    for k, full, quick in (("prune_epochs", 24, 1), ("ft_epochs", 3, 1), ("student_epochs", 10, 3), ("qat_epochs", 2, 1)):
         if getattr(a, k) is None:
             setattr(a, k, quick if a.quick else full)
     return a
