@@ -46,7 +46,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--qat-epochs", type=int, default=None, help="quantization-aware fine-tuning (default 2; quick 1)")
     p.add_argument("--reuse-search", action="store_true", help="take nas/cascade from bench/results/"
                    "compress_search.json when it ran clean on code identical to this commit's (same task)")
-    p.add_argument("--builtin-qat-epochs", type=int, default=1, help="QAT of builtin-finebars48-nobn (default 1)")
+    p.add_argument("--builtin-qat-epochs", type=int, default=2, help="QAT of builtin-finebars48-nobn (default 2)")
     p.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
     p.add_argument("--student-width", type=float, default=0.5, help="student width multiplier (default 0.5)")
     p.add_argument("--rank", type=int, default=16, help="low-rank: rank of every factorized layer (default 16)")
