@@ -96,7 +96,8 @@ def qat_builtin(work: Path, seeds: int = 3, epochs: int = 2, lr: float = 1e-3, a
                    "calibration": "minmax, per-channel weights, 128 images"},
            "qat": {**row, **_summary([r[1:] for r in qat_runs]), "selection_accuracy": round(float(np.mean([r[0] for r in qat_runs])), 2),
                    "per_seed": [r[1:] for r in qat_runs], "seeds": seeds, "epochs": epochs, "lr": lr,
-                   "fine_tune": f"distilled from the fp32 network (alpha {alpha:g}, T 4), 4000 training images"},
+                   "fine_tune": (f"distilled from the fp32 network (alpha {alpha:g}, T 4)" if alpha else "cross-entropy")
+                   + ", 4000 training images"},
            "splits": {"selection": "bench/optimize.py evaluation set, seed 12, 1000 images",
                       "report": f"fresh sets, seeds {list(REPORT_SEEDS)}, 1000 images each"}}
     out["fp32_finetuned"] = {**_summary([ctl_acc[1:]]), "selection_accuracy": ctl_acc[0],

@@ -303,7 +303,7 @@ def search_results(b: Bench) -> tuple[Any, Any]:
     return out.get("nas"), out.get("cascade")
 
 
-SEARCH_CODE = ("bench/_compress_search.py", "bench/_compress_task.py", "sdk/compress/", "apps/speech/model/")
+SEARCH_CODE = ("bench/_compress_search.py", "bench/_compress_task.py", "sdk/compress/*.py", "apps/speech/model/")
 
 
 def reusable_search(b: Bench) -> tuple[Any, Any] | None:
@@ -352,6 +352,8 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
     fp32, ptq, qat = r["fp32_builtin"], r["ptq"], r["qat"]
     sel_drop, ptq_drop = fp32["selection_accuracy"] - ptq["selection_accuracy"], fp32["accuracy"] - ptq["accuracy"]
     qat_gap = fp32["accuracy"] - qat["accuracy"]
+    ctl = r["qat_builtin"]["fp32_finetuned"]["accuracy"]
+    nas, cas = r["nas"] or {}, r["cascade"] or {}
     d, u = r["distilled"], r["undistilled"]
     gain, spread = d["accuracy"] - u["accuracy"], max(d["accuracy_std"], u["accuracy_std"])
     return {
@@ -360,10 +362,16 @@ def targets(r: dict[str, Any]) -> dict[str, Any]:
         "qat_vs_ptq": {"model": qat["model"], "ptq_drop_selection_pts": round(sel_drop, 2),
                        "ptq_drop_pts": round(ptq_drop, 2), "qat_gap_pts": round(qat_gap, 2),
                        "qat_seed_std_pts": qat["accuracy_std"], "ptq_lost_1pt": bool(sel_drop >= 1.0),
+                       "qat_gap_vs_same_finetuned_fp32_pts": round(ctl - qat["accuracy"], 2),
                        "met": bool(sel_drop >= 1.0 and qat_gap <= 0.3),
                        "target": "QAT within 0.3 points of fp32 on a model where PTQ lost >= 1 point (report sets)"},
         "distillation": {"gain_pts": round(gain, 2), "seed_spread_pts": round(spread, 2), "met": bool(gain > spread),
                          "target": "distilled beats undistilled by more than the seed spread (std)"},
+        "surrogate_error": {"mape_pct": nas.get("surrogate_mape"), "met": bool((nas.get("surrogate_mape") or 1e9) <= 10),
+                            "target": "surrogate latency error <= 10 % (held-out family members)"},
+        "cascade": {"macs_saved": cas.get("macs_saved"), "loss_pts": cas.get("loss_points"),
+                    "met": bool(cas.get("macs_saved", 0) >= 0.4 and cas.get("loss_points", 1e9) <= 0.5),
+                    "target": "cascade saves >= 40 % of MACs at <= 0.5 point loss (test split)"},
     }
 
 
