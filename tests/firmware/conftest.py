@@ -85,3 +85,22 @@ def cmsis_nn_dir():
     if not (d / "Include" / "arm_nnfunctions.h").is_file():
         pytest.skip(f"CMSIS-NN not found at {d}")
     return d
+
+
+@pytest.fixture(scope="session")
+def bit_exact(need):
+    """``bit_exact(out_dir, model, n, seed, qemu=False)``: the exported C gives LiteRT's outputs exactly
+    on ``n`` seeded inputs with gcc and clang (and, with ``qemu``, on a Cortex-M under qemu)."""
+    import firmware_export
+
+    def check(out_dir: Path, model: Path, n: int, seed: int, qemu: bool = False) -> None:
+        for cc in ("gcc", "clang"):
+            need(cc)
+            r = firmware_export.verify_host(out_dir, model, n=n, cc=cc, seed=seed)
+            assert r["max_abs_diff"] == 0 and r["mismatched_inputs"] == 0, r
+        if qemu:
+            need("arm-none-eabi-gcc")
+            need("qemu-system-arm")
+            assert firmware_export.verify_qemu(out_dir)["ok"]
+
+    return check

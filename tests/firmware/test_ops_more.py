@@ -56,22 +56,15 @@ def tconv_model(path, in_hw=(5, 6), cin=3, cout=4, k=(3, 3), stride=(2, 2), same
     return b.save(path, [x], [y])
 
 
-def _exact(model, out, name, need, qemu=False):
+def _exact(model, out, name, bit_exact, qemu=False):
     res = firmware_export.export(model, out, name=name, measure=False)
-    for cc in ("gcc", "clang"):
-        need(cc)
-        r = firmware_export.verify_host(res.out_dir, model, n=25, cc=cc, seed=4)
-        assert r["max_abs_diff"] == 0 and r["mismatched_inputs"] == 0, r
-    if qemu:
-        need("arm-none-eabi-gcc")
-        need("qemu-system-arm")
-        assert firmware_export.verify_qemu(res.out_dir)["ok"]
+    bit_exact(res.out_dir, model, n=25, seed=4, qemu=qemu)
     return res
 
 
-def test_split_concat_slices_resize_bit_exact(tmp_path, need):
+def test_split_concat_slices_resize_bit_exact(tmp_path, bit_exact):
     model = movement_model(tmp_path / "m.tflite")
-    res = _exact(model, tmp_path / "out", "mov", need, qemu=True)
+    res = _exact(model, tmp_path / "out", "mov", bit_exact, qemu=True)
     ops = [ly["op"] for ly in res.layers]
     assert ops.count("SPLIT") == 3 and ops.count("CONCATENATION") == 7 and ops[-3:] == ["RESIZE_NEAREST_NEIGHBOR"] * 3
     x = np.random.default_rng(1).integers(-128, 128, (1, 7 * 9 * 6)).astype(np.int8)
@@ -80,9 +73,9 @@ def test_split_concat_slices_resize_bit_exact(tmp_path, need):
 
 @pytest.mark.parametrize("kw", [{}, {"same": False, "stride": (2, 3), "k": (3, 2), "bias": False, "in_hw": (4, 7)},
                                 {"stride": (3, 2), "k": (2, 5), "out_hw": (14, 11), "cout": 5}])
-def test_transpose_conv_bit_exact(tmp_path, kw, need):
+def test_transpose_conv_bit_exact(tmp_path, kw, bit_exact):
     model = tconv_model(tmp_path / "t.tflite", **kw)
-    res = _exact(model, tmp_path / "out", "tconv", need, qemu=not kw)
+    res = _exact(model, tmp_path / "out", "tconv", bit_exact, qemu=not kw)
     assert [ly["kernel"] for ly in res.layers] == ["ember_transpose_conv"]
     if not kw:
         x = np.random.default_rng(2).integers(-128, 128, (1, 5 * 6 * 3)).astype(np.int8)
