@@ -51,13 +51,6 @@ def publisher_proc(port: int, devices: list[str], per_device: int, rate: float, 
     out.put({**blast(port, "bench", devices, per_device, rate), "cpu_s": time.process_time() - cpu0})
 
 
-class DurablePostgres(LocalPostgres):
-    """LocalPostgres with fsync on, as a real server runs (the test fixture turns it off for speed)."""
-
-    def _run(self, *argv: str, timeout: float = 60.0) -> None:
-        super()._run(*(a.replace("-c fsync=off", "-c fsync=on") for a in argv), timeout=timeout)
-
-
 def server_cpu(pid: int) -> float:
     """CPU seconds of a server process and all its children, living or reaped."""
     import psutil
@@ -152,7 +145,7 @@ def main() -> None:
 
     before = load()
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
-    with LocalBroker() as broker, DurablePostgres() as pg:
+    with LocalBroker() as broker, LocalPostgres(fsync=True) as pg:
         with psycopg.connect(pg.url) as c:
             fsync = c.execute("SHOW fsync").fetchone()[0]  # the setting the numbers were taken with
         for rate in (float(r) for r in a.rates.split(",")):

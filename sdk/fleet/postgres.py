@@ -33,10 +33,15 @@ def pg_bindir() -> Path:
 
 
 class LocalPostgres:
-    """A PostgreSQL server on ``127.0.0.1:port`` with database ``postgres``, user ``postgres``, no password."""
+    """A PostgreSQL server on ``127.0.0.1:port`` with database ``postgres``, user ``postgres``, no password.
 
-    def __init__(self, port: int | None = None, workdir: str | os.PathLike[str] | None = None) -> None:
+    ``fsync=False`` (the default, for tests) trades durability for speed; benchmarks pass ``fsync=True``
+    to measure what a real server does."""
+
+    def __init__(self, port: int | None = None, workdir: str | os.PathLike[str] | None = None,
+                 fsync: bool = False) -> None:
         self.bin = pg_bindir()
+        self.fsync = fsync
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="ember-postgres-"))
@@ -63,7 +68,7 @@ class LocalPostgres:
             shutil.chown(self.dir, "postgres")
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w",
                   "-t", str(int(timeout)), "start", timeout=timeout + 10)
         self.running = True
