@@ -423,32 +423,6 @@ class Lowerer(MoreOps):
     def op_quantize(self, op: Op) -> Layer:
         return self.requant(op, None, None)
 
-    def op_pad(self, op: Op) -> Layer:
-        x, pads, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
-        if pads.data is None:
-            raise ExportError("PAD paddings must be constant")
-        if x.qparams() != y.qparams():
-            raise ExportError("PAD with different input/output quantization is not supported")
-        before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
-        value = y.qparams()[1]
-        if op.code == "PADV2" and len(op.inputs) > 2 and self.m.is_const(op.inputs[2]):
-            value = int(np.ravel(self.t(op.inputs[2]).data)[0])
-        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "before": "{" + ", ".join(map(str, before)) + "}",
-             "pad_value": value}
-        return Layer(op.index, op.code, "ember_pad", "ember_pad_params", f, [op.inputs[0]], op.outputs[0])
-
-    op_padv2 = op_pad
-
-    def op_transpose(self, op: Op) -> Layer:
-        x, perm_t, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
-        if perm_t.data is None:
-            raise ExportError("TRANSPOSE permutation must be constant")
-        extra = 4 - len(x.shape)
-        perm = list(range(extra)) + [int(p) + extra for p in np.ravel(perm_t.data)]
-        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "perm": "{" + ", ".join(map(str, perm)) + "}"}
-        return Layer(op.index, op.code, "ember_transpose", "ember_transpose_params", f, [op.inputs[0]],
-                     op.outputs[0])
-
 
 def padding(stride: int, dilation: int, in_size: int, k: int, same: bool) -> tuple[int, int]:
     """TFLite's ComputePaddingHeightWidth for one axis: (pad before, output size)."""

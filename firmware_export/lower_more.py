@@ -1,4 +1,4 @@
-"""Lowering of data-movement operators and TRANSPOSE_CONV (mixed into ``lower.Lowerer``).
+"""Lowering of data-movement operators (PAD, TRANSPOSE, slices, splits, concatenation, resize) and TRANSPOSE_CONV (mixed into ``lower.Lowerer``).
 
 STRIDED_SLICE, SLICE, SPLIT, SPLIT_V and CONCATENATION become strided copies (``ember_strided_copy``):
 each dimension's first index, step and count are found at export time by slicing an index range with
@@ -61,6 +61,36 @@ def _nearest(out_size: int, in_size: int, align: bool, half: bool) -> np.ndarray
 
 class MoreOps:
     """``op_*`` methods for ``lower.Lowerer`` (which provides ``t``, ``m``, ``act``, ``const``)."""
+
+    def op_pad(self, op: Op) -> Any:
+        from firmware_export.lower import Layer, c_shape
+
+        x, pads, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if pads.data is None:
+            raise ExportError("PAD paddings must be constant")
+        if x.qparams() != y.qparams():
+            raise ExportError("PAD with different input/output quantization is not supported")
+        before = [0] * (4 - len(x.shape)) + [int(p) for p in np.asarray(pads.data).reshape(-1, 2)[:, 0]]
+        value = y.qparams()[1]
+        if op.code == "PADV2" and len(op.inputs) > 2 and self.m.is_const(op.inputs[2]):
+            value = int(np.ravel(self.t(op.inputs[2]).data)[0])
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "before": "{" + ", ".join(map(str, before)) + "}",
+             "pad_value": value}
+        return Layer(op.index, op.code, "ember_pad", "ember_pad_params", f, [op.inputs[0]], op.outputs[0])
+
+    op_padv2 = op_pad
+
+    def op_transpose(self, op: Op) -> Any:
+        from firmware_export.lower import Layer, c_shape
+
+        x, perm_t, y = self.t(op.inputs[0]), self.t(op.inputs[1]), self.t(op.outputs[0])
+        if perm_t.data is None:
+            raise ExportError("TRANSPOSE permutation must be constant")
+        extra = 4 - len(x.shape)
+        perm = list(range(extra)) + [int(p) + extra for p in np.ravel(perm_t.data)]
+        f = {"in": c_shape(x.shape), "out": c_shape(y.shape), "perm": "{" + ", ".join(map(str, perm)) + "}"}
+        return Layer(op.index, op.code, "ember_transpose", "ember_transpose_params", f, [op.inputs[0]],
+                     op.outputs[0])
 
     def copy_layer(self, op: Op, src: int, dst: int, counts: list[int], in_steps: list[int], in_start: int,
                    out_steps: list[int], out_start: int) -> Any:
