@@ -54,28 +54,30 @@ def test_cortex_m7_code_runs_on_a_cortex_m7_machine(int8_models, tmp_path):
     assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
 
 
+def _dscnn_matches_litert_on(model, out_dir, kernels, cmsis_nn_dir, target, machine):
+    """Export for ``target``, run the 8 verification inputs on qemu's ``machine`` (its own linker script)."""
+    out = firmware_export.export(model, out_dir, target=target, kernels=kernels,
+                                 cmsis_nn_dir=cmsis_nn_dir if kernels == "cmsis-nn" else None).out_dir
+    res = firmware_export.verify_qemu(out)
+    assert res["ok"] and res["cpu"] == target and res["machine"] == machine, res
+    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
+    assert (out / "mcu" / f"{machine.replace('-', '_')}.ld").is_file()
+    return out
+
+
 @pytest.mark.parametrize("kernels", ["portable", "cmsis-nn"])
 def test_cortex_m33_code_runs_on_a_cortex_m33_machine(int8_models, cmsis_nn_dir, tmp_path, kernels):
     """ARMv8-M Mainline (DSP extension: SMLAD paths and CMSIS-NN's DSP kernels) on qemu's mps2-an505,
     in the Secure state it resets into (its own linker script), matching LiteRT."""
-    out = firmware_export.export(int8_models["dscnn"], tmp_path / kernels, target="cortex-m33", kernels=kernels,
-                                 cmsis_nn_dir=cmsis_nn_dir if kernels == "cmsis-nn" else None).out_dir
-    res = firmware_export.verify_qemu(out)
-    assert res["ok"] and res["cpu"] == "cortex-m33" and res["machine"] == "mps2-an505", res
-    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
-    assert (out / "mcu" / "mps2_an505.ld").is_file()
+    _dscnn_matches_litert_on(int8_models["dscnn"], tmp_path / kernels, kernels, cmsis_nn_dir, "cortex-m33", "mps2-an505")
 
 
 @pytest.mark.parametrize("kernels", ["portable", "cmsis-nn"])
 def test_cortex_m55_code_runs_on_a_cortex_m55_machine(int8_models, cmsis_nn_dir, tmp_path, kernels):
     """ARMv8.1-M with Helium (MVE) on qemu's mps3-an547: CMSIS-NN built with -mcpu=cortex-m55 takes its
     MVE kernels (ARM_MATH_MVEI, checked below in the library's objects), and the result matches LiteRT."""
-    out = firmware_export.export(int8_models["dscnn"], tmp_path / kernels, target="cortex-m55", kernels=kernels,
-                                 cmsis_nn_dir=cmsis_nn_dir if kernels == "cmsis-nn" else None).out_dir
-    res = firmware_export.verify_qemu(out)
-    assert res["ok"] and res["cpu"] == "cortex-m55" and res["machine"] == "mps3-an547", res
-    assert re.match(r"ember-verify: 8/8 [0-9a-f]+$", res["output"])
-    assert (out / "mcu" / "mps3_an547.ld").is_file()
+    out = _dscnn_matches_litert_on(int8_models["dscnn"], tmp_path / kernels, kernels, cmsis_nn_dir, "cortex-m55",
+                                   "mps3-an547")
     if kernels == "cmsis-nn":  # the linked CMSIS-NN code is Helium code (q registers), not the DSP path
         build = toolchain.arm_build(out / "src", "ember_model", TARGETS["cortex-m55"], tmp_path / "elf",
                                     out / "mcu" / "verify_main.c", extra_include=out / "mcu", cmsis_dir=cmsis_nn_dir)
