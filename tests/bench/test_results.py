@@ -159,15 +159,11 @@ QUOTES: dict[str, list[tuple[str, str, Fmt]]] = {
         ("rollout", "offline_catch_up_s.0", "{:.2f}"), ("rollout", "load.before.0", "{:.1f}"),
     ],
     "fleet recorder": [
+        ("fleet_scale", "setup.db", lambda v: v.split()[1]), ("fleet_scale", "setup.seconds", "{:.0f}"),
         ("fleet_scale", "msgs_per_s", "{:,}"), ("fleet_scale", "one_recorder.sustained.offered_per_s", "{:,.0f}"),
         ("fleet_scale", "lag_p95_s", "{:.3f}"), ("fleet_scale", "lost", "{}"), ("fleet_scale", "duplicated_rows", "{}"),
-        ("fleet_scale", "one_recorder.runs.4.msgs_per_s", "{:,}"),
-        ("fleet_scale", "one_recorder.runs.4.offered_per_s", "{:,.0f}"),
-        ("fleet_scale", "one_recorder.runs.4.lag_p95_s", "{:.2f}"),
-        ("fleet_scale", "two_recorders.runs.4.msgs_per_s", "{:,}"),
-        ("fleet_scale", "two_recorders.runs.4.lag_p95_s", "{:.3f}"),
-        ("fleet_scale", "load.before.0", "{:.1f}"), ("fleet_scale", "setup.db", lambda v: v.split()[1]),
-        ("fleet_scale", "setup.seconds", "{:.0f}"), ("fleet_scale", "two_recorders.runs.4.offered_per_s", "{:,.0f}"),
+        ("fleet_scale", "two_recorders.sustained.msgs_per_s", "{:,}"),
+        ("fleet_scale", "two_recorders.sustained.lag_p95_s", "{:.3f}"), ("fleet_scale", "load.before.0", "{:.1f}"),
     ],
     "training-time compression": [
         ("compress", "baseline.macs", mega), ("compress", "baseline.accuracy", "{:.2f}"),
