@@ -30,21 +30,48 @@ def _load(path: str | Path) -> Any:
         raise ModelError(f"{path}: not a readable ONNX model ({e})") from None
 
 
-def make_fp16(src: str | Path, dst: str | Path) -> Path:
-    """fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``)."""
+def make_fp16(src: str | Path, dst: str | Path, keep_float: Sequence[str] = ()) -> Path:
+    """fp16 weights and activations, fp32 inputs/outputs (``keep_io_types``); the nodes named in
+    ``keep_float`` stay float32 (casts around them), e.g. those whose values overflow fp16."""
     import onnx
     from onnxconverter_common import float16
 
-    model = float16.convert_float_to_float16(_load(src), keep_io_types=True)
+    model = _load(src)
+    if keep_float:
+        _unshare_initializers(model.graph, set(keep_float))
+    model = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=list(keep_float) or None)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dst))
     return dst
 
 
+def _unshare_initializers(graph: Any, keep: set[str]) -> None:
+    """Give the float32 nodes their own copy of each initializer they share with fp16 nodes (the
+    converter would otherwise leave it float32 for both, and the fp16 node's types clash)."""
+    import onnx
+
+    inits = {i.name: i for i in graph.initializer}
+    users: dict[str, set[bool]] = {}
+    for n in graph.node:
+        for i in n.input:
+            if i in inits:
+                users.setdefault(i, set()).add(n.name in keep)
+    copies: dict[str, str] = {}
+    for n in graph.node:
+        for k, i in enumerate(n.input):
+            if n.name in keep and users.get(i) == {True, False}:
+                if i not in copies:
+                    copy = onnx.TensorProto()
+                    copy.CopyFrom(inits[i])
+                    copy.name = copies[i] = f"{i}_fp32"
+                    graph.initializer.append(copy)
+                n.input[k] = copies[i]
+
+
 def make_int8(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray] | None = None, *,
               per_channel: bool = True, samples: int = 16, seed: int = 0) -> Path:
-    """int8 QDQ (int8 weights, per channel; int8 activations, MinMax calibration) via
+    """int8 QDQ (int8 weights, per channel; uint8 activations, MinMax calibration) via
     ``sdk.optimize.quantize.quantize_static_int8``.
 
     ``calibration``: float arrays of the model input's shape; default ``samples`` uniform 0..1

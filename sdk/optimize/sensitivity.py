@@ -1,9 +1,12 @@
 """Per-layer quantization sensitivity and mixed precision.
 
-Sensitivity: quantize one weighted layer at a time (all others float), score it on the selection
-data and measure how far its outputs move from fp32. Mixed precision: start from the fully int8
-model and keep the most sensitive layers in float (``nodes_to_exclude``), one more at a time,
-until the score is within ``max_drop`` points of fp32. The optimizer passes the selection part of
+Sensitivity: quantize one weighted layer at a time (with the ops after it up to the next weighted
+layer; all others float), score it on the selection data and measure how far its outputs move
+from fp32. Models with many layers are scanned in blocks first, then layer by layer inside the
+most sensitive blocks (:func:`block_ranking`). Mixed precision: start from the fully int8 model
+and keep the most sensitive layers in float (``nodes_to_exclude``), more at each step, until the
+score is within ``max_drop`` points of fp32; then return to int8 each float layer the budget can
+spare. The optimizer passes the selection part of
 the evaluation data (``Dataset.split``) and reports the chosen tier on the other part, so the
 choice is not scored on the data that made it. Calibration ranges are computed once and
 reused (ONNX Runtime calibration cache) so the scan costs one quantization + one evaluation per
@@ -12,7 +15,7 @@ layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,30 +57,48 @@ def _progress(total: int, desc: str) -> Any:
 
 def sensitivity_scan(fp32: Path, calib: Dataset, evalset: Dataset, *, task: str, method: str, workdir: Path,
                      labels: np.ndarray, fp32_outputs: np.ndarray, fp32_score: float,
-                     calib_limit: int | None = None) -> list[LayerSensitivity]:
-    """Score each weighted layer quantized alone; most sensitive first."""
+                     calib_limit: int | None = None, groups: Sequence[Sequence[str]] | None = None
+                     ) -> list[LayerSensitivity]:
+    """Score each weighted layer (or each group of ``groups``) quantized alone, the rest float;
+    most sensitive first (score drop, then output error)."""
     cache = workdir / f"calibration.{method}.json"
     scale = float(np.abs(fp32_outputs).mean()) or 1.0
     rows = []
-    nodes = quantizable_nodes(fp32)
-    with _progress(len(nodes), "sensitivity") as bar:
-        for node in nodes:
+    todo = [list(g) for g in groups] if groups is not None else [[n] for n in quantizable_nodes(fp32)]
+    with _progress(len(todo), "sensitivity") as bar:
+        for group in todo:
             dst = workdir / "layer.int8.onnx"
             samples = None if cache.is_file() else calib.samples(calib_limit)
-            quantize_static_int8(fp32, dst, samples, method=method, nodes_to_quantize=[node], cache=cache)
+            quantize_static_int8(fp32, dst, samples, method=method, cache=cache,
+                                 nodes_to_quantize=float_region(fp32, group))
             out = predict(dst, evalset)
             s = score(out, labels, task)
-            rows.append(LayerSensitivity(node, s, fp32_score - s,
+            rows.append(LayerSensitivity(_label(group), s, fp32_score - s,
                                          float(np.abs(out - fp32_outputs).mean() / scale)))
             bar.update(1)
     return sorted(rows, key=lambda r: (-r.drop_pts, -r.output_error))
 
 
-def depth_ranking(fp32: Path) -> list[LayerSensitivity]:
-    """Weighted layers from the input on, for models too big for a per-layer scan: the stem (full
-    resolution, raw input ranges) is where int8 hurts most in conv nets."""
+def _label(group: Sequence[str]) -> str:
+    return group[0] if len(group) == 1 else f"{group[0]} … {group[-1]} ({len(group)} layers)"
+
+
+def block_ranking(fp32: Path, calib: Dataset, evalset: Dataset, *, block: int = 8, refine: int = 2,
+                  **scan: Any) -> tuple[list[LayerSensitivity], list[LayerSensitivity]]:
+    """Ranking for models too big to scan layer by layer: the weighted layers in blocks of ``block``
+    (graph order), each block int8 alone; then each layer of the ``refine`` most sensitive blocks
+    int8 alone. Returns (ranking, measured rows): the refined layers most sensitive first, then the
+    other blocks' layers, block by block (most sensitive block first), the later layer (nearer the
+    outputs) first within a block."""
+    layers = quantizable_nodes(fp32)
+    blocks = [layers[i:i + block] for i in range(0, len(layers), block)]
+    by_label = {_label(b): b for b in blocks}
+    block_rows = sensitivity_scan(fp32, calib, evalset, groups=blocks, **scan)
+    top = [by_label[r.node] for r in block_rows[:refine]]
+    layer_rows = sensitivity_scan(fp32, calib, evalset, groups=[[n] for b in top for n in b], **scan)
     nan = float("nan")
-    return [LayerSensitivity(n, nan, nan, nan) for n in quantizable_nodes(fp32)]
+    rest = [LayerSensitivity(n, nan, nan, nan) for r in block_rows[refine:] for n in reversed(by_label[r.node])]
+    return layer_rows + rest, block_rows + layer_rows
 
 
 def _steps(n: int) -> list[int]:
@@ -94,33 +115,46 @@ def _steps(n: int) -> list[int]:
 
 def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, task: str, method: str,
                     workdir: Path, labels: np.ndarray, ranking: list[LayerSensitivity], fp32_score: float,
-                    max_drop: float, calib_limit: int | None = None,
+                    max_drop: float, calib_limit: int | None = None, prune: int = 8,
                     on_step: Callable[[dict[str, Any]], None] | None = None) -> MixedResult:
-    """Exclude the most sensitive layers from int8 until the score drop is ≤ ``max_drop`` points."""
+    """Exclude the most sensitive layers from int8 until the score drop is ≤ ``max_drop`` points,
+    then hand back to int8 each excluded layer (up to ``prune`` of them, least sensitive first)
+    whose return keeps the drop within the budget: the fewest float layers found."""
     cache = workdir / f"calibration.{method}.json"
     result = MixedResult(None)
+
+    def trial(excluded: list[str]) -> dict[str, Any]:
+        samples = None if cache.is_file() else calib.samples(calib_limit)
+        quantize_static_int8(fp32, dst, samples, method=method, nodes_to_exclude=float_region(fp32, excluded),
+                             cache=cache)
+        s = score(predict(dst, evalset), labels, task)
+        step = {"excluded": excluded, "score": s, "drop_pts": fp32_score - s}
+        result.steps.append(step)
+        if on_step:
+            on_step(step)
+        return step
+
+    chosen = None
     with _progress(len(_steps(len(ranking))), "mixed precision") as bar:
         for k in _steps(len(ranking)):
-            excluded = [r.node for r in ranking[:k]]
             if k == len(ranking) and k > 0:
                 break  # everything float: that is the fp32 tier, not a mixed one
-            samples = None if cache.is_file() else calib.samples(calib_limit)
-            quantize_static_int8(fp32, dst, samples, method=method, nodes_to_exclude=float_region(fp32, excluded),
-                                 cache=cache)
-            s = score(predict(dst, evalset), labels, task)
-            step = {"excluded": excluded, "score": s, "drop_pts": fp32_score - s}
-            result.steps.append(step)
-            if on_step:
-                on_step(step)
+            step = trial([r.node for r in ranking[:k]])
             bar.update(1)
-            if fp32_score - s <= max_drop:
-                result.path, result.excluded, result.score = dst, excluded, s
-                result.drop_pts, result.within_budget = fp32_score - s, True
-                return result
-    best = max(result.steps, key=lambda st: st["score"]) if result.steps else None
+            if step["drop_pts"] <= max_drop:
+                chosen = step
+                break
+    if chosen is not None and len(chosen["excluded"]) > 1:
+        for node in list(reversed(chosen["excluded"]))[:prune]:
+            step = trial([n for n in chosen["excluded"] if n != node])
+            if step["drop_pts"] <= max_drop:
+                chosen = step
+    best = chosen or (max(result.steps, key=lambda st: st["score"]) if result.steps else None)
     if best is not None:
-        quantize_static_int8(fp32, dst, None if cache.is_file() else calib.samples(calib_limit), method=method,
-                             nodes_to_exclude=float_region(fp32, best["excluded"]), cache=cache)
+        if result.steps[-1] is not best:  # rebuild the chosen model (the last trial overwrote dst)
+            quantize_static_int8(fp32, dst, None if cache.is_file() else calib.samples(calib_limit), method=method,
+                                 nodes_to_exclude=float_region(fp32, best["excluded"]), cache=cache)
         result.path, result.excluded = dst, best["excluded"]
         result.score, result.drop_pts = best["score"], best["drop_pts"]
+        result.within_budget = chosen is not None
     return result

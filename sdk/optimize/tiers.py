@@ -79,16 +79,21 @@ def fp32_builder(src: Path) -> Callable[[Path], None]:
     return build
 
 
-def fp16_builder(src: Path) -> Callable[[Path], None]:
+def fp16_builder(src: Path, calib: Dataset | None = None) -> Callable[[Path], dict[str, Any]]:
+    """fp16 with fp32 inputs/outputs; with ``calib``, the nodes whose values leave fp16's range on it
+    (:func:`sdk.optimize.ranges.fp16_unsafe_nodes`) stay float32."""
     from sdk.models.variants import make_fp16
+    from sdk.optimize.ranges import fp16_unsafe_nodes
 
-    def build(dst: Path) -> None:
+    def build(dst: Path) -> dict[str, Any]:
+        keep = fp16_unsafe_nodes(src, calib) if calib is not None else []
         try:
-            make_fp16(src, dst)
+            make_fp16(src, dst, keep)
         except EmberError:
             raise
         except Exception as e:  # noqa: BLE001 - onnxconverter-common raises bare exceptions
             raise RuntimeError(f"fp16 conversion failed: {str(e).splitlines()[0][:300]}") from None
+        return {"float32_nodes": keep} if keep else {}
     return build
 
 

@@ -35,7 +35,7 @@ from sdk.optimize.quantize import quantizable_nodes
 from sdk.optimize.sensitivity import (
     LayerSensitivity,
     MixedResult,
-    depth_ranking,
+    block_ranking,
     mixed_precision,
     sensitivity_scan,
 )
@@ -54,7 +54,7 @@ from sdk.util.jsonutil import dumps
 log = logging.getLogger(__name__)
 LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
 SELECTION_FRACTION = 0.5  # int8-mixed: share of the evaluation data that chooses the float layers
-SCAN_MAX_LAYERS = 25  # int8-mixed: more weighted layers than this are ranked by depth, not scanned one by one
+SCAN_MAX_LAYERS = 25  # int8-mixed: more weighted layers than this are scanned in blocks first (block_ranking)
 
 
 @dataclass
@@ -138,7 +138,7 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
     res = OptimizeResult(folder, name or src.stem, task, device or detect_device_class(), fp32_score,
                          [fp32_res], max_drop=max_drop, prepare=info)
     builders = {
-        "fp16/onnxruntime": lambda: fp16_builder(fp32),
+        "fp16/onnxruntime": lambda: fp16_builder(fp32, cal),
         "int8/onnxruntime": lambda: int8_builder(fp32, cal, method, calib_limit, work / f"calibration.{method}.json"),
         "int8-dynamic/onnxruntime": lambda: dynamic_builder(fp32),
         "fp32/litert": lambda: tflite_builder(fp32, None, None),
@@ -183,17 +183,19 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, met
         sel_out = predict(fp32, sel)
         y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
         sel_score = score(sel_out, y, res.task)
-        by_depth = len(quantizable_nodes(fp32)) > SCAN_MAX_LAYERS
-        if not by_depth:
-            res.sensitivity = sensitivity_scan(fp32, cal, sel, task=res.task, method=method, workdir=work,
-                                               labels=y, fp32_outputs=sel_out, fp32_score=sel_score,
-                                               calib_limit=calib_limit)
+        scan = {"task": res.task, "method": method, "workdir": work, "labels": y, "fp32_outputs": sel_out,
+                "fp32_score": sel_score, "calib_limit": calib_limit}
+        by_block = len(quantizable_nodes(fp32)) > SCAN_MAX_LAYERS
+        if by_block:
+            ranking, res.sensitivity = block_ranking(fp32, cal, sel, **scan)
+        else:
+            ranking = res.sensitivity = sensitivity_scan(fp32, cal, sel, **scan)
         res.mixed = mixed_precision(fp32, res.folder / out.file, cal, sel, task=res.task, method=method,
-                                    workdir=work, labels=y, ranking=depth_ranking(fp32) if by_depth
-                                    else res.sensitivity, fp32_score=sel_score, max_drop=res.max_drop,
-                                    calib_limit=calib_limit)
+                                    workdir=work, labels=y, ranking=ranking, fp32_score=sel_score,
+                                    max_drop=res.max_drop, calib_limit=calib_limit)
         res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION,
-                               "ranking": "depth (input first)" if by_depth else "per-layer sensitivity"}
+                               "ranking": "blocks of 8 layers, then per layer in the 2 most sensitive blocks"
+                               if by_block else "per-layer sensitivity"}
     except (EmberError, OSError, ValueError, RuntimeError) as e:
         out.status, out.reason, out.file = "failed", f"{type(e).__name__}: {e}", None
         return out
