@@ -17,13 +17,17 @@ Scores without labels are 100·R² of each tier's outputs against the fp32 outpu
 of the model). Latency: p50 at 1 thread, best of the toolchain's interleaved rounds. Every tier
 of ``ember optimize`` is built.
 
-YOLOX-nano's plain int8 loses most of its mAP: its stem (Focus + the first convs, 208×208,
-SiLU) has activations spanning ±95 while the values that matter are near 0, so per-tensor int8
-steps of ~0.75 wipe them out. The ``int8-mixed`` tiers keep layers in float: chosen on the
-selection half of the evaluation data (the other half is what every tier is scored on), by a
-per-layer sensitivity scan for models with ≤ 25 weighted layers and from the input on (depth
-order) for bigger ones; ``int8-mixed/litert`` keeps the same layers float inside the LiteRT int8
-model.
+YOLOX-nano's plain int8 loses most of its mAP in its stem: the output of the first conv
+(Focus → 208×208, pre-SiLU) spans ±110 and the SiLU output feeding the second conv spans
+0–120 with a median of 0.02, so per-tensor int8 steps of ~0.5 wipe out the values that matter.
+The ``int8-mixed`` tiers keep layers in float, chosen on the selection half of the evaluation
+data (the other half is what every tier is scored on): by a per-layer sensitivity scan for
+models with ≤ 25 weighted layers; for bigger ones by a scan of blocks of 8 layers, then layer
+by layer inside the two most sensitive blocks, then one more float layer at a time, and finally
+each float layer the budget can spare is handed back to int8. ``int8-mixed/litert`` keeps the
+same layers float inside the LiteRT int8 model. int8 activations are uint8 (ONNX Runtime's x86
+kernels fuse only U8S8 QDQ groups); the fp16 tier keeps nodes whose values on the calibration
+data leave fp16's range in float32.
 
     .venv/bin/python bench/optimize_public.py        # writes bench/results/optimize_public.json
 """

@@ -101,12 +101,14 @@ def block_ranking(fp32: Path, calib: Dataset, evalset: Dataset, *, block: int = 
     return layer_rows + rest, block_rows + layer_rows
 
 
-def _steps(n: int) -> list[int]:
-    """How many of the ranked layers to keep in float at each step: all counts for short rankings,
-    0-4 then roughly ×1.5 for long ones (each step is one quantization and one evaluation)."""
+def _steps(n: int, measured: int = 0) -> list[int]:
+    """How many of the ranked layers to keep in float at each step: all counts for short rankings and
+    through the ``measured`` head of a long one (layers with their own sensitivity), then roughly
+    ×1.5 (each step is one quantization and one evaluation)."""
     if n <= 16:
         return list(range(n + 1))
-    ks, k = [0, 1, 2, 3, 4], 4
+    k = max(4, min(measured, n))
+    ks = list(range(k + 1))
     while k < n:
         k = min(n, max(k + 1, round(k * 1.5)))
         ks.append(k)
@@ -135,8 +137,9 @@ def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, 
         return step
 
     chosen = None
-    with _progress(len(_steps(len(ranking))), "mixed precision") as bar:
-        for k in _steps(len(ranking)):
+    measured = next((i for i, r in enumerate(ranking) if np.isnan(r.score)), len(ranking))
+    with _progress(len(_steps(len(ranking), measured)), "mixed precision") as bar:
+        for k in _steps(len(ranking), measured):
             if k == len(ranking) and k > 0:
                 break  # everything float: that is the fp32 tier, not a mixed one
             step = trial([r.node for r in ranking[:k]])

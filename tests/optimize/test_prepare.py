@@ -138,6 +138,8 @@ def test_float_region_and_mixed_steps(tmp_path: Path) -> None:
     assert _steps(3) == [0, 1, 2, 3]
     long = _steps(113)
     assert long[:5] == [0, 1, 2, 3, 4] and long[-1] == 113 and len(long) < 16 and long == sorted(set(long))
+    fine = _steps(113, measured=16)  # one at a time through the layers a scan measured
+    assert fine[:17] == list(range(17)) and fine[17] == 24 and fine[-1] == 113
 
 
 def test_int8_mixed_litert_keeps_the_chosen_layers_float(tmp_path: Path) -> None:
