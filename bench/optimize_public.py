@@ -138,7 +138,8 @@ def run_one(spec: dict[str, Any], out: Path) -> dict[str, Any]:
         rows.append({"tier": t.key, "status": t.status, "reason": t.reason, "score": t.score, "drop_pts": t.drop_pts,
                      "latency_ms": t.latency_ms_p50, "speedup_vs_fp32_onnx": (base / t.latency_ms_p50)
                      if base and t.latency_ms_p50 else None, "size_bytes": t.size_bytes,
-                     "agreement": t.extra.get("agreement"), "excluded_nodes": t.extra.get("excluded_nodes")})
+                     "agreement": t.extra.get("agreement"), "excluded_nodes": t.extra.get("excluded_nodes"),
+                     "selection": t.extra.get("selection")})
     return {"name": spec["name"], "file": Path(spec["model"]).name, "task": spec["task"], "score_metric": spec["score"],
             "fp32_score": res.fp32_score, "prepare": res.prepare, "weighted_layers": layers,
             "mixed_search": None if res.mixed is None else {"excluded": res.mixed.excluded, "steps": res.mixed.steps,

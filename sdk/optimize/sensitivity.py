@@ -47,6 +47,7 @@ class MixedResult:
     within_budget: bool = False
     steps: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)  # the data it was chosen on (scores above are on it)
+    ranking: list[LayerSensitivity] = field(default_factory=list)  # the layer order the search followed
 
 
 def _progress(total: int, desc: str) -> Any:
@@ -115,20 +116,33 @@ def _steps(n: int, measured: int = 0) -> list[int]:
     return ks
 
 
+Build = Callable[[list[str], Path], object]  # (layers kept float, destination file)
+
+
+def qdq_build(fp32: Path, calib: Dataset, method: str, cache: Path, calib_limit: int | None = None) -> Build:
+    """ONNX Runtime int8 QDQ with the given layers (and their float regions) left in float."""
+    def build(excluded: list[str], dst: Path) -> None:
+        quantize_static_int8(fp32, dst, None if cache.is_file() else calib.samples(calib_limit), method=method,
+                             nodes_to_exclude=float_region(fp32, excluded), cache=cache)
+    return build
+
+
 def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, task: str, method: str,
                     workdir: Path, labels: np.ndarray, ranking: list[LayerSensitivity], fp32_score: float,
-                    max_drop: float, calib_limit: int | None = None, prune: int = 8,
+                    max_drop: float, calib_limit: int | None = None, prune: int = 8, build: Build | None = None,
+                    first: list[str] | None = None,
                     on_step: Callable[[dict[str, Any]], None] | None = None) -> MixedResult:
     """Exclude the most sensitive layers from int8 until the score drop is ≤ ``max_drop`` points,
     then hand back to int8 each excluded layer (up to ``prune`` of them, least sensitive first)
-    whose return keeps the drop within the budget: the fewest float layers found."""
-    cache = workdir / f"calibration.{method}.json"
+    whose return keeps the drop within the budget: the fewest float layers found.
+
+    ``build`` makes the model (default: ONNX Runtime QDQ); ``first``: a set to try before the
+    ranking's prefixes (another backend's choice), the search then goes on past its deepest layer."""
+    build = build or qdq_build(fp32, calib, method, workdir / f"calibration.{method}.json", calib_limit)
     result = MixedResult(None)
 
     def trial(excluded: list[str]) -> dict[str, Any]:
-        samples = None if cache.is_file() else calib.samples(calib_limit)
-        quantize_static_int8(fp32, dst, samples, method=method, nodes_to_exclude=float_region(fp32, excluded),
-                             cache=cache)
+        build(excluded, dst)
         s = score(predict(dst, evalset), labels, task)
         step = {"excluded": excluded, "score": s, "drop_pts": fp32_score - s}
         result.steps.append(step)
@@ -138,16 +152,19 @@ def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, 
 
     chosen = None
     measured = next((i for i, r in enumerate(ranking) if np.isnan(r.score)), len(ranking))
-    with _progress(len(_steps(len(ranking), measured)), "mixed precision") as bar:
-        for k in _steps(len(ranking), measured):
-            if k == len(ranking) and k > 0:
+    names = [r.node for r in ranking]
+    start = 1 + max((names.index(n) for n in first or () if n in names), default=-1) if first is not None else 0
+    ks = [k for k in _steps(len(ranking), measured) if k >= start + (first is not None)]
+    with _progress(len(ks) + (first is not None), "mixed precision") as bar:
+        for excluded in ([list(first)] if first is not None else []) + [names[:k] for k in ks]:
+            if len(excluded) == len(ranking) and excluded:
                 break  # everything float: that is the fp32 tier, not a mixed one
-            step = trial([r.node for r in ranking[:k]])
+            step = trial(excluded)
             bar.update(1)
             if step["drop_pts"] <= max_drop:
                 chosen = step
                 break
-    if chosen is not None and len(chosen["excluded"]) > 1:
+    if chosen is not None and len(chosen["excluded"]) > 1 and chosen["excluded"] != first:
         for node in list(reversed(chosen["excluded"]))[:prune]:
             step = trial([n for n in chosen["excluded"] if n != node])
             if step["drop_pts"] <= max_drop:
@@ -155,9 +172,9 @@ def mixed_precision(fp32: Path, dst: Path, calib: Dataset, evalset: Dataset, *, 
     best = chosen or (max(result.steps, key=lambda st: st["score"]) if result.steps else None)
     if best is not None:
         if result.steps[-1] is not best:  # rebuild the chosen model (the last trial overwrote dst)
-            quantize_static_int8(fp32, dst, None if cache.is_file() else calib.samples(calib_limit), method=method,
-                                 nodes_to_exclude=float_region(fp32, best["excluded"]), cache=cache)
+            build(best["excluded"], dst)
         result.path, result.excluded = dst, best["excluded"]
         result.score, result.drop_pts = best["score"], best["drop_pts"]
         result.within_budget = chosen is not None
+    result.ranking = ranking
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from sdk.optimize.sensitivity import (
 )
 from sdk.optimize.tiers import (
     ALL_TIERS,
+    SkipTier,
     TierResult,
     build_tier,
     dynamic_builder,
@@ -154,9 +155,8 @@ def optimize(model: str | Path, calib: Any, evalset: Any, out: str | Path, *, ta
             elif mixed.file:
                 (folder / mixed.file).unlink(missing_ok=True)
     if "int8-mixed/litert" in tiers:
-        float_layers = [] if res.mixed is None or res.mixed.path is None else res.mixed.excluded
-        res.tiers.append(build_tier("int8-mixed/litert", fp32, folder, tflite_builder(fp32, cal, calib_limit,
-                                                                                        float_layers)))
+        res.tiers.append(build_tier("int8-mixed/litert", fp32, folder,
+                                    _litert_mixed_builder(res, fp32, cal, sel, method, calib_limit, work)))
     _check_tflite_agreement(res, folder, ev, fp32_out)
     measure_tiers(res, ev, y, shape, power_table)
     write_manifest(res, shape, labels)
@@ -212,6 +212,28 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, met
         out.extra = {"excluded_nodes": res.mixed.excluded, "within_budget": res.mixed.within_budget,
                      "calibration": method}
     return out
+
+
+def _litert_mixed_builder(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset | None, method: str,
+                          calib_limit: int | None, work: Path) -> Callable[[Path], dict[str, Any]]:
+    """int8-mixed for LiteRT, chosen with LiteRT in the loop: the ONNX Runtime choice is tried first
+    on the selection data; if LiteRT's int8 (its own calibration and kernels) misses the budget
+    with it, the search goes on along the same ranking."""
+    def build(dst: Path) -> dict[str, Any]:
+        if res.mixed is None or res.mixed.path is None or sel is None:
+            raise SkipTier("the int8-mixed search did not run or failed (see int8-mixed/onnxruntime)")
+        sel_out = predict(fp32, sel)
+        y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
+        m = mixed_precision(fp32, dst, cal, sel, task=res.task, method=method, workdir=work, labels=y,
+                            ranking=res.mixed.ranking, fp32_score=score(sel_out, y, res.task),
+                            max_drop=res.max_drop, calib_limit=calib_limit, prune=4, first=res.mixed.excluded,
+                            build=lambda excl, path: tflite_builder(fp32, cal, calib_limit, excl or None)(path))
+        if not m.excluded:
+            raise SkipTier(f"plain int8 LiteRT is within {res.max_drop} points on the selection data; use int8/litert"
+                           if m.within_budget else "no set of float layers beat plain int8 LiteRT; use int8/litert")
+        return {"layout": "NHWC", "excluded_nodes": m.excluded, "within_budget": m.within_budget,
+                "selection": {"score": m.score, "steps": m.steps, "onnxruntime_choice": res.mixed.excluded}}
+    return build
 
 
 def _check_tflite_agreement(res: OptimizeResult, folder: Path, ev: Dataset, fp32_out: np.ndarray) -> None:
@@ -286,7 +308,7 @@ def write_manifest(res: OptimizeResult, shape: list[int], labels: Sequence[str] 
         if t.status != "ok":
             continue
         v = m.add_variant(t.tier, t.file, t.backend, folder=folder)  # type: ignore[arg-type]
-        v.extra.update({k: val for k, val in t.extra.items() if k != "energy_source"})
+        v.extra.update({k: val for k, val in t.extra.items() if k not in ("energy_source", "selection")})
     for t in res.tiers:
         if t.status == "ok":
             m.set_metrics(t.tier, t.backend, res.device_class, _metrics(t))

@@ -119,3 +119,20 @@ def test_int8_tier_runs_on_onnx_runtimes_integer_kernels(tmp_path: Path) -> None
     ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
     ops = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
     assert "QLinearConv" in ops and not ops & {"Conv", "Sigmoid", "Mul"}
+
+
+def test_int8_mixed_litert_is_chosen_with_litert_in_the_loop(tmp_path: Path) -> None:
+    from sdk.optimize import optimize
+
+    src = _chain(tmp_path / "chain.onnx")
+    rng = np.random.default_rng(2)
+    x_cal, x_ev = rng.standard_normal((32, 8)).astype(np.float32), rng.standard_normal((120, 8)).astype(np.float32)
+    res = optimize(src, x_cal, x_ev, tmp_path / "out", task="regression", report=False, device="test",
+                   tiers=["int8/onnxruntime", "int8-mixed/onnxruntime", "int8/litert", "int8-mixed/litert"])
+    ort_mixed, lite_mixed = res.tier("int8-mixed/onnxruntime"), res.tier("int8-mixed/litert")
+    assert ort_mixed.status == lite_mixed.status == "ok"
+    sel = lite_mixed.extra["selection"]
+    assert sel["onnxruntime_choice"] == ort_mixed.extra["excluded_nodes"] == sel["steps"][0]["excluded"]
+    assert lite_mixed.extra["within_budget"] and sel["score"] >= 99.0  # on the selection half, scored by LiteRT
+    assert set(lite_mixed.extra["excluded_nodes"]) <= {"fc2", "fc3"}
+    assert lite_mixed.score > res.tier("int8/litert").score + 5  # and on the report half
