@@ -62,3 +62,18 @@ def test_yolox_int8_tier_is_a_valid_model(models: Path, tmp_path: Path) -> None:
     quantize_static_int8(tmp_path / "p.onnx", tmp_path / "q.onnx", cal)
     out = _ort(tmp_path / "q.onnx", cal[0])[0]  # "INVALID_GRAPH ... zero point" before the opset upgrade
     assert out.shape == (1, 3549, 85) and np.isfinite(out).all()
+
+
+def test_mel_front_end_fp16_tier_keeps_the_power_spectrum_in_float32(models: Path, tmp_path: Path) -> None:
+    from sdk.models.variants import make_fp16
+    from sdk.optimize.data import Dataset
+    from sdk.optimize.tiers import fp16_builder
+
+    prepare_model(models / "public_onnx/melspectrogram.onnx", tmp_path / "p.onnx", [1, 8000])
+    x = (np.random.default_rng(2).standard_normal((4, 8000)) * 3000).astype(np.float32)  # int16-scale audio
+    assert not np.isfinite(_ort(make_fp16(tmp_path / "p.onnx", tmp_path / "plain.onnx"), x[:1])[0]).all()
+    extra = fp16_builder(tmp_path / "p.onnx", Dataset(x[:2]))(tmp_path / "fp16.onnx")
+    assert {"MatMul_15", "Conv_2", "Conv_3"} <= set(extra["float32_nodes"])  # STFT, power, mel filterbank
+    for xi in x[2:]:  # samples the range check did not see
+        ref, got = _ort(tmp_path / "p.onnx", xi[None])[0], _ort(tmp_path / "fp16.onnx", xi[None])[0]
+        np.testing.assert_allclose(got, ref, atol=0.05 * np.abs(ref).max())
