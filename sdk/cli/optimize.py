@@ -18,8 +18,8 @@ def register(sub: Any) -> None:
         "optimize", help="make fp16/int8/mixed/LiteRT tiers of a model, measure them, write a report",
         description="Build every precision tier of an fp32 ONNX model of any opset >= 7 (upgraded and "
         "pre-processed for the quantizer; dynamic dimensions fixed from the data or --input-shape): fp16, int8 "
-        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision (float layers chosen by per-layer sensitivity, or from the "
-        "input on for big models), LiteRT fp32, full-int8 and int8-mixed; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
+        "static QDQ, int8 dynamic where the op census fits, int8 mixed precision (float layers chosen by measured sensitivity: per layer, or per block of 8 "
+        "layers then per layer for big models; LiteRT re-checks its own choice), LiteRT fp32, full-int8 and int8-mixed; verify the .tflite files against ONNX, measure accuracy, latency (1 thread), peak memory, size and "
         "energy on this device, and write a model folder with manifest.json, report.md/.html and pareto.png. "
         "A tier that fails is recorded in the report; the others go on.",
         epilog="Example: ember optimize model.onnx --calib calib.npz --eval val.npz --out models/mine. "
