@@ -53,7 +53,7 @@ from sdk.optimize.tiers import (
 from sdk.util.jsonutil import dumps
 
 log = logging.getLogger(__name__)
-LATENCY_ROUNDS, LATENCY_MIN_S = 3, 0.3  # latency: rounds over all tiers, seconds per tier and round
+LATENCY_ROUNDS, LATENCY_MIN_S = 5, 0.3  # latency: rounds over all tiers, seconds per tier and round
 SELECTION_FRACTION = 0.5  # int8-mixed: share of the evaluation data that chooses the float layers
 SCAN_MAX_LAYERS = 25  # int8-mixed: more weighted layers than this are scanned in blocks first (block_ranking)
 
@@ -257,7 +257,7 @@ def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape:
     """Score, latency (1 thread), peak memory and energy for every ``ok`` tier, in place.
 
     Latency is measured in :data:`LATENCY_ROUNDS` rounds that visit every tier in turn, keeping each
-    tier's fastest round: a burst of other load then slows one round of one tier, not the ratio
+    tier's fastest round (every round's p50 is in ``extra["latency_rounds_ms"]``): a burst of other load then slows one round of one tier, not the ratio
     between tiers."""
     from tqdm import tqdm
 
@@ -278,6 +278,7 @@ def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape:
         except EmberError as e:
             t.status, t.reason = "failed", f"cannot measure: {e}"
     best: dict[str, Any] = {}
+    rounds: dict[str, list[float]] = {}
     for _ in range(LATENCY_ROUNDS):
         for t in (t for t in ok if t.status == "ok"):
             try:
@@ -285,10 +286,12 @@ def measure_tiers(res: OptimizeResult, ev: Dataset, y: np.ndarray | None, shape:
             except EmberError as e:
                 t.status, t.reason = "failed", f"cannot measure: {e}"
                 continue
+            rounds.setdefault(t.key, []).append(lat.p50_ms)
             if t.key not in best or lat.p50_ms < best[t.key].p50_ms:
                 best[t.key] = lat
     for t in (t for t in ok if t.status == "ok"):
         t.latency_ms_p50, t.latency_ms_p95 = best[t.key].p50_ms, best[t.key].p95_ms
+        t.extra["latency_rounds_ms"] = rounds[t.key]  # p50 of each round: ratios within a round pair up
         t.energy_mj, t.extra["energy_source"] = energy.energy_mj(t.latency_ms_p50, res.device_class, power_table)
 
 
@@ -308,7 +311,8 @@ def write_manifest(res: OptimizeResult, shape: list[int], labels: Sequence[str] 
         if t.status != "ok":
             continue
         v = m.add_variant(t.tier, t.file, t.backend, folder=folder)  # type: ignore[arg-type]
-        v.extra.update({k: val for k, val in t.extra.items() if k not in ("energy_source", "selection")})
+        v.extra.update({k: val for k, val in t.extra.items()
+                        if k not in ("energy_source", "selection", "latency_rounds_ms")})
     for t in res.tiers:
         if t.status == "ok":
             m.set_metrics(t.tier, t.backend, res.device_class, _metrics(t))

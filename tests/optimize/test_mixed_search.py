@@ -136,3 +136,8 @@ def test_int8_mixed_litert_is_chosen_with_litert_in_the_loop(tmp_path: Path) -> 
     assert lite_mixed.extra["within_budget"] and sel["score"] >= 99.0  # on the selection half, scored by LiteRT
     assert set(lite_mixed.extra["excluded_nodes"]) <= {"fc2", "fc3"}
     assert lite_mixed.score > res.tier("int8/litert").score + 5  # and on the report half
+    from sdk.optimize.toolchain import LATENCY_ROUNDS
+
+    for t in (t for t in res.tiers if t.status == "ok"):  # every round's p50 kept; the fastest is reported
+        assert len(t.extra["latency_rounds_ms"]) == LATENCY_ROUNDS
+        assert min(t.extra["latency_rounds_ms"]) == t.latency_ms_p50
