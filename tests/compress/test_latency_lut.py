@@ -66,12 +66,22 @@ def test_fit_recovers_scale_and_overhead(lut_path: Path) -> None:
 
 
 def test_surrogate_predicts_measured_latency_of_unseen_models(lut_path: Path) -> None:
-    """Fit on three models, judge on three others (a loose bound: a shared machine times tiny models)."""
+    """Fit on three models, judge on three others. The report must be its own arithmetic (its error is the
+    error of the predictions it lists against the latencies it measured); the accuracy bound is loose on
+    purpose: these models run in 10-40 microseconds and the machine is shared, so the real figure comes from
+    ``bench/compress.py`` (the speech model family), not from a timer in a test."""
     table = LatencyTable(lut_path.with_name("real.json"), runs=20, min_time_s=0.02)
     table.fit([tiny_net(w, d) for w, d in ((4, 1), (16, 2), (32, 4))], INPUT_SHAPE)
-    report = table.mape([tiny_net(w, d) for w, d in ((8, 1), (8, 3), (24, 2))], INPUT_SHAPE)
-    assert report["mape"] < 40, report
-    assert report["predicted_ms"][1] > report["predicted_ms"][0]  # deeper is predicted slower
+    unseen = [tiny_net(w, d) for w, d in ((8, 1), (8, 3), (24, 2))]
+    report = table.mape(unseen, INPUT_SHAPE)
+    pred, meas = np.array(report["predicted_ms"]), np.array(report["measured_ms"])
+    assert (meas > 0).all() and report["mape"] == pytest.approx(np.mean(np.abs(pred - meas) / meas) * 100)
+    assert report["max_ape"] == pytest.approx(np.max(np.abs(pred - meas) / meas) * 100)
+    assert report["max_ape"] >= report["mape"]
+    assert report["mape"] < 100, report
+    assert pred[1] > pred[0]  # deeper is predicted slower
+    given = table.mape(unseen, INPUT_SHAPE, measured=list(pred * 1.25))  # 20 % below every "measurement"
+    assert given["mape"] == pytest.approx(20.0) and given["predicted_ms"] == report["predicted_ms"]
 
 
 def test_costs_reuse_the_profile_counters_and_energy_model(lut_path: Path, tmp_path: Path) -> None:

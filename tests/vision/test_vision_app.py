@@ -57,6 +57,27 @@ def test_every_tier_and_backend_finds_cars_in_a_real_image(key: tuple[str, str],
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
 
 
+def test_tinygrad_runs_the_fp32_model_like_onnxruntime(detector: Detector, street: np.ndarray) -> None:
+    """The third backend: no tinygrad variant ships (its first run compiles for about a minute), but the
+    fp32 ONNX file must run in it and give ONNX Runtime's detections."""
+    from sdk.runtime.backends import available_backends, load_backend
+
+    assert "tinygrad" in available_backends()
+    fp32 = Manifest.load(MODEL_DIR).variant("fp32", "onnxruntime")
+    x, lb = detector.preprocess(street)
+    tg = load_backend(MODEL_DIR / fp32.file, "tinygrad")
+    try:
+        got = tg.run(x)
+    finally:
+        tg.close()
+    ref = detector.infer(x)
+    for a, b in zip(got, ref):
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
+    ours, theirs = detector.postprocess(got, lb, 0.3), detector.postprocess(ref, lb, 0.3)
+    assert [d.label for d in ours] == [d.label for d in theirs] and any(d.label == "car" for d in ours)
+    assert all(box_iou(np.array([a.box]), np.array([b.box]))[0, 0] > 0.999 for a, b in zip(ours, theirs))
+
+
 def test_bad_frames_are_converted_or_refused(detector: Detector, street: np.ndarray, tmp_path: Path) -> None:
     colour = detector.detect(street)
     gray = detector.detect(cv2.cvtColor(street, cv2.COLOR_BGR2GRAY))
