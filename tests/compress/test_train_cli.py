@@ -63,6 +63,10 @@ def test_cli_subcommands_write_a_model_folder(tmp_path, capsys, technique, extra
     assert manifest["compression"]["technique"] == technique and manifest["compression"]["macs"] > 0
     tiers = {(v["tier"], v["backend"]) for v in manifest["variants"]}
     assert {("fp32", "onnxruntime"), ("int8", "onnxruntime")} <= tiers
+    if technique == "qat":  # both int8 runtimes carry the learned scales and were measured
+        assert ("int8", "litert") in tiers
+        qat = [v for v in manifest["variants"] if v["tier"] == "int8"]
+        assert all(v.get("source") == "qat" and v["metrics"] for v in qat), qat
     assert (out / ".compress" / f"{technique}.pt").exists() or technique == "prune"
 
 
