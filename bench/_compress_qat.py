@@ -103,7 +103,7 @@ def qat_builtin(work: Path, seeds: int = 3, epochs: int = 2, lr: float = 1e-4) -
                    "litert": {**_summary([r[1:] for r in lite_runs]),
                               "selection_accuracy": round(float(np.mean([r[0] for r in lite_runs])), 2),
                               "per_seed": [r[1:] for r in lite_runs],
-                              "max_output_diff_lsb_vs_onnxruntime": max(_lsb_diff(r, report) for r in qat),
+                              "max_output_diff_lsb_vs_onnxruntime": max(lsb_diff(r, report) for r in qat),
                               "export": "sdk.compress.qat_tflite.qdq_to_tflite (the QAT grid, no recalibration)"}},
            "fp32_finetuned": {**_summary([acc["ctl"][1:]]), "selection_accuracy": acc["ctl"][0],
                               "note": "control: the converged fp32 model fine-tuned exactly as QAT (seed 0) without "
@@ -137,7 +137,7 @@ def _qat_run(net: Any, train: tuple[np.ndarray, np.ndarray], xc: np.ndarray, see
     return {"onnx": onnx_path, "tflite": qdq_to_tflite(onnx_path, work / f"finebars48.qat_s{seed}.int8.tflite")}
 
 
-def _lsb_diff(run: dict[str, Path], sets: list[tuple[np.ndarray, np.ndarray]]) -> int:
+def lsb_diff(run: dict[str, Path], sets: list[tuple[np.ndarray, np.ndarray]]) -> int:
     """Largest difference between the ONNX Runtime and LiteRT int8 outputs, in steps of the output scale."""
     from ai_edge_litert.interpreter import Interpreter
 

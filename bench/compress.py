@@ -3,11 +3,13 @@ structured pruning 30/50/70 % after fine-tuning, unstructured magnitude pruning,
 distilled vs undistilled students over seeds, low-rank and clustered variants (and the architecture
 search / cascade of bench/_compress_search.py when present).
 
-    PYTHONPATH=. nice -n 10 python bench/compress.py            # full (~40 min on one busy core)
+    PYTHONPATH=. nice -n 10 python bench/compress.py            # full (~2 h on one busy core, resumable)
     PYTHONPATH=. python bench/compress.py --quick               # a quarter of the data, fewer epochs
 
 Baseline: the app's shipped network (apps/speech/model, trained 24 epochs with augmentation), loaded
-into torch; fine-tuning and students use the clean training features. Every entry: ``accuracy`` (top-1 %, the task's *test* split = the app's val speakers, reported only),
+into torch; pruned nets fine-tune on the app's augmented training copies (a random one of the 10 feature
+copies per clip + SpecAugment, ``--no-prune-augment``: the clean copy), the other fine-tuning and the
+students on the clean training features. QAT vs PTQ where PTQ loses a point: bench/_compress_qat.py. Every entry: ``accuracy`` (top-1 %, the task's *test* split = the app's val speakers, reported only),
 ``val_accuracy`` (the *val* split = the app's select speakers, where choices are made), ``macs`` (of
 the exported ONNX, sdk.optimize.graph_stats) and ``latency_ms`` (p50, ONNX Runtime, 1 thread, the same
 input for every model, all measured in one interleaved run at the end, best of rounds).
@@ -188,9 +190,11 @@ def run_magnitude(b: Bench, base: Any) -> dict[str, Any]:
 def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
     """PTQ (ember optimize's int8: minmax, per-channel) on each candidate; QAT on the one whose PTQ
     loses most on the *val* split; both reported on test."""
+    from bench._compress_qat import lsb_diff
     from sdk.compress import evaluate
     from sdk.compress.folder import onnx_macs
     from sdk.compress.qat import export_qdq, quantize_aware
+    from sdk.compress.qat_tflite import qdq_to_tflite
     from sdk.optimize.quantize import quantize_static_int8
 
     rng = np.random.default_rng(0)
@@ -208,8 +212,10 @@ def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
     q = quantize_aware(deployable(candidates[chosen]), calib)
     b.fit(q, f"qat_{chosen}", b.args.qat_epochs, 5e-5, loss_fn=b.kd(candidates[chosen]))
     path = export_qdq(q, b.work / "qat.int8.onnx", b.task.x_test)
-    b.onnx["qat"], b.onnx["ptq"] = path, rows[chosen]["ptq_file"]
+    tfl = qdq_to_tflite(path, b.work / "qat.int8.tflite")
+    b.onnx["qat"], b.onnx["ptq"], b.onnx["qat_litert"] = path, rows[chosen]["ptq_file"], tfl
     test, val = b.onnx_accuracy(path)
+    lite_test, lite_val = b.onnx_accuracy(tfl)
     base_row = rows[chosen]
     macs = onnx_macs(b.onnx[chosen])
     return {"chosen": chosen, "candidates": {n: {k: v for k, v in r.items() if k != "ptq_file"} for n, r in rows.items()},
@@ -217,6 +223,9 @@ def run_quant(b: Bench, candidates: dict[str, Any]) -> dict[str, Any]:
                     "fp32_accuracy": base_row["fp32_accuracy"], "macs": macs, "calibration": "minmax, 256 samples"},
             "qat": {"model": chosen, "accuracy": test, "val_accuracy": val, "fp32_accuracy": base_row["fp32_accuracy"],
                     "torch_int8_accuracy": round(100 * evaluate(q, b.task.test), 2), "macs": macs,
+                    "litert": {"accuracy": lite_test, "val_accuracy": lite_val,
+                               "max_output_diff_lsb_vs_onnxruntime": lsb_diff({"onnx": path, "tflite": tfl},
+                                                                               [b.task.test, b.task.val])},
                     "epochs": b.args.qat_epochs, "fine_tune": "distilled from its fp32 model"}}
 
 
@@ -267,6 +276,7 @@ def measure_latency(b: Bench, result: dict[str, Any]) -> None:
     lat = dict(zip(names, onnx_latency_ms([b.onnx[n] for n in names], b.task.x_test[:1], rounds=5)))
     for entry in [result["baseline"], *result["pruned"], result["magnitude"], result["lowrank"], result["clustered"]]:
         entry["latency_ms"] = round(lat[entry.pop("_name")], 4)
+    result["qat_speech"]["litert"]["latency_ms"] = round(lat["qat_litert"], 4)
     for k in ("ptq", "qat"):
         result[f"{k}_speech"]["latency_ms"] = round(lat[k], 4)
         result[f"{k}_speech"]["fp32_latency_ms"] = round(lat[result[f"{k}_speech"]["model"]], 4)
