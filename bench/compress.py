@@ -44,7 +44,7 @@ def parse() -> argparse.Namespace:
                    "quick 1)")
     p.add_argument("--prune-augment", action=argparse.BooleanOptionalAction, default=True,
                    help="fine-tune pruned nets on the app's augmented training copies + SpecAugment (default on)")
-    p.add_argument("--prune-seeds", type=int, default=1, help="fine-tuning seeds of the 50 %% point (default 1)")
+    p.add_argument("--prune-seeds", type=int, default=2, help="fine-tuning seeds of the 50 %% point (default 2)")
     p.add_argument("--prune-schedule", choices=("oneshot", "iterative"), default="oneshot",
                    help="structured pruning: one prune, or half the ratio + fine-tuning first (default oneshot)")
     p.add_argument("--student-epochs", type=int, default=None, help="students (default 10; quick 3)")
