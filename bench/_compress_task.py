@@ -41,6 +41,8 @@ class Task:
     input_shape: tuple[int, ...]
     n_classes: int
     labels: tuple[str, ...] = field(default=())
+    copies: Any = None  # uint8 [n, copies, 49, 40]: the cache's clean + augmented feature copies of x_train
+
 
     def build(self, width: float = 1.0, depth: int = 4, kernel: int = 3, stride: int = 2,
               residual: bool = False, dropout: float = 0.2) -> Any:
@@ -56,6 +58,10 @@ class Task:
     @property
     def train(self) -> tuple[np.ndarray, np.ndarray]:
         return self.x_train, self.y_train
+
+    def augmented(self, seed: int = 0, batch_size: int = 64) -> Augmented:
+        """The training clips as the app trains on them (see :class:`Augmented`)."""
+        return Augmented(self.copies, self.y_train, batch_size, seed)
 
     @property
     def val(self) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +101,32 @@ def build_net(n_classes: int = 12, width: float = 1.0, depth: int = 4, kernel: i
     return nn.Sequential(Normalize(), nn.Conv2d(1, c, (10, 4), (stride, stride), bias=False), nn.BatchNorm2d(c),
                          nn.ReLU(), *[Block(c) for _ in range(depth)], nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Dropout(dropout), nn.Linear(c, n_classes))
+
+
+class Augmented:
+    """Training batches with the speech app's augmentation: per clip a random one of the cache's feature
+    copies (copy 0 clean, the others with noise / gain / shift) and SpecAugment (one time and one
+    frequency band). For :func:`sdk.compress.fit`: ``set_epoch`` seeds the epoch, so a resumed run
+    sees the same batches as an uninterrupted one."""
+
+    def __init__(self, copies: np.ndarray, y: np.ndarray, batch_size: int = 64, seed: int = 0) -> None:
+        self.copies, self.y, self.batch_size, self.seed, self.epoch = copies, y, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Any:
+        from apps.speech.train import spec_augment, to_input
+
+        rng = np.random.default_rng([self.seed, self.epoch, 7])
+        order = rng.permutation(len(self.y))
+        for i in range(0, len(order), self.batch_size):
+            idx = np.sort(order[i:i + self.batch_size])
+            x = to_input(self.copies[idx, rng.integers(0, self.copies.shape[1], len(idx))])
+            yield spec_augment(x, rng), self.y[idx]
 
 
 APP_MODEL = Path(__file__).resolve().parent.parent / "apps" / "speech" / "model" / "model.fp32.onnx"
@@ -157,7 +189,7 @@ def load_task(seed: int = 0, quick: bool = False, work: Path = WORK) -> Task:
     if not all((work / f"{n}_x.npy").exists() for n in names):
         from apps.speech.train import SHARED, build_cache
         build_cache(work, SHARED, copies=10, seed=0, extra_silence=800)
-    tx = np.load(work / "train_x.npy", mmap_mode="r")
+    tx = np.load(work / "train_x.npy", mmap_mode="r")  # [clips, copies, 49, 40]
     ty = np.load(work / "train_y.npy")
     idx = np.arange(len(ty))
     if quick:
@@ -168,4 +200,4 @@ def load_task(seed: int = 0, quick: bool = False, work: Path = WORK) -> Task:
     sx, sy = to_input(np.load(work / "select_x.npy")[:, 0]), np.load(work / "select_y.npy").astype(np.int64)
     vx, vy = to_input(np.load(work / "val_x.npy")[:, 0]), np.load(work / "val_y.npy").astype(np.int64)
     return Task("speech-kws", x_train, y_train, sx, sy, vx, vy, tuple(x_train.shape[1:]), len(LABELS),
-                tuple(LABELS))
+                tuple(LABELS), copies=tx[idx])

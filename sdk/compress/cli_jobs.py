@@ -153,9 +153,10 @@ def run_distill(args: argparse.Namespace, model: Any, train: Any, val: Any) -> t
 def run_factorize(args: argparse.Namespace, model: Any, train: Any, val: Any) -> tuple[Any, dict[str, Any]]:
     from sdk.compress.lowrank import factorize
 
-    out, report = factorize(model, rank=args.rank, energy=args.energy)
+    out, report = factorize(model, rank=args.rank, energy=args.energy, method=args.method)
     _fit(args, out, train, "factorize")
-    return out, {"technique": "factorize", "rank": args.rank, "energy": args.energy, "layers": report}
+    return out, {"technique": "factorize", "method": args.method, "rank": args.rank, "energy": args.energy,
+                 "layers": report}
 
 
 def run_cluster(args: argparse.Namespace, model: Any, train: Any, val: Any) -> tuple[Any, dict[str, Any]]:
@@ -197,6 +198,8 @@ def _factorize_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--rank", type=int, help="rank of every factorized layer")
     g.add_argument("--energy", type=float, help="keep this fraction of each weight's squared singular values")
+    p.add_argument("--method", choices=("svd", "tucker2"), default="svd", help="svd: k x k (r filters) + 1x1; "
+                   "tucker2: 1x1 + k x k core + 1x1 (HOSVD; 1x1 and linear layers use svd) (default svd)")
 
 
 def _cluster_opts(p: argparse.ArgumentParser) -> None:

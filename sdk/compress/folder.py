@@ -76,7 +76,8 @@ def write_folder(model: Any, out: str | Path, val: Any, *, name: str, labels: Se
     ``facts`` (technique, settings, sizes) as the manifest's ``compression`` entry.
 
     ``int8_onnx``: an int8 QDQ model made by QAT; it becomes the ``int8`` tier instead of
-    post-training quantization (its own learned scales, no recalibration)."""
+    post-training quantization (its own learned scales, no recalibration), for ONNX Runtime and, converted
+    by :func:`sdk.compress.qat_tflite.qdq_to_tflite`, for LiteRT."""
     from sdk.models.manifest import Manifest
     from sdk.optimize import measure_folder, optimize
 
@@ -88,9 +89,13 @@ def write_folder(model: Any, out: str | Path, val: Any, *, name: str, labels: Se
     res = optimize(fp32, calib=(x[:CALIB_SAMPLES], None), evalset=(x, y), out=out, name=name, labels=labels,
                    tiers=tiers, eval_limit=None, report=int8_onnx is None)
     if int8_onnx is not None:
+        from sdk.compress.qat_tflite import qdq_to_tflite
+
         shutil.copyfile(int8_onnx, out / "model.int8.onnx")
+        qdq_to_tflite(int8_onnx, out / "model.int8.tflite")  # LiteRT int8 on the same learned grid
         m = Manifest.load(out)
-        m.add_variant("int8", "model.int8.onnx", "onnxruntime", folder=out).extra["source"] = "qat"
+        for file, backend in (("model.int8.onnx", "onnxruntime"), ("model.int8.tflite", "litert")):
+            m.add_variant("int8", file, backend, folder=out).extra["source"] = "qat"
         m.save(out)
         res = measure_folder(out, (x, y))
     m = Manifest.load(out)

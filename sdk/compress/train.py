@@ -6,6 +6,8 @@
 
 ``train_data`` is ``(x, y)`` numpy arrays (shuffled per epoch from ``seed``; a resumed run sees
 the same batches as an uninterrupted one) or any re-iterable of ``(x, y)`` batches (a DataLoader).
+A re-iterable with a ``set_epoch(epoch)`` method (e.g. one drawing fresh augmentation every epoch) is
+told the epoch before each pass, so a resumed run sees the same batches too.
 ``loss_fn(model, x, y) -> loss`` replaces cross entropy (distillation passes one); ``after_step(model)``
 runs after every optimizer step (clustering and unstructured pruning re-apply their constraint).
 AdamW with a cosine schedule; a checkpoint (weights, optimizer, schedule, RNG) after every epoch.
@@ -83,6 +85,8 @@ def fit(model: Any, train_data: Batches, epochs: int, lr: float, *, loss_fn: Los
     for epoch in range(start, epochs):
         rng = np.random.default_rng(seed * 100003 + epoch)
         torch.manual_seed(seed * 100003 + epoch)  # dropout masks: the same after a resume
+        if hasattr(train_data, "set_epoch"):
+            train_data.set_epoch(epoch)
         model.train()
         total, n = 0.0, 0
         bar = tqdm(_batches(train_data, batch_size, rng), total=_n_batches(train_data, batch_size),

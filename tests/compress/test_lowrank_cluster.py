@@ -12,6 +12,7 @@ from sdk.compress import fit
 from sdk.compress.cluster import cluster_weights, distinct_values, kmeans_1d
 from sdk.compress.lowrank import choose_rank, factorize
 from sdk.compress.toy import tiny_cnn, tiny_data
+from sdk.errors import ConfigError
 
 
 def _composed(seq: nn.Sequential) -> torch.Tensor:
@@ -32,6 +33,28 @@ def test_factorization_reconstructs_within_reported_error() -> None:
     x = torch.randn(2, 6, 4, 4)
     assert out(x).shape == (2, 10)
     torch.testing.assert_close(out[0][1].bias, model[0].bias)
+
+
+def test_tucker2_reconstructs_within_reported_error_and_runs_the_same_function() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(12, 16, 3, stride=2, padding=1)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Conv2d(16, 16, 1))
+    out, report = factorize(model, rank=4, method="tucker2")
+    a, core, c = out[0]
+    assert report["0"]["rank"] == [4, 4] and report["0"]["method"] == "tucker2"
+    assert report["0"]["params_after"] == 12 * 4 + 4 * 4 * 9 + 4 * 16 < report["0"]["params_before"]
+    w_r = torch.einsum("oa,abhw,bi->oihw", c.weight.detach()[..., 0, 0], core.weight.detach(), a.weight.detach()[..., 0, 0])
+    err = float(torch.linalg.norm(conv.weight.detach() - w_r) / torch.linalg.norm(conv.weight.detach()))
+    assert err == pytest.approx(report["0"]["rel_error"], rel=1e-4) and 0 < err < 1
+    x = torch.randn(2, 12, 8, 8)
+    with torch.no_grad():  # the three layers compute conv(x, W_r) + b: stride and padding live in the core
+        want = torch.nn.functional.conv2d(x, w_r, conv.bias, stride=2, padding=1)
+        torch.testing.assert_close(out[0](x), want, rtol=1e-4, atol=1e-4)
+    _, rep_full = factorize(model, rank=None, energy=1.0, method="tucker2")  # all ranks kept: no saving
+    assert "0" not in rep_full
+    assert isinstance(out[2], nn.Sequential)  # the 1x1 layer falls back to SVD
+    with pytest.raises(ConfigError, match="svd. or .tucker2"):
+        factorize(model, rank=4, method="cp")
 
 
 def test_energy_target_and_full_rank_is_exact() -> None:

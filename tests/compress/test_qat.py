@@ -56,3 +56,42 @@ def test_unsupported_graph_is_a_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="unsupported operation"):
         quantize_aware(Odd(), np.zeros((2, 1, 8, 8), np.float32))
+
+
+def test_litert_int8_carries_the_qat_grid_bit_for_bit(tmp_path) -> None:
+    """The LiteRT int8 model made from the QAT QDQ model computes the same int8 outputs as ONNX Runtime:
+    same scales and zero points everywhere (no recalibration), same int8 weights and int32 biases."""
+    pytest.importorskip("ai_edge_litert")
+    from sdk.compress.qat_tflite import qdq_to_tflite
+    from sdk.optimize.data import Dataset
+    from sdk.optimize.measure import predict_outputs
+
+    rng = np.random.default_rng(2)
+    calib = rng.normal(0, 1, (64, 1, 8, 8)).astype(np.float32)
+    q = quantize_aware(_model(), calib)
+    qdq = export_qdq(q, tmp_path / "q.onnx", calib)
+    tfl = qdq_to_tflite(qdq, tmp_path / "q.int8.tflite")
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(tfl))
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer
+    scale, zp = q.act_quant5.qparams()
+    assert out["quantization"] == pytest.approx((scale, zp), rel=0, abs=0)  # the learned grid, not a calibrated one
+    x = rng.normal(0, 1.2, (200, 1, 8, 8)).astype(np.float32)
+    data = Dataset(x, np.zeros(len(x), np.int64))
+    ort_out, lite_out = (np.asarray(predict_outputs(p, data)[0]) for p in (qdq, tfl))
+    got, want = np.round(lite_out / scale) + zp, np.round(ort_out / scale) + zp
+    assert len(np.unique(want)) > 20
+    np.testing.assert_array_equal(got, want)
+
+
+def test_litert_export_refuses_a_model_that_is_not_qdq(tmp_path) -> None:
+    from sdk.compress.folder import export_onnx
+    from sdk.compress.qat_tflite import qdq_to_tflite
+    from sdk.errors import ExportError
+
+    path = export_onnx(_model(), tmp_path / "fp32.onnx", np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(ExportError, match="no QAT"):
+        qdq_to_tflite(path, tmp_path / "x.tflite")
+    with pytest.raises(ExportError, match="not found"):
+        qdq_to_tflite(tmp_path / "missing.onnx", tmp_path / "x.tflite")

@@ -51,7 +51,8 @@ def test_resume_continues_the_same_run(tmp_path) -> None:
 
 @pytest.mark.parametrize("technique,extra", [
     ("prune", ["--ratio", "0.5"]), ("qat", []), ("distill", ["--teacher", "sdk.compress.toy:tiny_cnn"]),
-    ("factorize", ["--rank", "2"]), ("cluster", ["--clusters", "8"])])
+    ("factorize", ["--rank", "2"]), ("factorize", ["--rank", "2", "--method", "tucker2"]),
+    ("cluster", ["--clusters", "8"])])
 def test_cli_subcommands_write_a_model_folder(tmp_path, capsys, technique, extra) -> None:
     out = tmp_path / technique
     rc = main(["compress", technique, "--model", "sdk.compress.toy:tiny_cnn", "--data", "sdk.compress.toy:tiny_data",
@@ -63,6 +64,12 @@ def test_cli_subcommands_write_a_model_folder(tmp_path, capsys, technique, extra
     assert manifest["compression"]["technique"] == technique and manifest["compression"]["macs"] > 0
     tiers = {(v["tier"], v["backend"]) for v in manifest["variants"]}
     assert {("fp32", "onnxruntime"), ("int8", "onnxruntime")} <= tiers
+    if "tucker2" in extra:  # the k x k stem became 1x1 + core + 1x1
+        assert any(r.get("method") == "tucker2" for r in manifest["compression"]["layers"].values())
+    if technique == "qat":  # both int8 runtimes carry the learned scales and were measured
+        assert ("int8", "litert") in tiers
+        qat = [v for v in manifest["variants"] if v["tier"] == "int8"]
+        assert all(v.get("source") == "qat" and v["metrics"] for v in qat), qat
     assert (out / ".compress" / f"{technique}.pt").exists() or technique == "prune"
 
 
