@@ -258,6 +258,9 @@ class Converter(ShapeOps, MathOps):
         self.g.add_op(code, [idx], [out], onnx_node=node.name)
 
     def op_Identity(self, node: Any) -> None:
-        self.t[node.output[0]] = self.t[node.input[0]]
+        if node.input[0] in self.consts:  # torch writes shared equal initializers as Identity of one
+            self.consts[node.output[0]] = self.consts[node.input[0]]
+        else:
+            self.t[node.output[0]] = self.t[node.input[0]]
 
     op_Dropout = op_Identity

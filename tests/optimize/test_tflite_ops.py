@@ -97,6 +97,8 @@ CASES: dict[str, tuple[list, list, list[str], int, bool]] = {
     "BatchNormalization": ([N("Sigmoid", ["x"], ["s"]), N("BatchNormalization", ["s", "g", "b", "mu", "var"], ["y"])],
                            [_c("g", RNG.random(C) + 0.5), _c("b", RNG.standard_normal(C)), _c("mu", RNG.random(C)),
                             _c("var", RNG.random(C) + 0.1)], ["y"], 13, True),
+    "Identity-of-initializer": ([N("Identity", ["cw"], ["cw2"]), N("Conv", ["x", "cw"], ["f"], pads=[1, 1, 1, 1]),
+                                 N("Conv", ["f", "cw2"], ["y"], pads=[1, 1, 1, 1])], CONV_W, ["y"], 13, True),
     "MatMul-rank3": ([N("Reshape", ["x", "shp"], ["r"]), N("MatMul", ["r", "mw"], ["y"])],
                      [_c("shp", [1, C, H * W], np.int64), _w("mw", H * W, 5)], ["y"], 13, True),
 }
