@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-IN_MEAN, IN_STD = 21.0, 7.0  # log2 energy of the training features, roughly; folded into conv 1 for export
+from apps.speech.train import ARCHS, IN_MEAN, IN_STD
+
 N_CLASSES = 12
 
 
@@ -86,9 +87,6 @@ def bcresnet(width: int = 8, depth: int = 1, dropout: float = 0.2) -> nn.Sequent
     layers += [*_cbr(cin, cin, (5, 4), groups=cin), *_cbr(cin, head, (1, 1)),
                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(head, N_CLASSES)]
     return nn.Sequential(*layers)
-
-
-ARCHS = {"dscnn": (64, 4), "bcresnet": (8, 1)}  # default (width, depth)
 
 
 def make_net(arch: str = "dscnn", width: int | None = None, depth: int | None = None) -> nn.Sequential:

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from apps.speech.data import LABELS, Clip, list_clips, split_of
-from apps.speech.nets import ARCHS, IN_MEAN, IN_STD, deployable, make_net  # noqa: F401 (IN_*: bench/compress)
 from apps.speech.spotter import SETTINGS_FILE
 from apps.speech.stream import StreamSettings
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ENROLL_WORD = "happy"
 FRAMES, CHANNELS, STEPS_PER_OCTAVE = 49, 40, 5.25
+IN_MEAN, IN_STD = 21.0, 7.0  # log2 energy of the training features, roughly; folded into conv 1 for export
+ARCHS = {"dscnn": (64, 4), "bcresnet": (8, 1)}  # network families (apps/speech/nets.py): default width, depth
 
 
 def splits(data: Path) -> dict[str, list[Clip]]:
@@ -89,6 +90,13 @@ def build_cache(work: Path, data: Path, copies: int, seed: int, extra_silence: i
     (work / "splits.json").write_text(json.dumps(
         {k: [str(c.path) for c in v] for k, v in parts.items()}, indent=1) + "\n")
     return paths
+
+
+def deployable(net: Any) -> Any:
+    """The trained network without its input normalisation (folded into conv 1): what is exported."""
+    from apps.speech.nets import deployable as fold
+
+    return fold(net)
 
 
 def to_input(feats: np.ndarray) -> np.ndarray:
@@ -200,6 +208,8 @@ def sampling_weights(ty: np.ndarray, real: int, unknown_weight: float, synth_sha
 def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     import torch
     from tqdm import tqdm
+
+    from apps.speech.nets import make_net
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
