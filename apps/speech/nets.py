@@ -3,18 +3,20 @@
 Both take ``[n, 1, 49 frames, 40 mel]`` log2 energies, start with a ``Normalize`` layer that
 ``deployable`` folds into the first convolution (which has no padding, so the fold is exact), and end
 with pooling -> linear (12), so the network without its last layer is the enrolment embedding.
-Every op exports to ONNX, the SDK's TFLite converter and Ember's C kernels (conv, depthwise conv,
-ReLU, add, mean, nearest-neighbour resize, linear).
+Every op exports to ONNX (``export_onnx``), the SDK's TFLite converter and Ember's C kernels (conv,
+depthwise conv, ReLU, add, mean, nearest-neighbour resize, linear).
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from apps.speech.batches import CHANNELS, FRAMES
 from apps.speech.train import ARCHS, IN_MEAN, IN_STD
 
 N_CLASSES = 12
@@ -108,3 +110,34 @@ def deployable(net: nn.Sequential) -> nn.Sequential:
 
 def count_params(net: Any) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+def export_onnx(net: Any, path: Path) -> Path:
+    net = deployable(net)
+    dummy = torch.zeros(1, 1, FRAMES, CHANNELS)
+    torch.onnx.export(net, (dummy,), str(path), input_names=["features"], output_names=["logits"],
+                      opset_version=13, dynamo=False)
+    return short_names(path)
+
+
+def short_names(path: Path) -> Path:
+    """Rename the ONNX graph's nodes and inner tensors n0.., t0.., w0..: the names are copied into every
+    tier file (~30 bytes per tensor in the .tflite, where the size target is 30 KB)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    g = m.graph
+    keep = {v.name for v in (*g.input, *g.output)}
+    new = {t.name: f"w{i}" for i, t in enumerate(g.initializer) if t.name not in keep}
+    for n in g.node:
+        new |= {o: f"t{len(new)}" for o in n.output if o not in keep and o not in new}
+    for t in g.initializer:
+        t.name = new.get(t.name, t.name)
+    for i, n in enumerate(g.node):
+        n.name = f"n{i}"
+        n.input[:] = [new.get(x, x) for x in n.input]
+        n.output[:] = [new.get(x, x) for x in n.output]
+    for v in g.value_info:
+        v.name = new.get(v.name, v.name)
+    onnx.save(m, str(path))
+    return path

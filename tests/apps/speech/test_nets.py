@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from apps.speech.batches import sampling_weights
 from apps.speech.data import LABELS
-from apps.speech.nets import deployable, make_net
-from apps.speech.train import export_onnx, sampling_weights
+from apps.speech.nets import deployable, export_onnx, make_net
 
 
 def _randomised(net):
