@@ -4,7 +4,8 @@ Stages (each resumable; caches and checkpoints live in ``--work``, default /work
 1. features of every clip and of ``--copies`` augmented copies, from the integer front end (.npy cache);
 2. a DS-CNN or BC-ResNet (``--arch``, ``--width``, ``--depth``; apps/speech/nets.py) trained with
    class-balanced sampling and SpecAugment (checkpoint every epoch, ``--epochs``), optionally with
-   synthetic unknown words and keywords (``--synth``, ``--synth-keywords``, ``--synth-share``);
+   synthetic unknown words and keywords (``--synth``, ``--synth-keywords``, ``--synth-share``) and
+   distillation from an ONNX teacher (``--teacher``; batches.py);
 3. ONNX export and the tiers (fp32, int8; ONNX Runtime and LiteRT) via ``sdk.optimize.optimize``
    into ``--out`` (default apps/speech/model), then streaming thresholds tuned on the select split.
 
