@@ -1,8 +1,10 @@
-"""Synthetic 'unknown' words for training (espeak-ng and flite, Debian packages): more and more varied
-non-keywords than the recorded ones, in many voices, speeds and pitches.
+"""Synthetic words for training (espeak-ng and flite, Debian packages) in many voices, speeds and pitches:
+'unknown' words (more and more varied non-keywords than the recorded ones) and the ten keywords
+(extra augmentation for the keyword classes, which have only ~190 recorded clips each).
 
-Only words that are no keyword, no homophone of one (know, write) and not the enrolment word are
-spoken; they are training data only (never in the select or val splits).
+The unknown words are no keyword, no homophone of one (know, write) and not the enrolment word. All
+synthetic clips are training data only (never in the select or val splits); the training script
+mixes them with background noise and samples them at a fixed share of their class.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.speech.data import Clip, read_audio
+from apps.speech.data import KEYWORDS, Clip, read_audio
 
 _WORDS = """
 yet yeah yell less yellow guess chess dress mess bless press test west best nest vest
@@ -62,8 +64,9 @@ def _command(word: str, rng: np.random.Generator, wav: Path) -> list[str]:
     return cmd
 
 
-def make_unknowns(folder: Path, n: int, seed: int) -> list[Clip]:
-    """``n`` synthetic unknown-word clips as 16 kHz WAV files in ``folder`` (made once, then reused)."""
+def make_clips(folder: Path, n: int, seed: int, words: tuple[str, ...], label: str | None = None) -> list[Clip]:
+    """``n`` synthetic clips of random ``words`` as 16 kHz WAV files in ``folder`` (made once, then reused),
+    labelled ``label`` (None: each clip's own word)."""
     import soundfile as sf
     from tqdm import tqdm
 
@@ -73,13 +76,23 @@ def make_unknowns(folder: Path, n: int, seed: int) -> list[Clip]:
     rng = np.random.default_rng(seed)
     clips = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in tqdm(range(n), desc="synthetic words", unit="clip", mininterval=5):
-            word = str(rng.choice(WORDS)).lower()
+        for i in tqdm(range(n), desc=f"synthetic {label or 'keywords'}", unit="clip", mininterval=5):
+            word = str(rng.choice(words)).lower()
             path = folder / f"{word}_synth{i}_nohash_0.wav"
             wav = Path(tmp) / "w.wav"
             cmd = _command(word, rng, wav)  # drawn even for a file made before: the same clips on a rerun
             if not path.exists():
                 subprocess.run(cmd, check=True, capture_output=True, timeout=30)
                 sf.write(str(path), read_audio(wav), 16000, subtype="PCM_16")
-            clips.append(Clip(path, "unknown", f"synth{i}", word))
+            clips.append(Clip(path, label or word, f"synth{i}", word))
     return clips
+
+
+def make_unknowns(folder: Path, n: int, seed: int) -> list[Clip]:
+    """``n`` synthetic unknown-word clips."""
+    return make_clips(folder, n, seed, WORDS, "unknown")
+
+
+def make_keywords(folder: Path, n: int, seed: int) -> list[Clip]:
+    """``n`` synthetic keyword clips (random keywords, each labelled with its word)."""
+    return make_clips(folder, n, seed, tuple(KEYWORDS))

@@ -2,8 +2,10 @@
 
 Stages (each resumable; caches and checkpoints live in ``--work``, default /work/train/speech):
 1. features of every clip and of ``--copies`` augmented copies, from the integer front end (.npy cache);
-2. a DS-CNN (``--width``, ``--depth``) trained with class-balanced sampling and SpecAugment
-   (checkpoint every epoch, ``--epochs``);
+2. a DS-CNN or BC-ResNet (``--arch``, ``--width``, ``--depth``; apps/speech/nets.py) trained with
+   class-balanced sampling and SpecAugment (checkpoint every epoch, ``--epochs``), optionally with
+   synthetic unknown words and keywords (``--synth``, ``--synth-keywords``, ``--synth-share``) and
+   distillation from an ONNX teacher (``--teacher``; batches.py);
 3. ONNX export and the tiers (fp32, int8; ONNX Runtime and LiteRT) via ``sdk.optimize.optimize``
    into ``--out`` (default apps/speech/model), then streaming thresholds tuned on the select split.
 
@@ -22,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from apps.speech.batches import distil, roll_time, sampling_weights, spec_augment, teacher_logits, to_input
 from apps.speech.data import LABELS, Clip, list_clips, split_of
 from apps.speech.spotter import SETTINGS_FILE
 from apps.speech.stream import StreamSettings
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ENROLL_WORD = "happy"
-FRAMES, CHANNELS, STEPS_PER_OCTAVE = 49, 40, 5.25
+IN_MEAN, IN_STD = 21.0, 7.0  # log2 energy of the training features, roughly; folded into conv 1 for export
+ARCHS = {"dscnn": (64, 4), "bcresnet": (8, 1)}  # network families (apps/speech/nets.py): default width, depth
 
 
 def splits(data: Path) -> dict[str, list[Clip]]:
@@ -56,7 +60,7 @@ def splits(data: Path) -> dict[str, list[Clip]]:
 
 
 def build_cache(work: Path, data: Path, copies: int, seed: int, extra_silence: int,
-                synth: int = 0) -> dict[str, Path]:
+                synth: int = 0, synth_keywords: int = 0) -> dict[str, Path]:
     from apps.speech.augment import Noise, features_of
 
     work.mkdir(parents=True, exist_ok=True)
@@ -71,85 +75,29 @@ def build_cache(work: Path, data: Path, copies: int, seed: int, extra_silence: i
             np.save(py, y)
             np.save(px, x)  # written last: its presence marks a complete stage
         paths[name] = px
-    if synth:  # synthetic unknown words: training only, cached apart so the clip cache stays reusable
-        px, py = work / "synth_x.npy", work / "synth_y.npy"
-        if not (px.exists() and py.exists()):
-            from apps.speech.synth import make_unknowns
+    from apps.speech import synth as synthetic
 
-            clips = make_unknowns(work / "synth", synth, seed + 7)
-            x, y = features_of(clips, copies, noise, seed + 3, 0, desc="synth")
+    # synthetic words: training only, cached apart so the clip cache stays reusable
+    for name, n, make, salt in (("synth", synth, synthetic.make_unknowns, 7),
+                                ("synth_kw", synth_keywords, synthetic.make_keywords, 11)):
+        px, py = work / f"{name}_x.npy", work / f"{name}_y.npy"
+        if n and not (px.exists() and py.exists()):
+            clips = make(work / name, n, seed + salt)
+            x, y = features_of(clips, copies, noise, seed + salt - 4, 0, desc=name)
             np.save(py, y)
             np.save(px, x)
-        paths["synth"] = px
+        if n:
+            paths[name] = px
     (work / "splits.json").write_text(json.dumps(
         {k: [str(c.path) for c in v] for k, v in parts.items()}, indent=1) + "\n")
     return paths
 
 
-IN_MEAN, IN_STD = 21.0, 7.0  # log2 energy of the training features, roughly; folded into conv 1 for export
-
-
-def make_net(width: int = 64, depth: int = 4, dropout: float = 0.2) -> Any:
-    """DS-CNN: normalise -> conv 10x4 /2 (no padding) -> ``depth`` x (depthwise 3x3 + pointwise) -> average
-    pool -> linear (12). The normalisation is folded into the first convolution by ``deployable``."""
-    import torch
-    from torch import nn
-
-    class Normalize(nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return (x - IN_MEAN) / IN_STD
-
-    def block(cin: int, cout: int, k: tuple[int, int], stride: tuple[int, int], groups: int,
-              pad: tuple[int, int]) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    layers = [Normalize(), *block(1, width, (10, 4), (2, 2), 1, (0, 0))]
-    for _ in range(depth):
-        layers += block(width, width, (3, 3), (1, 1), width, (1, 1)) + block(width, width, (1, 1), (1, 1), 1, (0, 0))
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, len(LABELS))]
-    return nn.Sequential(*layers)
-
-
 def deployable(net: Any) -> Any:
-    """The same function without the Normalize layer: conv1(W, (x - m) / s) = conv1(W / s, x) - m / s * sum(W)
-    (exact because conv 1 has no padding)."""
-    import copy
+    """The trained network without its input normalisation (folded into conv 1): what is exported."""
+    from apps.speech.nets import deployable as fold
 
-    import torch
-
-    out = copy.deepcopy(net).eval()
-    conv = out[1]
-    folded = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                             bias=True)
-    with torch.no_grad():
-        folded.weight.copy_(conv.weight / IN_STD)
-        folded.bias.copy_(-IN_MEAN / IN_STD * conv.weight.sum(dim=(1, 2, 3)))
-    return torch.nn.Sequential(folded, *list(out)[2:]).eval()
-
-
-def to_input(feats: np.ndarray) -> np.ndarray:
-    """uint8 features [..., 49, 40] -> the model's float input [n, 1, 49, 40] (log2 energy)."""
-    return (np.asarray(feats, np.float32) / STEPS_PER_OCTAVE).reshape(-1, 1, FRAMES, CHANNELS)
-
-
-def spec_augment(x: Any, rng: np.random.Generator) -> Any:
-    """Fill one random time band (<= 8 frames) and one frequency band (<= 6 channels) per sample with the
-    sample's mean, in place."""
-    for i in range(x.shape[0]):
-        t, f = rng.integers(0, 9), rng.integers(0, 7)
-        t0, f0 = rng.integers(0, FRAMES - t + 1), rng.integers(0, CHANNELS - f + 1)
-        fill = x[i].mean()
-        x[i, :, t0:t0 + t, :] = fill
-        x[i, :, :, f0:f0 + f] = fill
-    return x
-
-
-def roll_time(x: Any, rng: np.random.Generator, max_roll: int) -> Any:
-    """Shift each sample by up to ``max_roll`` frames (wrapping): words anywhere in the window, as in a stream."""
-    if max_roll:
-        for i, r in enumerate(rng.integers(-max_roll, max_roll + 1, x.shape[0])):
-            x[i] = np.roll(x[i], int(r), axis=1)
-    return x
+    return fold(net)
 
 
 def accuracy(net: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -184,20 +132,27 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     import torch
     from tqdm import tqdm
 
+    from apps.speech.nets import make_net
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tx = np.load(paths["train"])  # in memory: random batches from a memory map are slow
     ty = np.load(paths["train"].with_name("train_y.npy"))
-    if "synth" in paths:
-        tx = np.concatenate([tx, np.load(paths["synth"])])
-        ty = np.concatenate([ty, np.load(paths["synth"].with_name("synth_y.npy"))])
+    real = len(ty)
+    for name in ("synth", "synth_kw"):
+        if name in paths:
+            tx = np.concatenate([tx, np.load(paths[name])])
+            ty = np.concatenate([ty, np.load(paths[name].with_name(f"{name}_y.npy"))])
     sx, sy = np.load(paths["select"])[:, 0], np.load(paths["select"].with_name("select_y.npy"))
+    soft = teacher_logits(args.teacher, tx, args.work / "teacher_logits.npy") if args.teacher else None
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    net = make_net(args.width, args.depth).to(memory_format=fmt)
+    net = make_net(args.arch, args.width, args.depth).to(memory_format=fmt)
     ema = torch.optim.swa_utils.AveragedModel(
         net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)) if args.ema else None
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
-    steps = args.epochs * (len(ty) // args.batch)
+    weights = sampling_weights(ty, real, args.unknown_weight, args.synth_share)
+    draws = (real if args.synth_share else len(ty)) // args.batch * args.batch  # samples per epoch
+    steps = args.epochs * (draws // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.05)
     ckpt, start, log = args.work / "checkpoint.pt", 0, []
     if ckpt.exists() and not args.restart:
@@ -209,13 +164,10 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
             ema.load_state_dict(state["ema"])
         start, log = state["epoch"], state["log"]
         print(f"resumed from {ckpt} after epoch {start}")
-    counts = np.bincount(ty, minlength=len(LABELS)).astype(np.float64)
-    boost = np.where(ty == LABELS.index("unknown"), args.unknown_weight, 1.0)  # streams are mostly other words
-    weights = boost / counts[ty] / (boost / counts[ty]).sum()
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
     for epoch in range(start, args.epochs):
         rng = np.random.default_rng(args.seed * 1000 + epoch)
-        order = rng.choice(len(ty), size=(len(ty) // args.batch) * args.batch, p=weights)
+        order = rng.choice(len(ty), size=draws, p=weights)
         net.train()
         t0, total = time.time(), 0.0
         bar = tqdm(range(0, len(order), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
@@ -230,6 +182,9 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
                 lam, perm = float(rng.beta(args.mixup, args.mixup)), torch.from_numpy(rng.permutation(len(idx)))
                 out = net(lam * xb + (1 - lam) * xb[perm])
                 loss = lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[perm])
+            elif soft is not None:
+                out = net(xb)
+                loss = distil(out, yb, torch.from_numpy(soft[idx, copy]), torch.from_numpy(idx < real), args)
             else:
                 loss = loss_fn(net(xb), yb)
             opt.zero_grad()
@@ -252,16 +207,6 @@ def fit(args: argparse.Namespace, paths: dict[str, Path]) -> Any:
     return averaged(ema, tx, args.seed) if ema is not None else net
 
 
-def export_onnx(net: Any, path: Path) -> Path:
-    import torch
-
-    net = deployable(net)
-    dummy = torch.zeros(1, 1, FRAMES, CHANNELS)
-    torch.onnx.export(net, (dummy,), str(path), input_names=["features"], output_names=["logits"],
-                      opset_version=13, dynamo=False)
-    return path
-
-
 def make_tiers(args: argparse.Namespace, onnx_path: Path, paths: dict[str, Path]) -> Any:
     from sdk.optimize import optimize
 
@@ -281,7 +226,9 @@ def write_settings(args: argparse.Namespace, paths: dict[str, Path]) -> None:
     fe = KwsFrontend()
     meta = {"kind": "classifier", "labels": list(LABELS), "stream": asdict(StreamSettings()),
             "frontend": {"sample_rate": fe.sample_rate, "channels": fe.channels},
-            "training": {"width": args.width, "depth": args.depth, "epochs": args.epochs, "seed": args.seed,
+            "training": {"arch": args.arch, "width": args.width, "depth": args.depth, "epochs": args.epochs,
+                         "seed": args.seed, "synth": args.synth, "synth_keywords": args.synth_keywords,
+                         "synth_share": args.synth_share, "teacher": str(args.teacher or ""), "kd": args.kd,
                          "copies": args.copies, "unknown_weight": args.unknown_weight, "max_roll": args.max_roll}}
     from firmware_export.tflite_model import load
 
@@ -350,8 +297,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extra-silence", type=int, default=800, help="generated silence clips for training")
     p.add_argument("--synth", type=int, default=0, help="synthetic unknown-word clips (espeak-ng/flite) to add to "
                    "training (default 0)")
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--synth-keywords", type=int, default=0, help="synthetic keyword clips (espeak-ng/flite) to add "
+                   "to training (default 0)")
+    p.add_argument("--synth-share", type=float, default=0.0, help="share of a class's draws that are synthetic "
+                   "(e.g. 0.25; default 0: synthetic clips count like recorded ones); an epoch stays the size of "
+                   "the recorded training set")
+    p.add_argument("--teacher", type=Path, default=None, help="fp32 ONNX model of this app to distil from, e.g. "
+                   "the shipped DS-CNN (its logits on every cached training window are computed once)")
+    p.add_argument("--kd", type=float, default=0.5, help="weight of the distillation loss, the rest plain cross "
+                   "entropy (with --teacher; sdk.compress.distill.kd_loss)")
+    p.add_argument("--kd-temp", type=float, default=2.0, help="distillation temperature (with --teacher)")
+    p.add_argument("--arch", choices=tuple(ARCHS), default="dscnn", help="network family (default dscnn)")
+    p.add_argument("--width", type=int, default=None, help="channels (default: 64 dscnn, 8 bcresnet)")
+    p.add_argument("--depth", type=int, default=None, help="blocks (default: 4 dscnn, 1 bcresnet = 1, 1, 2, 2 "
+                   "blocks per stage)")
     p.add_argument("--epochs", type=int, default=24)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -369,7 +328,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart", action="store_true", help="ignore the checkpoint in --work")
     p.add_argument("--stage", choices=("all", "cache", "fit", "export", "tune"), default="all",
                    help="stop after this stage (export: tiers from the checkpoint; tune: only the streaming settings)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    width, depth = ARCHS[args.arch]
+    args.width, args.depth = args.width or width, args.depth or depth
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "tune":
         tune_stream(args)
         return 0
-    paths = build_cache(args.work, args.data, args.copies, args.seed, args.extra_silence, args.synth)
+    paths = build_cache(args.work, args.data, args.copies, args.seed, args.extra_silence, args.synth,
+                        args.synth_keywords)
     if args.stage == "cache":
         return 0
     net = fit(args, paths)
@@ -385,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     vx, vy = np.load(paths["val"])[:, 0], np.load(paths["val"].with_name("val_y.npy"))
     print(json.dumps({"val_acc_fp32_torch": accuracy(net, vx, vy)}))
+    from apps.speech.nets import export_onnx
+
     res = make_tiers(args, export_onnx(net, args.work / "speech-kws.onnx"), paths)
     write_settings(args, paths)
     reference_profile(args, paths)
