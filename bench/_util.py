@@ -8,6 +8,7 @@ run, or the commit changed meanwhile: the numbers then belong to no commit.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -69,3 +70,11 @@ def write_result(name: str, result: dict[str, Any], load_before: dict[str, Any] 
     (RESULTS / f"{name}.json").write_text(text + "\n")
     print(text)
     return result
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a bench script: ``--help`` prints the script's docstring (what it measures
+    and how) instead of running it."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="Prints one JSON object and writes it to bench/results/ with the git "
+                                          "commit it ran on.")

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, load, write_result
+from _util import REPO, load, parser, write_result
 
 RAM_GOAL = 0.6
 
@@ -97,6 +97,7 @@ def measure(name: str, model: Path, d: Path) -> dict:
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     from tqdm import tqdm
 
     load_before = load()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import load, write_result
+from _util import load, parser, write_result
 
 from firmware_export.frontend import verify
 from sdk.features import KwsFrontend
@@ -53,6 +53,7 @@ def c_ms(fe: KwsFrontend, data: np.ndarray, cc: str = "gcc") -> float:
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     load_before = load()
     fe = KwsFrontend()
     data = clips(200)

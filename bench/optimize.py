@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, load, write_result
+from _util import REPO, load, parser, write_result
 
 from sdk.optimize import optimize
 from sdk.optimize.data import Dataset
@@ -210,6 +210,7 @@ def run_builtin(spec: Builtin, out_root: Path, other_methods: tuple[str, ...] = 
 
 
 def main() -> None:
+    parser(__doc__).parse_args()
     load_before = load()
     models = []
     out_root = CACHE / "out"

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import REPO, load, write_result
+from _util import REPO, load, parser, write_result
 
 from sdk.optimize import optimize
 from sdk.optimize.data import Dataset
@@ -176,6 +176,7 @@ def targets(models: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> int:
+    parser(__doc__).parse_args()
     if not (MODELS / "yolox_nano.onnx").is_file() or not DATA.is_dir():
         print(f"needs {MODELS} and {DATA}", file=sys.stderr)
         return 2
