@@ -48,6 +48,7 @@ class MixedResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)  # the data it was chosen on (scores above are on it)
     ranking: list[LayerSensitivity] = field(default_factory=list)  # the layer order the search followed
+    labels: np.ndarray | None = field(default=None, repr=False)  # the selection data's labels it scored against
 
 
 def _progress(total: int, desc: str) -> Any:

@@ -193,6 +193,7 @@ def _mixed_tier(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Dataset, met
         res.mixed = mixed_precision(fp32, res.folder / out.file, cal, sel, task=res.task, method=method,
                                     workdir=work, labels=y, ranking=ranking, fp32_score=sel_score,
                                     max_drop=res.max_drop, calib_limit=calib_limit)
+        res.mixed.labels = y
         res.mixed.selection = {"samples": len(sel), "fp32_score": sel_score, "fraction": SELECTION_FRACTION,
                                "ranking": "blocks of 8 layers, then per layer in the 2 most sensitive blocks"
                                if by_block else "per-layer sensitivity"}
@@ -222,10 +223,9 @@ def _litert_mixed_builder(res: OptimizeResult, fp32: Path, cal: Dataset, sel: Da
     def build(dst: Path) -> dict[str, Any]:
         if res.mixed is None or res.mixed.path is None or sel is None:
             raise SkipTier("the int8-mixed search did not run or failed (see int8-mixed/onnxruntime)")
-        sel_out = predict(fp32, sel)
-        y = sel.y if sel.y is not None else fp32_reference(sel_out, res.task)
-        m = mixed_precision(fp32, dst, cal, sel, task=res.task, method=method, workdir=work, labels=y,
-                            ranking=res.mixed.ranking, fp32_score=score(sel_out, y, res.task),
+        m = mixed_precision(fp32, dst, cal, sel, task=res.task, method=method, workdir=work,
+                            labels=res.mixed.labels, ranking=res.mixed.ranking,
+                            fp32_score=res.mixed.selection["fp32_score"],
                             max_drop=res.max_drop, calib_limit=calib_limit, prune=4, first=res.mixed.excluded,
                             build=lambda excl, path: tflite_builder(fp32, cal, calib_limit, excl or None)(path))
         if not m.excluded:
