@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._util import load, write_result
+from bench._util import load, parser, write_result
 
 KD_T, KD_ALPHA = 4.0, 0.9  # distillation settings (fine-tuning and students)
 PRUNE_RATIOS = (0.3, 0.5, 0.7)
 
 
 def parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--quick", action="store_true", help="a quarter of the training data and fewer epochs")
     p.add_argument("--work", type=Path, default=Path("/tmp/ember-bench-compress"), help="checkpoints (resumable)")
     p.add_argument("--ft-epochs", type=int, default=None, help="fine-tuning after low-rank / clustering / magnitude "

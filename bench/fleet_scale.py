@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from _mqtt_blast import blast
-from _util import load, write_result
+from _util import load, parser, write_result
 
 from sdk.fleet.broker import LocalBroker
 from sdk.fleet.postgres import LocalPostgres
@@ -132,7 +132,7 @@ def sustained(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--rates", default="5000,6500,8000,10000,12000",
                     help="offered messages/s in total, one run per rate and setup (default %(default)s)")
     ap.add_argument("--seconds", type=float, default=15.0, help="how long the devices publish (default %(default)s)")

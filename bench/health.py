@@ -11,14 +11,13 @@ patients only; the per-tier scores pool every fold's held-out beats.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _util import REPO, write_result  # write_result records the git commit and a dirty flag
+from _util import REPO, parser, write_result  # write_result records the git commit and a dirty flag
 
 from apps.health.classifier import MODEL_DIR, BeatClassifier
 from apps.health.dataset import MODEL_CLASSES
@@ -160,7 +159,7 @@ def mcu(records: list[Any], excerpt_s: int = 20) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mitbih")
     ap.add_argument("--work", type=Path, default=Path("/work/train/health3"))
     ap.add_argument("--spread", type=Path, nargs="*", default=[Path("/work/train/health3_s1")],

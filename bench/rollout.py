@@ -17,7 +17,6 @@ rollback in a simulated fleet on a real local mosquitto.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import load, write_result
+from _util import load, parser, write_result
 from tqdm import tqdm
 
 from sdk.fleet.broker import LocalBroker
@@ -89,7 +88,7 @@ def fleet_round(tmp: Path, devices: int, seed: int, soak_s: float) -> list[dict[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--kills", type=int, default=100, help="SIGKILL trials during installs (default 100)")
     ap.add_argument("--devices", type=int, default=6, help="simulated devices (default 6)")
     ap.add_argument("--rounds", type=int, default=2, help="fleet rounds with fresh fleets and seeds (default 2)")

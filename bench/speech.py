@@ -14,7 +14,6 @@ on a Cortex-M4 (qemu) against Python, instructions per inference (qemu plugin fr
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import write_result
+from _util import parser, write_result
 
 from apps.speech.data import LABELS, fit, read_audio
 from apps.speech.evaluate import (
@@ -209,7 +208,7 @@ def enrolment(parts: dict, noise: list, hours: float, draws: int = 3) -> dict[st
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__)
     p.add_argument("--hours", type=float, default=1.0, help="negative stream length (default 1)")
     p.add_argument("--quick", action="store_true", help="0.1 h streams, one enrolment draw (a smoke run)")
     args = p.parse_args()

@@ -8,7 +8,6 @@ switches on a synthetic sequence (real object crops from val moving over a real 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2
 import numpy as np
-from _util import REPO, load, write_result
+from _util import REPO, load, parser, write_result
 
 from apps.vision import MODEL_DIR
 from apps.vision.app import make_scene
@@ -132,7 +131,7 @@ def pipeline_fps(clip: str, folder: Path, tier: str, work: Path) -> dict[str, An
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--rounds", type=int, default=10, help="interleaved latency rounds (10 runs of each model each)")
     ap.add_argument("--frames", type=int, default=90, help="frames of the synthetic tracking clip")
     args = ap.parse_args()
